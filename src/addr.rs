@@ -1,0 +1,602 @@
+//! Address specifiers: parsing the strings users type (`tcp-l:127.0.0.1:0`, `wss://host/x`, `-`)
+//! into inert typed values, and printing them back in canonical, secret-free form. No I/O here.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use url::Url;
+
+/// One side of a bridge, as typed by the user. Parsing never touches the network or the disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// `-` or `stdio:`: standard input and output.
+    Stdio,
+    /// `tcp:HOST:PORT`: connect to a TCP server.
+    Tcp(HostPort),
+    /// `tcp-listen:HOST:PORT`: accept TCP clients (port 0 picks a free port).
+    TcpListen(HostPort),
+    /// `unix:PATH`: connect to a Unix stream socket.
+    Unix(PathBuf),
+    /// `unix-listen:PATH`: accept clients on a Unix stream socket.
+    UnixListen(PathBuf),
+    /// `ws://…` or `wss://…`: WebSocket client.
+    Ws(WsUrl),
+    /// `mirror:`: in-process endpoint that sends every message back unchanged.
+    Mirror,
+}
+
+/// The kinds of address, with every spelling accepted for each (canonical first).
+const KINDS: &[(Kind, &[&str])] = &[
+    (Kind::Stdio, &["stdio"]),
+    (
+        Kind::Tcp,
+        &["tcp", "tcp-connect", "connect-tcp", "tcp-c", "c-tcp"],
+    ),
+    (
+        Kind::TcpListen,
+        &["tcp-listen", "listen-tcp", "tcp-l", "l-tcp"],
+    ),
+    (
+        Kind::Unix,
+        &["unix", "unix-connect", "connect-unix", "unix-c", "c-unix"],
+    ),
+    (
+        Kind::UnixListen,
+        &["unix-listen", "listen-unix", "unix-l", "l-unix"],
+    ),
+    (Kind::Mirror, &["mirror"]),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Stdio,
+    Tcp,
+    TcpListen,
+    Unix,
+    UnixListen,
+    Mirror,
+}
+
+/// Why an address did not parse. The message is shown to the user as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AddrError(pub String);
+
+impl Address {
+    /// True for the kinds that accept many connections.
+    pub fn is_listener(&self) -> bool {
+        matches!(self, Address::TcpListen(_) | Address::UnixListen(_))
+    }
+
+    /// True for the kinds whose connections carry messages (not byte streams).
+    pub fn is_message_endpoint(&self) -> bool {
+        matches!(self, Address::Ws(_) | Address::Mirror)
+    }
+}
+
+impl FromStr for Address {
+    type Err = AddrError;
+
+    fn from_str(s: &str) -> Result<Self, AddrError> {
+        if s == "-" {
+            return Ok(Address::Stdio);
+        }
+        if s.is_empty() {
+            return Err(AddrError("empty address".into()));
+        }
+        let lower = s.to_ascii_lowercase();
+        if lower.starts_with("ws://") || lower.starts_with("wss://") {
+            return WsUrl::parse(s).map(Address::Ws);
+        }
+        for (http, ws) in [("http://", "ws://"), ("https://", "wss://")] {
+            if lower.starts_with(http) {
+                let shown = redact_spec(s);
+                return Err(AddrError(format!(
+                    "'{shown}' is not a WebSocket URL; did you mean '{ws}{}'?",
+                    &shown[http.len()..]
+                )));
+            }
+        }
+        let Some((prefix, rest)) = s.split_once(':') else {
+            return Err(unknown(s, None));
+        };
+        let kind = KINDS
+            .iter()
+            .find(|(_, names)| names.iter().any(|n| n.eq_ignore_ascii_case(prefix)))
+            .map(|(k, _)| *k);
+        let Some(kind) = kind else {
+            return Err(unknown(s, Some(prefix)));
+        };
+        let canonical = canonical_name(kind);
+        let empty_rest = |addr: Address| {
+            if rest.is_empty() {
+                Ok(addr)
+            } else {
+                Err(AddrError(format!(
+                    "'{canonical}:' takes no argument, got '{rest}'"
+                )))
+            }
+        };
+        match kind {
+            Kind::Stdio => empty_rest(Address::Stdio),
+            Kind::Mirror => empty_rest(Address::Mirror),
+            Kind::Tcp => HostPort::parse(rest, canonical).map(Address::Tcp),
+            Kind::TcpListen => HostPort::parse(rest, canonical).map(Address::TcpListen),
+            Kind::Unix => unix_path(rest, canonical).map(Address::Unix),
+            Kind::UnixListen => unix_path(rest, canonical).map(Address::UnixListen),
+        }
+    }
+}
+
+fn canonical_name(kind: Kind) -> &'static str {
+    KINDS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, n)| n[0])
+        .unwrap_or("?")
+}
+
+fn unix_path(rest: &str, canonical: &str) -> Result<PathBuf, AddrError> {
+    if rest.is_empty() {
+        return Err(AddrError(format!(
+            "'{canonical}:' needs a socket path, e.g. '{canonical}:/run/app.sock'"
+        )));
+    }
+    Ok(PathBuf::from(rest))
+}
+
+/// The error for an address whose kind we do not know, with the closest spelling when one is close.
+fn unknown(s: &str, prefix: Option<&str>) -> AddrError {
+    let shown = redact_spec(s);
+    let Some(prefix) = prefix else {
+        return AddrError(format!(
+            "unknown address '{shown}': expected '-', a ws:// or wss:// URL, or KIND:ARGS (see 'wsbridge --help')"
+        ));
+    };
+    let candidates = KINDS
+        .iter()
+        .flat_map(|(_, names)| names.iter().copied())
+        .chain(["ws", "wss"]);
+    let best = candidates
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(&prefix.to_ascii_lowercase(), c),
+                c,
+            )
+        })
+        .min();
+    match best {
+        Some((d, name)) if d <= 2 || (d <= 3 && prefix.len() >= 8) => {
+            let suggestion = if name.starts_with("ws") {
+                format!("{name}://")
+            } else {
+                format!("{name}:")
+            };
+            AddrError(format!(
+                "unknown address type '{prefix}:' in '{shown}'; did you mean '{suggestion}'?"
+            ))
+        }
+        _ => {
+            // `127.0.0.1:8080` or `localhost:8080`: a host and a port without a kind.
+            if s.rsplit_once(':')
+                .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            {
+                return AddrError(format!(
+                    "address '{shown}' has no kind: did you mean 'tcp:{shown}' (connect), 'tcp-listen:{shown}' or 'ws://{shown}/'?"
+                ));
+            }
+            AddrError(format!(
+                "unknown address type '{prefix}:' in '{shown}' (known: -, ws://, wss://, tcp:, tcp-listen:, unix:, unix-listen:, mirror:, stdio:)"
+            ))
+        }
+    }
+}
+
+/// Redact what might be a secret inside an address we failed to parse (the password of a URL).
+fn redact_spec(s: &str) -> String {
+    // `scheme://user:pass@host` → `scheme://user:***@host`
+    if let Some(scheme_end) = s.find("://") {
+        let after = &s[scheme_end + 3..];
+        let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
+        if let Some(at) = after[..authority_end].rfind('@') {
+            let userinfo = &after[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let redacted = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            return format!("{}{redacted}{}", &s[..scheme_end + 3], &after[at..]);
+        }
+    }
+    s.to_string()
+}
+
+/// A host (name, IPv4 or IPv6 without brackets) and a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl HostPort {
+    fn parse(s: &str, kind: &str) -> Result<Self, AddrError> {
+        let example = || format!("'{kind}:127.0.0.1:8080' or '{kind}:[::1]:8080'");
+        let (host, port) = if let Some(inner) = s.strip_prefix('[') {
+            let (host, after) = inner.split_once(']').ok_or_else(|| {
+                AddrError(format!("'{kind}:{s}': missing ']' after IPv6 address"))
+            })?;
+            let port = after.strip_prefix(':').ok_or_else(|| {
+                AddrError(format!(
+                    "'{kind}:{s}': expected HOST:PORT, e.g. {}",
+                    example()
+                ))
+            })?;
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(AddrError(format!(
+                    "'{kind}:{s}': '{host}' is not an IPv6 address"
+                )));
+            }
+            (host, port)
+        } else {
+            let (host, port) = s.rsplit_once(':').ok_or_else(|| {
+                AddrError(format!(
+                    "'{kind}:{s}': expected HOST:PORT, e.g. {}",
+                    example()
+                ))
+            })?;
+            if host.contains(':') {
+                return Err(AddrError(format!(
+                    "'{kind}:{s}': put an IPv6 address in brackets, e.g. '{kind}:[::1]:8080'"
+                )));
+            }
+            (host, port)
+        };
+        if host.is_empty() {
+            return Err(AddrError(format!(
+                "'{kind}:{s}': missing host, e.g. {}",
+                example()
+            )));
+        }
+        let port = port.parse::<u16>().map_err(|_| {
+            AddrError(format!(
+                "'{kind}:{s}': '{port}' is not a port number (0-65535)"
+            ))
+        })?;
+        Ok(HostPort {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A `ws://` or `wss://` URL. `Display` hides the password and secret-looking query values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsUrl {
+    url: Url,
+}
+
+/// Query parameters whose values are hidden in logs and errors (matched as substrings, any case).
+const SECRET_QUERY_WORDS: &[&str] = &[
+    "token",
+    "key",
+    "secret",
+    "pass",
+    "auth",
+    "sig",
+    "session",
+    "jwt",
+    "credential",
+];
+
+impl WsUrl {
+    pub fn parse(s: &str) -> Result<Self, AddrError> {
+        let url =
+            Url::parse(s).map_err(|e| AddrError(format!("bad URL '{}': {e}", redact_spec(s))))?;
+        let me = WsUrl { url };
+        if me.url.host_str().is_none_or(str::is_empty) {
+            return Err(AddrError(format!("bad URL '{me}': missing host")));
+        }
+        if me.url.fragment().is_some() {
+            return Err(AddrError(format!(
+                "bad URL '{me}': WebSocket URLs cannot have a #fragment"
+            )));
+        }
+        Ok(me)
+    }
+
+    /// The full URL, secrets included: only for building the request, never for printing.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.url.scheme() == "wss"
+    }
+
+    /// Host as used for DNS and TLS server name (IPv6 without brackets).
+    pub fn host(&self) -> String {
+        match self.url.host() {
+            Some(url::Host::Ipv6(a)) => a.to_string(),
+            Some(h) => h.to_string(),
+            None => String::new(),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.url
+            .port_or_known_default()
+            .unwrap_or(if self.is_tls() { 443 } else { 80 })
+    }
+
+    /// `user` and `password` from the URL, percent-decoded, if a user is given.
+    pub fn credentials(&self) -> Option<(String, String)> {
+        if self.url.username().is_empty() && self.url.password().is_none() {
+            return None;
+        }
+        let dec = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        Some((
+            dec(self.url.username()),
+            self.url.password().map(dec).unwrap_or_default(),
+        ))
+    }
+
+    /// The URL without user and password, for the request line and Host header.
+    pub fn without_credentials(&self) -> Url {
+        let mut u = self.url.clone();
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+        u
+    }
+}
+
+impl fmt::Display for WsUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut u = self.url.clone();
+        if u.password().is_some() {
+            let _ = u.set_password(Some("***"));
+        }
+        if u.query().is_some() {
+            let pairs: Vec<(String, String)> = u
+                .query_pairs()
+                .map(|(k, v)| {
+                    let lk = k.to_ascii_lowercase();
+                    let secret = SECRET_QUERY_WORDS.iter().any(|w| lk.contains(w));
+                    (
+                        k.into_owned(),
+                        if secret {
+                            "***".to_string()
+                        } else {
+                            v.into_owned()
+                        },
+                    )
+                })
+                .collect();
+            if pairs.iter().any(|(_, v)| v == "***") {
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+        }
+        f.write_str(u.as_str())
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Stdio => f.write_str("-"),
+            Address::Tcp(hp) => write!(f, "tcp:{hp}"),
+            Address::TcpListen(hp) => write!(f, "tcp-listen:{hp}"),
+            Address::Unix(p) => write!(f, "unix:{}", p.display()),
+            Address::UnixListen(p) => write!(f, "unix-listen:{}", p.display()),
+            Address::Ws(u) => write!(f, "{u}"),
+            Address::Mirror => f.write_str("mirror:"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hp(host: &str, port: u16) -> HostPort {
+        HostPort {
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn parses_valid_addresses() {
+        let table: &[(&str, Address, &str)] = &[
+            ("-", Address::Stdio, "-"),
+            ("stdio:", Address::Stdio, "-"),
+            (
+                "tcp:127.0.0.1:80",
+                Address::Tcp(hp("127.0.0.1", 80)),
+                "tcp:127.0.0.1:80",
+            ),
+            (
+                "tcp-connect:localhost:9",
+                Address::Tcp(hp("localhost", 9)),
+                "tcp:localhost:9",
+            ),
+            (
+                "tcp-listen:127.0.0.1:0",
+                Address::TcpListen(hp("127.0.0.1", 0)),
+                "tcp-listen:127.0.0.1:0",
+            ),
+            (
+                "tcp-l:127.0.0.1:10001",
+                Address::TcpListen(hp("127.0.0.1", 10001)),
+                "tcp-listen:127.0.0.1:10001",
+            ),
+            (
+                "l-tcp:[::1]:80",
+                Address::TcpListen(hp("::1", 80)),
+                "tcp-listen:[::1]:80",
+            ),
+            (
+                "TCP-L:0.0.0.0:65535",
+                Address::TcpListen(hp("0.0.0.0", 65535)),
+                "tcp-listen:0.0.0.0:65535",
+            ),
+            (
+                "unix:/run/x.sock",
+                Address::Unix("/run/x.sock".into()),
+                "unix:/run/x.sock",
+            ),
+            (
+                "unix-connect:rel.sock",
+                Address::Unix("rel.sock".into()),
+                "unix:rel.sock",
+            ),
+            (
+                "unix-listen:/tmp/a:b",
+                Address::UnixListen("/tmp/a:b".into()),
+                "unix-listen:/tmp/a:b",
+            ),
+            (
+                "unix-l:/tmp/s",
+                Address::UnixListen("/tmp/s".into()),
+                "unix-listen:/tmp/s",
+            ),
+            (
+                "l-unix:/tmp/s",
+                Address::UnixListen("/tmp/s".into()),
+                "unix-listen:/tmp/s",
+            ),
+            ("mirror:", Address::Mirror, "mirror:"),
+        ];
+        for (input, want, display) in table {
+            let got: Address = input.parse().unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(&got, want, "{input}");
+            assert_eq!(got.to_string(), *display, "{input}");
+            // Display is canonical and parses back to the same value.
+            assert_eq!(display.parse::<Address>().unwrap(), got, "{display}");
+        }
+    }
+
+    #[test]
+    fn parses_ws_urls() {
+        let table = [
+            (
+                "ws://127.0.0.1:8080/x",
+                "ws://127.0.0.1:8080/x",
+                false,
+                "127.0.0.1",
+                8080,
+            ),
+            (
+                "wss://example.com/api/v4/websocket",
+                "wss://example.com/api/v4/websocket",
+                true,
+                "example.com",
+                443,
+            ),
+            ("ws://localhost", "ws://localhost/", false, "localhost", 80),
+            ("WS://[::1]:9/p?q=1", "ws://[::1]:9/p?q=1", false, "::1", 9),
+        ];
+        for (input, display, tls, host, port) in table {
+            let Address::Ws(u) = input.parse::<Address>().unwrap() else {
+                panic!("{input}")
+            };
+            assert_eq!(u.to_string(), display);
+            assert_eq!(u.is_tls(), tls);
+            assert_eq!(u.host(), host);
+            assert_eq!(u.port(), port);
+            assert_eq!(display.parse::<Address>().unwrap(), Address::Ws(u));
+        }
+    }
+
+    #[test]
+    fn rejects_bad_addresses_with_helpful_messages() {
+        let table: &[(&str, &str)] = &[
+            ("", "empty address"),
+            ("tcp-lisen:127.0.0.1:1", "did you mean 'tcp-listen:'?"),
+            ("tcp-lisen:1:2", "did you mean 'tcp-listen:'?"),
+            ("tpc:127.0.0.1:1", "did you mean 'tcp:'?"),
+            ("unix-lsten:/x", "did you mean 'unix-listen:'?"),
+            ("mirorr:", "did you mean 'mirror:'?"),
+            ("wss:/host", "did you mean 'wss://'?"),
+            ("banana:x", "unknown address type 'banana:'"),
+            ("127.0.0.1:8080", "did you mean 'tcp:127.0.0.1:8080'"),
+            ("localhost", "unknown address 'localhost'"),
+            ("http://host/x", "did you mean 'ws://host/x'?"),
+            (
+                "https://u:secret@host/x",
+                "did you mean 'wss://u:***@host/x'?",
+            ),
+            ("tcp:127.0.0.1", "expected HOST:PORT"),
+            ("tcp::80", "missing host"),
+            ("tcp:host:99999", "'99999' is not a port number"),
+            ("tcp:host:http", "'http' is not a port number"),
+            ("tcp-listen:::1:80", "put an IPv6 address in brackets"),
+            ("tcp:[::1:80", "missing ']'"),
+            ("tcp:[nothost]:80", "is not an IPv6 address"),
+            ("unix:", "needs a socket path"),
+            ("mirror:x", "takes no argument"),
+            ("stdio:x", "takes no argument"),
+            ("ws://", "bad URL"),
+            ("ws://host:99999/", "bad URL"),
+            ("ws://host/#frag", "#fragment"),
+        ];
+        for (input, want) in table {
+            let err = input.parse::<Address>().expect_err(input).to_string();
+            assert!(
+                err.contains(want),
+                "{input:?}: {err:?} should contain {want:?}"
+            );
+            assert!(!err.contains("secret"), "{input:?}: {err:?} leaks a secret");
+        }
+    }
+
+    #[test]
+    fn ws_url_display_redacts_secrets() {
+        let Address::Ws(u) = "wss://bob:hunter2@h/x?access_token=abc&room=1&api_key=k"
+            .parse()
+            .unwrap()
+        else {
+            panic!()
+        };
+        let shown = u.to_string();
+        assert_eq!(
+            shown,
+            "wss://bob:***@h/x?access_token=***&room=1&api_key=***"
+        );
+        assert_eq!(u.credentials(), Some(("bob".into(), "hunter2".into())));
+        assert_eq!(
+            u.without_credentials().as_str(),
+            "wss://h/x?access_token=abc&room=1&api_key=k"
+        );
+    }
+
+    #[test]
+    fn classifies_kinds() {
+        assert!(
+            "tcp-l:127.0.0.1:0"
+                .parse::<Address>()
+                .unwrap()
+                .is_listener()
+        );
+        assert!(!"tcp:127.0.0.1:1".parse::<Address>().unwrap().is_listener());
+        assert!("mirror:".parse::<Address>().unwrap().is_message_endpoint());
+        assert!("ws://h/".parse::<Address>().unwrap().is_message_endpoint());
+        assert!(!"-".parse::<Address>().unwrap().is_message_endpoint());
+    }
+}

@@ -1,0 +1,235 @@
+//! The command line as the user types it (clap derive). The `///` comments are the `--help` text,
+//! the man page and the completions. No I/O and no domain logic: `config` turns this into a Config.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser};
+
+const AFTER_HELP: &str = "\
+ADDRESSES:
+  -                       standard input/output (also: stdio:)
+  ws://HOST[:PORT]/PATH   WebSocket client
+  wss://HOST[:PORT]/PATH  WebSocket client over TLS (rustls, Mozilla roots + --ca-file)
+  tcp:HOST:PORT           connect to a TCP server (also: tcp-connect:)
+  tcp-listen:HOST:PORT    accept TCP clients; port 0 picks a free port (also: tcp-l:, l-tcp:)
+  unix:PATH               connect to a Unix socket (also: unix-connect:)
+  unix-listen:PATH        accept clients on a Unix socket (also: unix-l:, l-unix:)
+  mirror:                 send every message back unchanged (an echo endpoint)
+
+  One address that is a ws:// or wss:// URL means: standard input/output <-> that URL.
+  A listener (ADDR1) accepts any number of clients; each client gets its own connection to
+  ADDR2 (its own WebSocket). --oneshot serves one client and exits.
+
+EXAMPLES:
+  seq 1 1000 | wsbridge ws://127.0.0.1:8080/          # lines -> text messages -> lines
+  wsbridge --text --exit-on-eof tcp-listen:127.0.0.1:10001 wss://host/api/v4/websocket \\
+           -H @/run/secrets/auth-header                # header lines from a file, not argv
+  wsbridge -b unix-listen:/run/app.sock ws://127.0.0.1:9000/
+  wsbridge wss://host/x mirror:                       # echo client: answer every message
+
+Exit codes: 0 ok, 2 usage, 3 DNS, 4 connect, 5 TLS, 6 handshake refused, 7 timeout,
+8 peer closed abnormally, 9 protocol error, 10 cannot listen, 1 internal. See wsbridge(1).";
+
+/// Bridge WebSockets to TCP, Unix sockets and standard input/output.
+///
+/// Text mode (the default) turns each line into one text message and each incoming text message
+/// into one line. Binary mode (-b) carries arbitrary bytes as binary messages.
+#[derive(Debug, Parser)]
+#[command(name = "wsbridge", version, about, long_about, after_long_help = AFTER_HELP, after_help = "Run 'wsbridge --help' for addresses, examples and exit codes.")]
+pub struct Cli {
+    /// First address: a listener, '-', a ws:// or wss:// URL, ... (see ADDRESSES below)
+    #[arg(value_name = "ADDR1")]
+    pub addr1: String,
+
+    /// Second address; omitted, ADDR1 must be a ws:// or wss:// URL and the other side is stdio
+    #[arg(value_name = "ADDR2")]
+    pub addr2: Option<String>,
+
+    /// Text mode: lines <-> text messages (the default)
+    #[arg(short = 't', long, conflicts_with = "binary")]
+    pub text: bool,
+
+    /// Binary mode: byte chunks <-> binary messages, bytes passed through unchanged
+    #[arg(short = 'b', long)]
+    pub binary: bool,
+
+    /// When either direction ends, end the whole session (after draining what is buffered).
+    /// For WebSocket pairs this is always so (RFC 6455 has no half-close); it matters for
+    /// byte-to-byte pairs and together with --no-close.
+    #[arg(short = 'E', long)]
+    pub exit_on_eof: bool,
+
+    /// Do not send Close when the local side reaches EOF: keep printing incoming messages until
+    /// the peer closes (e.g. `echo subscribe | wsbridge -n wss://feed`)
+    #[arg(short = 'n', long, conflicts_with = "exit_on_eof")]
+    pub no_close: bool,
+
+    /// Only send: local -> WebSocket. Incoming messages are read (pings answered) and discarded
+    #[arg(short = 'u', long, conflicts_with = "unidirectional_reverse")]
+    pub unidirectional: bool,
+
+    /// Only receive: WebSocket -> local. Local input is not read
+    #[arg(short = 'U', long)]
+    pub unidirectional_reverse: bool,
+
+    /// Extra request header 'Name: value' (repeatable). '@FILE' reads header lines from FILE, so
+    /// tokens stay out of the process list. Values of Authorization, Cookie and similar headers
+    /// are never logged
+    #[arg(short = 'H', long = "header", value_name = "HEADER|@FILE", action = ArgAction::Append)]
+    pub headers: Vec<String>,
+
+    /// Sec-WebSocket-Protocol to request (comma-separated list allowed)
+    #[arg(long, value_name = "PROTO")]
+    pub protocol: Option<String>,
+
+    /// Origin header to send
+    #[arg(long, value_name = "URL")]
+    pub origin: Option<String>,
+
+    /// HTTP basic authentication for the WebSocket handshake
+    #[arg(
+        long,
+        value_name = "USER:PASS",
+        env = "WSBRIDGE_BASIC_AUTH",
+        hide_env_values = true
+    )]
+    pub basic_auth: Option<String>,
+
+    /// Do not verify the server's TLS certificate (testing only)
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+
+    /// Extra trusted CA certificates (PEM, repeatable); SSL_CERT_FILE is honoured the same way
+    #[arg(long, value_name = "PEM", action = ArgAction::Append)]
+    pub ca_file: Vec<PathBuf>,
+
+    /// Serve one client, then exit with that session's status
+    #[arg(long)]
+    pub oneshot: bool,
+
+    /// Permissions of the socket file made by unix-listen:, in octal (e.g. 0660)
+    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+    pub unix_mode: Option<u32>,
+
+    /// Also print the 'listening on …' line to standard output (for scripts)
+    #[arg(long)]
+    pub announce_stdout: bool,
+
+    /// After sending Close, wait this long for the peer's Close while still delivering
+    /// its messages (e.g. 5, 2.5, 500ms)
+    #[arg(long, value_name = "DURATION", default_value = "5", value_parser = parse_duration)]
+    pub close_timeout: Duration,
+
+    /// After local EOF, wait until no message has arrived for this long (at most
+    /// --close-timeout) before sending Close. For servers that drop unsent replies as soon as
+    /// they see a Close (Python websockets, Node ws): e.g. --linger 300ms
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = parse_duration)]
+    pub linger: Duration,
+
+    /// Limit for DNS + TCP connect, TLS and the WebSocket handshake, each
+    #[arg(long, value_name = "DURATION", default_value = "10", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// Largest message accepted or sent (e.g. 65536, 64KiB, 64MiB). A longer incoming message
+    /// closes the connection with 1009; a longer outgoing line is an error
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub max_message_size: usize,
+
+    /// Only print errors
+    #[arg(short = 'q', long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides
+    #[arg(short = 'v', long, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Write the man page and shell completions into DIR and exit (for packagers)
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub generate: Option<PathBuf>,
+}
+
+/// `5`, `2.5`, `5s`, `500ms` → Duration.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else {
+        (s, 1.0)
+    };
+    match num.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && v * scale < 1e9 => {
+            Ok(Duration::from_secs_f64(v * scale))
+        }
+        _ => Err(format!("'{s}' is not a duration (e.g. 5, 2.5, 500ms)")),
+    }
+}
+
+/// `65536`, `64KiB`, `64k`, `64MiB`, `1G` → bytes (binary multiples).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("'{s}' is not a size (e.g. 65536, 64KiB, 64MiB)")),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|&n| n > 0 && n <= usize::MAX as u64)
+        .map(|n| n as usize)
+        .ok_or_else(|| format!("'{s}' is not a size (e.g. 65536, 64KiB, 64MiB)"))
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("'{s}' is not an octal file mode (e.g. 0660)"))
+}
+
+/// The clap command, for man page and completion generation.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("2.5s").unwrap(), Duration::from_millis(2500));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("65536").unwrap(), 65536);
+        assert_eq!(parse_size("64KiB").unwrap(), 65536);
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12 parsecs").is_err());
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse_mode("0660").unwrap(), 0o660);
+        assert_eq!(parse_mode("600").unwrap(), 0o600);
+        assert!(parse_mode("999").is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        command().debug_assert();
+    }
+}

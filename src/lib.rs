@@ -1,0 +1,29 @@
+//! wsbridge: bridges WebSockets to TCP, Unix sockets and standard input/output.
+//!
+//! ```text
+//! argv ─► cli::Cli ─► addr::Address ×2 ─► config::Config ─► app::run
+//!           clap      inert, no I/O         validated pairing,    │
+//!                     FromStr + Display     typed options         ▼
+//!                                                    endpoint::{Opener, Listener}
+//!                                           each side yields Conn: Bytes | Messages
+//!                                                                 │
+//!                                                                 ▼
+//!                                             relay::bridge(Conn, Conn, &RelayOptions)
+//!                                      Bytes↔Bytes: copy · Bytes↔Messages: framing codec
+//!                                      Messages↔Messages: forward, types kept
+//!                                      + close handshake, batching, backpressure
+//! ```
+//!
+//! Modules: [`cli`] (what the user typed), [`addr`] (address specifiers), [`config`] (validated
+//! options), [`error`] (typed errors, exit codes), [`app`] (listener loop and sessions),
+//! [`endpoint`] (one module per address kind), [`relay`] (the pumps and framing codecs),
+//! [`generate`] (man page and completions).
+
+pub mod addr;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod endpoint;
+pub mod error;
+pub mod generate;
+pub mod relay;

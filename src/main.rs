@@ -1,0 +1,69 @@
+//! Entry point: parse arguments, set up logging, run, and turn the outcome into an exit code.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use wsbridge::{app, cli::Cli, config::Config, config::LogLevel, error::exit};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(dir) = &cli.generate {
+        return match wsbridge::generate::write_all(dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("wsbridge: --generate {}: {e}", dir.display());
+                ExitCode::from(exit::INTERNAL)
+            }
+        };
+    }
+    let config = match Config::from_cli(cli, std::env::var_os("SSL_CERT_FILE").map(Into::into)) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    init_logging(config.log);
+    let runtime = if config.left.is_listener() {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => return fail(&wsbridge::error::Error::io("starting the runtime", e)),
+    };
+    let result = runtime.block_on(app::run(config, app::shutdown_signal()));
+    // Do not wait for a blocked stdin reader thread: we are done.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &wsbridge::error::Error) -> ExitCode {
+    eprintln!("wsbridge: {e}");
+    ExitCode::from(e.exit_code())
+}
+
+fn init_logging(level: LogLevel) {
+    let default = match level {
+        LogLevel::Quiet => "error",
+        LogLevel::Normal => "warn",
+        LogLevel::Verbose(1) => "info",
+        LogLevel::Verbose(2) => "debug",
+        LogLevel::Verbose(_) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .without_time()
+        .init();
+}

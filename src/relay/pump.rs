@@ -1,0 +1,462 @@
+//! The pumps: bytes↔messages (through the framing codecs), messages↔messages, bytes↔bytes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use super::framing::{FramingError, LocalDecoder, LocalEncoder, to_message};
+use super::{classify_read_error, describe_close, is_normal_close};
+use crate::config::RelayOptions;
+use crate::endpoint::{BoxReader, BoxWriter, ByteConn, MsgConn, MsgSink, MsgStream};
+use crate::error::{Error, Result};
+
+/// Initial read buffer for local input; it grows for long lines.
+const READ_CAPACITY: usize = 64 * 1024;
+
+#[derive(Default)]
+struct Counter {
+    messages: u64,
+    bytes: u64,
+}
+
+impl Counter {
+    fn add(&mut self, m: &Message) {
+        self.messages += 1;
+        self.bytes += m.len() as u64;
+    }
+}
+
+/// How the local → WebSocket direction ended.
+enum Up {
+    /// Local EOF; Close sent unless `--no-close`.
+    Eof,
+    /// Bad local input or a local read error; a Close has been attempted.
+    Failed(Error),
+    /// Sending to the WebSocket failed; the reading side will say why.
+    SendFailed,
+}
+
+/// How the WebSocket → local direction ended.
+enum Down {
+    Closed(Option<CloseFrame>),
+    Ended,
+    ReadError(WsError),
+    WriteError(std::io::Error),
+}
+
+fn close(code: CloseCode, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
+}
+
+/// Send a Close without waiting long; the connection may already be gone.
+async fn send_close(sink: &mut MsgSink, msg: Message, limit: Duration) {
+    let _ = tokio::time::timeout(limit, sink.send(msg)).await;
+}
+
+/// Read the stream to its end (answering the peer's Close, waiting for it to hang up), bounded.
+async fn drain(stream: &mut MsgStream, limit: Duration) {
+    let _ = tokio::time::timeout(limit, async { while stream.next().await.is_some() {} }).await;
+}
+
+fn is_disconnect(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        BrokenPipe | ConnectionReset | ConnectionAborted | NotConnected
+    )
+}
+
+pub async fn bytes_messages(
+    local: ByteConn,
+    ws: MsgConn,
+    send: bool,
+    recv: bool,
+    opts: &RelayOptions,
+) -> Result<()> {
+    let ByteConn {
+        reader,
+        writer,
+        label: local_label,
+    } = local;
+    let MsgConn {
+        mut stream,
+        mut sink,
+        label,
+    } = ws;
+    let mode = opts.mode;
+    let mut input = FramedRead::with_capacity(
+        reader,
+        LocalDecoder::new(mode, opts.max_message_size),
+        READ_CAPACITY,
+    );
+    let mut output = FramedWrite::new(writer, LocalEncoder::new(mode));
+    let (mut sent, mut received) = (Counter::default(), Counter::default());
+    let mut close_sent = false;
+    // Milliseconds since `start` at which the last data message arrived (for --linger).
+    let start = Instant::now();
+    let last_rx = AtomicU64::new(0);
+
+    let (up_end, down_end) = {
+        let up = async {
+            if !send {
+                return std::future::pending::<Up>().await;
+            }
+            let mut binary_lines = 0u64;
+            loop {
+                let next = match input.next().now_or_never() {
+                    Some(n) => n,
+                    None => {
+                        if sink.flush().await.is_err() {
+                            return Up::SendFailed;
+                        }
+                        input.next().await
+                    }
+                };
+                match next {
+                    None => break,
+                    Some(Ok(payload)) => {
+                        let (msg, as_binary) = to_message(mode, payload);
+                        if as_binary {
+                            binary_lines += 1;
+                            if binary_lines == 1 {
+                                tracing::warn!(
+                                    "{local_label}: a line is not valid UTF-8; sent as a binary message (text frames never carry invalid UTF-8)"
+                                );
+                            }
+                        }
+                        sent.add(&msg);
+                        if sink.feed(msg).await.is_err() {
+                            return Up::SendFailed;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        let (msg, err) = match e {
+                            FramingError::LineTooLong { .. } => (
+                                close(CloseCode::Size, "local line too long"),
+                                Error::Input(format!("{local_label}: {e}")),
+                            ),
+                            FramingError::Io(io) => {
+                                let err = Error::io(format!("{local_label}: read failed"), io);
+                                (close(CloseCode::Away, ""), err)
+                            }
+                        };
+                        let _ = sink.flush().await;
+                        send_close(&mut sink, msg, opts.close_timeout).await;
+                        return Up::Failed(err);
+                    }
+                }
+            }
+            if binary_lines > 1 {
+                tracing::warn!(
+                    "{local_label}: {binary_lines} lines were not valid UTF-8 and were sent as binary messages"
+                );
+            }
+            if sink.flush().await.is_err() {
+                return Up::SendFailed;
+            }
+            if !opts.no_close && !opts.linger.is_zero() {
+                let give_up = Instant::now() + opts.close_timeout;
+                loop {
+                    let quiet_since =
+                        start + Duration::from_millis(last_rx.load(Ordering::Relaxed));
+                    let until = (quiet_since + opts.linger).min(give_up);
+                    if Instant::now() >= until {
+                        break;
+                    }
+                    tokio::time::sleep_until(until).await;
+                }
+            }
+            if !opts.no_close && sink.send(close(CloseCode::Normal, "")).await.is_err() {
+                return Up::SendFailed;
+            }
+            Up::Eof
+        };
+        let down = async {
+            loop {
+                let next = match stream.next().now_or_never() {
+                    Some(n) => n,
+                    None => {
+                        if let Err(e) = output.flush().await {
+                            return Down::WriteError(e);
+                        }
+                        stream.next().await
+                    }
+                };
+                match next {
+                    None => return Down::Ended,
+                    Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                        received.add(&m);
+                        last_rx.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+                        if recv && let Err(e) = output.feed(m).await {
+                            return Down::WriteError(e);
+                        }
+                    }
+                    Some(Ok(Message::Close(f))) => {
+                        if let Err(e) = output.flush().await {
+                            tracing::debug!("{local_label}: flush after Close failed: {e}");
+                        }
+                        return Down::Closed(f);
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Down::ReadError(e),
+                }
+            }
+        };
+        tokio::pin!(up, down);
+        let mut up_end: Option<Up> = None;
+        let mut deadline: Option<Instant> = None;
+        let down_end = loop {
+            tokio::select! {
+                u = &mut up, if up_end.is_none() => {
+                    match &u {
+                        Up::Eof if opts.no_close => {}
+                        _ => deadline = Some(Instant::now() + opts.close_timeout),
+                    }
+                    close_sent = matches!(u, Up::Eof) && !opts.no_close;
+                    up_end = Some(u);
+                }
+                d = &mut down => break Some(d),
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => break None,
+            }
+        };
+        (up_end, down_end)
+    };
+
+    let result = match down_end {
+        Some(Down::Closed(frame)) => {
+            let _ = output.get_mut().shutdown().await;
+            drain(&mut stream, opts.close_timeout).await;
+            tracing::debug!("{label}: peer closed: {}", describe_close(&frame));
+            if is_normal_close(&frame) {
+                Ok(())
+            } else {
+                Err(Error::PeerClosed {
+                    target: label.clone(),
+                    detail: describe_close(&frame),
+                })
+            }
+        }
+        Some(Down::Ended) => {
+            let _ = output.get_mut().shutdown().await;
+            Ok(())
+        }
+        Some(Down::ReadError(e)) => {
+            let _ = output.flush().await;
+            let _ = output.get_mut().shutdown().await;
+            let (code, err) = classify_read_error(&label, e);
+            if let Some(code) = code {
+                let reason = match code {
+                    CloseCode::Invalid => "invalid UTF-8",
+                    CloseCode::Size => "message too big",
+                    CloseCode::Protocol => "protocol error",
+                    _ => "",
+                };
+                send_close(&mut sink, close(code, reason), opts.close_timeout).await;
+            }
+            match err {
+                // We had said goodbye; a peer that just hangs up has answered well enough.
+                Error::PeerClosed { .. } if close_sent => Ok(()),
+                err => Err(err),
+            }
+        }
+        Some(Down::WriteError(e)) => {
+            // The local reader went away (closed stdout, client hung up): say goodbye politely.
+            send_close(&mut sink, close(CloseCode::Away, ""), opts.close_timeout).await;
+            if is_disconnect(&e) {
+                tracing::debug!("{local_label}: went away: {e}");
+                Ok(())
+            } else {
+                Err(Error::io(format!("{local_label}: write failed"), e))
+            }
+        }
+        None => {
+            let _ = output.flush().await;
+            let _ = output.get_mut().shutdown().await;
+            Err(Error::Timeout {
+                target: label.clone(),
+                what: "closing handshake (no Close from the peer)",
+                after: opts.close_timeout,
+            })
+        }
+    };
+    let result = match up_end {
+        Some(Up::Failed(err)) => Err(err),
+        _ => result,
+    };
+    tracing::info!(
+        "{label}: session ended: sent {} messages ({} bytes), received {} messages ({} bytes){}",
+        sent.messages,
+        sent.bytes,
+        received.messages,
+        received.bytes,
+        match &result {
+            Ok(()) => String::new(),
+            Err(e) => format!("; {e}"),
+        }
+    );
+    result
+}
+
+/// How one direction of a messages↔messages bridge ended.
+enum Dir {
+    Closed(Option<CloseFrame>),
+    Ended,
+    ReadError(WsError),
+}
+
+/// Forward messages from `src` to `dst` until `src` closes. With `data` false only Close is
+/// forwarded (the other messages are read and dropped).
+async fn forward(src: &mut MsgStream, dst: &mut MsgSink, data: bool) -> Dir {
+    loop {
+        let next = match src.next().now_or_never() {
+            Some(n) => n,
+            None => {
+                let _ = dst.flush().await;
+                src.next().await
+            }
+        };
+        match next {
+            None => {
+                let _ = dst.send(close(CloseCode::Away, "")).await;
+                return Dir::Ended;
+            }
+            Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                if data {
+                    let _ = dst.feed(m).await;
+                }
+            }
+            Some(Ok(Message::Close(f))) => {
+                let _ = dst.send(Message::Close(f.clone())).await;
+                return Dir::Closed(f);
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Dir::ReadError(e),
+        }
+    }
+}
+
+pub async fn messages_messages(a: MsgConn, b: MsgConn, opts: &RelayOptions) -> Result<()> {
+    let MsgConn {
+        stream: mut a_rx,
+        sink: mut a_tx,
+        label: a_label,
+    } = a;
+    let MsgConn {
+        stream: mut b_rx,
+        sink: mut b_tx,
+        label: b_label,
+    } = b;
+    let outcome = {
+        let ab = forward(&mut a_rx, &mut b_tx, opts.forward);
+        let ba = forward(&mut b_rx, &mut a_tx, opts.reverse);
+        tokio::pin!(ab, ba);
+        // The first direction to end decides; the other gets the close timeout to finish.
+        let first = tokio::select! {
+            d = &mut ab => (true, d),
+            d = &mut ba => (false, d),
+        };
+        if !matches!(first.1, Dir::ReadError(_)) {
+            let rest = async {
+                if first.0 {
+                    (&mut ba).await
+                } else {
+                    (&mut ab).await
+                }
+            };
+            let _ = tokio::time::timeout(opts.close_timeout, rest).await;
+        }
+        first
+    };
+    let (from_a, dir) = outcome;
+    let label = if from_a { &a_label } else { &b_label };
+    match dir {
+        Dir::Closed(frame) => {
+            drain(&mut a_rx, opts.close_timeout).await;
+            drain(&mut b_rx, opts.close_timeout).await;
+            if is_normal_close(&frame) {
+                Ok(())
+            } else {
+                Err(Error::PeerClosed {
+                    target: label.clone(),
+                    detail: describe_close(&frame),
+                })
+            }
+        }
+        Dir::Ended => Ok(()),
+        Dir::ReadError(e) => {
+            let (code, err) = classify_read_error(label, e);
+            let (bad, other) = if from_a {
+                (&mut a_tx, &mut b_tx)
+            } else {
+                (&mut b_tx, &mut a_tx)
+            };
+            if let Some(code) = code {
+                send_close(bad, close(code, ""), opts.close_timeout).await;
+            }
+            send_close(
+                other,
+                close(CloseCode::Error, "other side failed"),
+                opts.close_timeout,
+            )
+            .await;
+            Err(err)
+        }
+    }
+}
+
+pub async fn bytes_bytes(a: ByteConn, b: ByteConn, opts: &RelayOptions) -> Result<()> {
+    let ByteConn {
+        reader: mut ar,
+        writer: mut aw,
+        label: a_label,
+    } = a;
+    let ByteConn {
+        reader: mut br,
+        writer: mut bw,
+        label: b_label,
+    } = b;
+    let exit_on_eof = opts.exit_on_eof;
+    let fwd = copy_half(opts.forward, exit_on_eof, &mut ar, &mut bw);
+    let rev = copy_half(opts.reverse, exit_on_eof, &mut br, &mut aw);
+    let result = if opts.exit_on_eof {
+        tokio::select! {
+            r = fwd => r,
+            r = rev => r,
+        }
+    } else {
+        tokio::try_join!(fwd, rev).map(|_| ())
+    };
+    let _ = aw.shutdown().await;
+    let _ = bw.shutdown().await;
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if is_disconnect(&e) => Ok(()),
+        Err(e) => Err(Error::io(format!("{a_label} <-> {b_label}"), e)),
+    }
+}
+
+/// One direction of a byte↔byte bridge: copy, then pass the EOF on (half-close).
+async fn copy_half(
+    enabled: bool,
+    exit_on_eof: bool,
+    r: &mut BoxReader,
+    w: &mut BoxWriter,
+) -> std::io::Result<()> {
+    if enabled {
+        tokio::io::copy(r, w).await?;
+    } else if exit_on_eof {
+        // A direction that is switched off never ends the session by itself.
+        std::future::pending::<()>().await;
+    }
+    w.shutdown().await
+}
