@@ -9,16 +9,18 @@ use tokio::task::JoinSet;
 
 use crate::config::{Config, LogLevel};
 use crate::endpoint::{Conn, Listener, Opener};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::relay;
 
-/// Run until done. `shutdown` resolves when the process is asked to stop (SIGINT/SIGTERM).
+/// Run until done. `shutdown` resolves when the process is asked to stop (SIGINT/SIGTERM);
+/// listeners stop on it. A single session keeps the default signal behaviour for now.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
     let config = Arc::new(config);
     let opener = Arc::new(Opener::new(config.ws.clone()));
     if config.left.is_listener() {
         return serve(config, opener, shutdown).await;
     }
+    drop(shutdown);
     // Open the far side first: when it fails, the local side (e.g. stdin) is left untouched.
     let right = opener.open(&config.right).await?;
     let left = opener.open(&config.left).await?;
@@ -53,6 +55,14 @@ async fn serve(
             }
         };
         tracing::info!("{}: accepted", local.label);
+        if config.listen.oneshot {
+            drop(listener);
+            // The one session's error is the run's error: main prints it once.
+            return tokio::select! {
+                r = session(Conn::Bytes(local), &opener, &config) => r,
+                () = &mut shutdown => Ok(()),
+            };
+        }
         let (config2, opener2) = (config.clone(), opener.clone());
         let session = async move {
             let label = local.label.clone();
@@ -62,10 +72,6 @@ async fn serve(
             }
             result
         };
-        if config.listen.oneshot {
-            drop(listener);
-            return session.await;
-        }
         sessions.spawn(session);
     }
     Ok(())
@@ -90,22 +96,21 @@ fn announce(config: &Config, what: &str) {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+/// A future that resolves on SIGINT or SIGTERM. The handlers are installed by this call (it
+/// must run inside the runtime), so a signal that arrives before the future is polled counts.
+pub fn shutdown_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
-}
-
-/// Internal errors that should never happen become typed errors rather than panics.
-pub fn internal(msg: impl Into<String>) -> Error {
-    Error::Internal(msg.into())
 }

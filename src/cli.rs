@@ -17,6 +17,7 @@ ADDRESSES:
   unix-listen:PATH        accept clients on a Unix socket (also: unix-l:, l-unix:)
   mirror:                 send every message back unchanged (an echo endpoint)
 
+  Kind names are case-insensitive; more websocat spellings are accepted (docs/addresses.md).
   One address that is a ws:// or wss:// URL means: standard input/output <-> that URL.
   A listener (ADDR1) accepts any number of clients; each client gets its own connection to
   ADDR2 (its own WebSocket). --oneshot serves one client and exits.
@@ -28,8 +29,15 @@ EXAMPLES:
   wsbridge -b unix-listen:/run/app.sock ws://127.0.0.1:9000/
   wsbridge wss://host/x mirror:                       # echo client: answer every message
 
-Exit codes: 0 ok, 2 usage, 3 DNS, 4 connect, 5 TLS, 6 handshake refused, 7 timeout,
-8 peer closed abnormally, 9 protocol error, 10 cannot listen, 1 internal. See wsbridge(1).";
+ENVIRONMENT:
+  WSBRIDGE_BASIC_AUTH     USER:PASS for --basic-auth (kept out of the process list)
+  SSL_CERT_FILE           extra trusted CA certificates (PEM), like --ca-file
+  RUST_LOG                log filter (overrides -q/-v); secrets are never logged
+
+EXIT CODES:
+  0 ok, 1 internal, 2 usage, 3 DNS, 4 connect, 5 TLS,
+  6 handshake refused, 7 timeout, 8 peer closed abnormally, 9 protocol error,
+  10 cannot listen, 11 local input refused. See docs/exit-codes.md.";
 
 /// Bridge WebSockets to TCP, Unix sockets and standard input/output.
 ///
@@ -39,8 +47,8 @@ Exit codes: 0 ok, 2 usage, 3 DNS, 4 connect, 5 TLS, 6 handshake refused, 7 timeo
 #[command(name = "wsbridge", version, about, long_about, after_long_help = AFTER_HELP, after_help = "Run 'wsbridge --help' for addresses, examples and exit codes.")]
 pub struct Cli {
     /// First address: a listener, '-', a ws:// or wss:// URL, ... (see ADDRESSES below)
-    #[arg(value_name = "ADDR1")]
-    pub addr1: String,
+    #[arg(value_name = "ADDR1", required_unless_present = "generate")]
+    pub addr1: Option<String>,
 
     /// Second address; omitted, ADDR1 must be a ws:// or wss:// URL and the other side is stdio
     #[arg(value_name = "ADDR2")]
@@ -54,9 +62,9 @@ pub struct Cli {
     #[arg(short = 'b', long)]
     pub binary: bool,
 
-    /// When either direction ends, end the whole session (after draining what is buffered).
-    /// For WebSocket pairs this is always so (RFC 6455 has no half-close); it matters for
-    /// byte-to-byte pairs and together with --no-close.
+    /// When either direction reaches EOF, end the whole session. WebSocket pairs always end
+    /// this way (RFC 6455 has no half-close: local EOF sends Close); for byte-to-byte pairs
+    /// (e.g. tcp-listen: to tcp:) without -E a half-close is passed on instead
     #[arg(short = 'E', long)]
     pub exit_on_eof: bool,
 
@@ -65,11 +73,12 @@ pub struct Cli {
     #[arg(short = 'n', long, conflicts_with = "exit_on_eof")]
     pub no_close: bool,
 
-    /// Only send: local -> WebSocket. Incoming messages are read (pings answered) and discarded
+    /// Only copy ADDR1 -> ADDR2 (with one URL: stdin -> WebSocket). The other direction is
+    /// read (pings answered) and discarded
     #[arg(short = 'u', long, conflicts_with = "unidirectional_reverse")]
     pub unidirectional: bool,
 
-    /// Only receive: WebSocket -> local. Local input is not read
+    /// Only copy ADDR2 -> ADDR1 (with one URL: WebSocket -> stdout). ADDR1's input is not read
     #[arg(short = 'U', long)]
     pub unidirectional_reverse: bool,
 
@@ -87,7 +96,8 @@ pub struct Cli {
     #[arg(long, value_name = "URL")]
     pub origin: Option<String>,
 
-    /// HTTP basic authentication for the WebSocket handshake
+    /// HTTP basic authentication for the WebSocket handshake. Prefer the environment variable
+    /// WSBRIDGE_BASIC_AUTH, which keeps the password out of the process list
     #[arg(
         long,
         value_name = "USER:PASS",
@@ -140,7 +150,7 @@ pub struct Cli {
     #[arg(short = 'q', long, conflicts_with = "verbose")]
     pub quiet: bool,
 
-    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides
+    /// More log output (-v: info, -vv: debug, -vvv: trace). RUST_LOG overrides
     #[arg(short = 'v', long, action = ArgAction::Count)]
     pub verbose: u8,
 

@@ -114,7 +114,11 @@ impl Config {
             s.parse::<Address>()
                 .map_err(|e| Error::Usage(e.to_string()))
         };
-        let first = parse(&cli.addr1)?;
+        let first = parse(
+            cli.addr1
+                .as_deref()
+                .ok_or_else(|| Error::Usage("no address given".into()))?,
+        )?;
         let (left, right) = match cli.addr2.as_deref() {
             None => match first {
                 Address::Ws(_) => (Address::Stdio, first),
@@ -150,6 +154,11 @@ impl Config {
         if !has_ws && let Some((_, flag)) = ws_flags.iter().find(|(set, _)| *set) {
             return Err(Error::Usage(format!(
                 "{flag} has no effect: no ws:// or wss:// address given"
+            )));
+        }
+        if left.is_listener() && right == Address::Stdio && !cli.oneshot {
+            return Err(Error::Usage(format!(
+                "'{left} -': standard input/output can serve only one client: add --oneshot"
             )));
         }
         if cli.unix_mode.is_some() && !matches!(left, Address::UnixListen(_)) {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 use wsbridge::{app, cli::Cli, config::Config, config::LogLevel, error::exit};
 
 fn main() -> ExitCode {
@@ -36,7 +37,19 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&wsbridge::error::Error::io("starting the runtime", e)),
     };
-    let result = runtime.block_on(app::run(config, app::shutdown_signal()));
+    let listening = config.left.is_listener();
+    let result = runtime.block_on(async move {
+        // Listeners install their signal handlers before announcing readiness; a single
+        // session keeps the default signal behaviour.
+        let signals = listening.then(app::shutdown_signal);
+        let shutdown = async move {
+            match signals {
+                Some(s) => s.await,
+                None => std::future::pending().await,
+            }
+        };
+        app::run(config, shutdown).await
+    });
     // Do not wait for a blocked stdin reader thread: we are done.
     runtime.shutdown_background();
     match result {
@@ -59,6 +72,17 @@ fn init_logging(level: LogLevel) {
         LogLevel::Verbose(_) => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // tungstenite traces raw handshake requests (with Authorization and Cookie headers) and
+    // message contents: cap it, whatever RUST_LOG or -vvv ask for, so secrets never reach logs.
+    let filter = if filter.max_level_hint() == Some(LevelFilter::TRACE) {
+        ["tungstenite=debug", "tokio_tungstenite=debug"]
+            .into_iter()
+            .fold(filter, |f, d| {
+                f.add_directive(d.parse().expect("static directive"))
+            })
+    } else {
+        filter
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

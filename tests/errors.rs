@@ -8,14 +8,32 @@ use common::{assert_one_line_error, closed_port, run, servers};
 #[tokio::test]
 async fn usage_errors_exit_2_with_suggestions() {
     let table: &[(&[&str], &str)] = &[
-        (&["tcp-lisen:127.0.0.1:0", "ws://127.0.0.1:1/"], "did you mean 'tcp-listen:'?"),
-        (&["unix-lsten:/tmp/x", "ws://127.0.0.1:1/"], "did you mean 'unix-listen:'?"),
+        (
+            &["tcp-lisen:127.0.0.1:0", "ws://127.0.0.1:1/"],
+            "did you mean 'tcp-listen:'?",
+        ),
+        (
+            &["unix-lsten:/tmp/x", "ws://127.0.0.1:1/"],
+            "did you mean 'unix-listen:'?",
+        ),
         (&["ws://"], "bad URL"),
-        (&["http://127.0.0.1:1/x"], "did you mean 'ws://127.0.0.1:1/x'?"),
+        (
+            &["http://127.0.0.1:1/x"],
+            "did you mean 'ws://127.0.0.1:1/x'?",
+        ),
         (&["127.0.0.1:8080"], "did you mean 'tcp:127.0.0.1:8080'"),
-        (&["ws://127.0.0.1:1/", "tcp-l:127.0.0.1:0"], "a listener must be the first address"),
-        (&["-H", "@/nonexistent/headers", "ws://127.0.0.1:1/"], "cannot read header file"),
-        (&["-H", "no colon here", "ws://127.0.0.1:1/"], "expected 'Name: value'"),
+        (
+            &["ws://127.0.0.1:1/", "tcp-l:127.0.0.1:0"],
+            "a listener must be the first address",
+        ),
+        (
+            &["-H", "@/nonexistent/headers", "ws://127.0.0.1:1/"],
+            "cannot read header file",
+        ),
+        (
+            &["-H", "no colon here", "ws://127.0.0.1:1/"],
+            "expected 'Name: value'",
+        ),
     ];
     for (args, needle) in table {
         let f = run(args, b"").await;
@@ -60,14 +78,25 @@ async fn handshake_refused_exits_6_with_status() {
     let port = servers::http_responder("HTTP/1.1 401 Unauthorized\r\nContent-Length: 14\r\nConnection: close\r\n\r\ntoken expired\n").await;
     let f = run(&[&format!("ws://127.0.0.1:{port}/api")], b"").await;
     assert_eq!(f.code, Some(6), "{}", f.stderr);
-    assert_one_line_error(&f, &format!("ws://127.0.0.1:{port}/api: handshake refused: HTTP 401 Unauthorized: token expired"));
+    assert_one_line_error(
+        &f,
+        &format!(
+            "ws://127.0.0.1:{port}/api: handshake refused: HTTP 401 Unauthorized: token expired"
+        ),
+    );
 
-    let port = servers::http_responder("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+    let port = servers::http_responder(
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     let f = run(&[&format!("ws://127.0.0.1:{port}/")], b"").await;
     assert_eq!(f.code, Some(6), "{}", f.stderr);
     assert_one_line_error(&f, "handshake refused: HTTP 200 OK");
 
-    let port = servers::http_responder("HTTP/1.1 302 Found\r\nLocation: ws://elsewhere.test/\r\nContent-Length: 0\r\n\r\n").await;
+    let port = servers::http_responder(
+        "HTTP/1.1 302 Found\r\nLocation: ws://elsewhere.test/\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
     let f = run(&[&format!("ws://127.0.0.1:{port}/")], b"").await;
     assert_eq!(f.code, Some(6), "{}", f.stderr);
     assert_one_line_error(&f, "(redirect to ws://elsewhere.test/)");
@@ -76,11 +105,27 @@ async fn handshake_refused_exits_6_with_status() {
 #[tokio::test]
 async fn silent_server_times_out_with_exit_7() {
     let port = servers::silent().await;
-    let f = run(&["--connect-timeout", "500ms", &format!("ws://127.0.0.1:{port}/")], b"").await;
+    let f = run(
+        &[
+            "--connect-timeout",
+            "500ms",
+            &format!("ws://127.0.0.1:{port}/"),
+        ],
+        b"",
+    )
+    .await;
     assert_eq!(f.code, Some(7), "{}", f.stderr);
     assert_one_line_error(&f, "WebSocket handshake timed out after 500ms");
     // TLS handshake against a server that never speaks TLS.
-    let f = run(&["--connect-timeout", "500ms", &format!("wss://127.0.0.1:{port}/")], b"").await;
+    let f = run(
+        &[
+            "--connect-timeout",
+            "500ms",
+            &format!("wss://127.0.0.1:{port}/"),
+        ],
+        b"",
+    )
+    .await;
     assert_eq!(f.code, Some(7), "{}", f.stderr);
     assert_one_line_error(&f, "TLS handshake timed out after 500ms");
 }
@@ -93,7 +138,9 @@ async fn tls_to_a_plain_server_is_a_tls_error() {
     tokio::spawn(async move {
         use tokio::io::AsyncWriteExt;
         while let Ok((mut tcp, _)) = listener.accept().await {
-            let _ = tcp.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n").await;
+            let _ = tcp
+                .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                .await;
         }
     });
     let f = run(&[&format!("wss://127.0.0.1:{port}/")], b"").await;
@@ -113,7 +160,11 @@ async fn listen_failure_exits_10() {
 #[tokio::test]
 async fn oversize_local_line_exits_11() {
     let server = servers::echo().await;
-    let f = run(&["--max-message-size", "16", &server.url()], b"short\nthis line is much longer than sixteen bytes\n").await;
+    let f = run(
+        &["--max-message-size", "16", &server.url()],
+        b"short\nthis line is much longer than sixteen bytes\n",
+    )
+    .await;
     assert_eq!(f.code, Some(11), "{}", f.stderr);
     assert_eq!(f.stdout_str(), "short\n");
     assert_one_line_error(&f, "longer than --max-message-size (16 bytes)");

@@ -24,6 +24,8 @@ async fn nothing_lost_at_eof_every_run() {
         let f = run(&[&server.url()], input.as_bytes()).await;
         assert_eq!(f.code, Some(0), "round {round}: {}", f.stderr);
         assert_eq!(f.stdout_str(), input, "round {round}");
+        // Quiet by default: a successful run prints nothing on stderr.
+        assert_eq!(f.stderr, "", "round {round}");
     }
 }
 
@@ -45,7 +47,11 @@ async fn lines_become_text_messages_and_back() {
         }
     })
     .await;
-    let f = run(&[&server.url()], b"one\ntwo\r\n\n\xff\xferaw\nlast without newline").await;
+    let f = run(
+        &[&server.url()],
+        b"one\ntwo\r\n\n\xff\xferaw\nlast without newline",
+    )
+    .await;
     assert_eq!(f.code, Some(0), "{}", f.stderr);
     let got = rx.recv().await.unwrap();
     assert_eq!(
@@ -58,7 +64,12 @@ async fn lines_become_text_messages_and_back() {
             Message::Text("last without newline".into()),
         ]
     );
-    assert!(f.stderr.contains("not valid UTF-8; sent as a binary message"), "{}", f.stderr);
+    assert!(
+        f.stderr
+            .contains("not valid UTF-8; sent as a binary message"),
+        "{}",
+        f.stderr
+    );
 }
 
 #[tokio::test]
@@ -103,7 +114,9 @@ async fn binary_messages_are_never_split_or_merged() {
     let sizes = [1usize, 100_000, 0, 70_000];
     let server = servers::serve(move |mut ws: Ws| async move {
         for (i, n) in sizes.iter().enumerate() {
-            ws.send(Message::Binary(vec![b'a' + i as u8; *n].into())).await.unwrap();
+            ws.send(Message::Binary(vec![b'a' + i as u8; *n].into()))
+                .await
+                .unwrap();
         }
         ws.close(None).await.unwrap();
         while ws.next().await.is_some() {}
@@ -118,7 +131,9 @@ async fn binary_messages_are_never_split_or_merged() {
     assert!(f.stdout == want);
     // Text mode: a 100 000-byte text message is one line.
     let server = servers::serve(|mut ws: Ws| async move {
-        ws.send(Message::Text("x".repeat(100_000).into())).await.unwrap();
+        ws.send(Message::Text("x".repeat(100_000).into()))
+            .await
+            .unwrap();
         ws.close(None).await.unwrap();
         while ws.next().await.is_some() {}
     })
@@ -130,7 +145,12 @@ async fn binary_messages_are_never_split_or_merged() {
 async fn close_with(code: CloseCode) -> common::Finished {
     let server = servers::serve(move |mut ws: Ws| async move {
         ws.send(Message::Text("bye".into())).await.unwrap();
-        ws.close(Some(CloseFrame { code, reason: "test reason".into() })).await.unwrap();
+        ws.close(Some(CloseFrame {
+            code,
+            reason: "test reason".into(),
+        }))
+        .await
+        .unwrap();
         while ws.next().await.is_some() {}
     })
     .await;
@@ -143,12 +163,21 @@ async fn close_with(code: CloseCode) -> common::Finished {
 
 #[tokio::test]
 async fn peer_close_codes_map_to_exit_codes() {
-    for (code, exit) in [(CloseCode::Normal, 0), (CloseCode::Away, 0), (CloseCode::Error, 8), (CloseCode::Policy, 8), (CloseCode::from(4001), 8)] {
+    for (code, exit) in [
+        (CloseCode::Normal, 0),
+        (CloseCode::Away, 0),
+        (CloseCode::Error, 8),
+        (CloseCode::Policy, 8),
+        (CloseCode::from(4001), 8),
+    ] {
         let f = close_with(code).await;
         assert_eq!(f.stdout_str(), "bye\n", "{code:?}");
         assert_eq!(f.code, Some(exit), "{code:?}: {}", f.stderr);
         if exit != 0 {
-            common::assert_one_line_error(&f, &format!("peer closed abnormally: close code {}", u16::from(code)));
+            common::assert_one_line_error(
+                &f,
+                &format!("peer closed abnormally: close code {}", u16::from(code)),
+            );
             assert!(f.stderr.contains("test reason"), "{}", f.stderr);
         }
     }
@@ -177,7 +206,9 @@ async fn server_ping_is_answered_with_same_payload() {
     let server = servers::serve(move |mut ws: Ws| {
         let tx = tx.clone();
         async move {
-            ws.send(Message::Ping(b"are you there".to_vec().into())).await.unwrap();
+            ws.send(Message::Ping(b"are you there".to_vec().into()))
+                .await
+                .unwrap();
             while let Some(Ok(m)) = ws.next().await {
                 if let Message::Pong(p) = m {
                     tx.send(p.to_vec()).unwrap();
@@ -191,7 +222,10 @@ async fn server_ping_is_answered_with_same_payload() {
     .await;
     let mut b = Bridge::spawn(&[&server.url()]);
     let stdin = b.stdin.take();
-    let pong = tokio::time::timeout(common::LIMIT, rx.recv()).await.unwrap().unwrap();
+    let pong = tokio::time::timeout(common::LIMIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(pong, b"are you there");
     let f = b.finish().await;
     drop(stdin);
@@ -211,7 +245,10 @@ async fn close_timeout_when_peer_never_answers_close() {
     .await;
     let f = run(&["--close-timeout", "300ms", &server.url()], b"hello\n").await;
     assert_eq!(f.code, Some(7), "{}", f.stderr);
-    common::assert_one_line_error(&f, "closing handshake (no Close from the peer) timed out after 300ms");
+    common::assert_one_line_error(
+        &f,
+        "closing handshake (no Close from the peer) timed out after 300ms",
+    );
 }
 
 #[tokio::test]
@@ -229,7 +266,9 @@ async fn unidirectional_flags() {
         async move {
             ws.send(Message::Text("from server".into())).await.unwrap();
             // Whatever the client sends within a moment would arrive before this ping's pong.
-            ws.send(Message::Ping(b"sync".to_vec().into())).await.unwrap();
+            ws.send(Message::Ping(b"sync".to_vec().into()))
+                .await
+                .unwrap();
             let mut got = Vec::new();
             while let Some(Ok(m)) = ws.next().await {
                 match m {
@@ -258,7 +297,11 @@ async fn no_close_keeps_reading_after_eof() {
     let server = servers::serve(|mut ws: Ws| async move {
         let first = ws.next().await.unwrap().unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
-        ws.send(Message::Text(format!("late reply to {}", first.to_text().unwrap()).into())).await.unwrap();
+        ws.send(Message::Text(
+            format!("late reply to {}", first.to_text().unwrap()).into(),
+        ))
+        .await
+        .unwrap();
         ws.close(None).await.unwrap();
         while ws.next().await.is_some() {}
     })
@@ -272,7 +315,11 @@ async fn no_close_keeps_reading_after_eof() {
 async fn stdout_closed_early_is_a_quiet_exit() {
     let server = servers::serve(|mut ws: Ws| async move {
         for i in 0..100_000 {
-            if ws.send(Message::Text(format!("line {i}").into())).await.is_err() {
+            if ws
+                .send(Message::Text(format!("line {i}").into()))
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -291,10 +338,21 @@ async fn stdout_closed_early_is_a_quiet_exit() {
 
 #[tokio::test]
 async fn request_carries_headers_origin_protocol_and_basic_auth() {
-    let mut server = servers::serve(|mut ws: Ws| async move { while ws.next().await.is_some() {} }).await;
+    let mut server =
+        servers::serve(|mut ws: Ws| async move { while ws.next().await.is_some() {} }).await;
     let url = format!("ws://127.0.0.1:{}/path?x=1", server.port);
     let f = run(
-        &["-H", "X-Room: 7", "-H", "Authorization: Bearer tok", "--origin", "http://example.test", "--basic-auth", "ignored:because-H-wins", &url],
+        &[
+            "-H",
+            "X-Room: 7",
+            "-H",
+            "Authorization: Bearer tok",
+            "--origin",
+            "http://example.test",
+            "--basic-auth",
+            "ignored:because-H-wins",
+            &url,
+        ],
         b"",
     )
     .await;
@@ -317,4 +375,27 @@ async fn request_carries_headers_origin_protocol_and_basic_auth() {
     assert_eq!(f.code, Some(0), "{}", f.stderr);
     let (_, h) = server.requests.recv().await.unwrap();
     assert_eq!(h["authorization"], "Basic Ym9iOnB3");
+}
+
+#[tokio::test]
+async fn subprotocol_is_requested_and_checked() {
+    let mut server = servers::echo().await;
+    let f = run(&["--protocol", "chat.v2, chat.v1", &server.url()], b"hi\n").await;
+    assert_eq!(f.code, Some(0), "{}", f.stderr);
+    assert_eq!(f.stdout_str(), "hi\n");
+    let (_, h) = server.requests.recv().await.unwrap();
+    assert_eq!(h["sec-websocket-protocol"], "chat.v2, chat.v1");
+
+    // A server that ignores the requested subprotocol: the handshake is refused, clearly.
+    let (port, _conns) = common::raw::listen().await;
+    let f = run(
+        &["--protocol", "chat.v2", &format!("ws://127.0.0.1:{port}/")],
+        b"",
+    )
+    .await;
+    assert_eq!(f.code, Some(6), "{}", f.stderr);
+    common::assert_one_line_error(
+        &f,
+        "handshake refused: subprotocol not agreed: Server sent no subprotocol",
+    );
 }

@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::either::Either;
@@ -268,6 +269,10 @@ fn handshake_error(target: &str, e: WsError) -> Error {
         WsError::ConnectionClosed | WsError::AlreadyClosed => Error::Handshake {
             target: target.to_string(),
             detail: "server closed the connection during the handshake".into(),
+        },
+        WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(e)) => Error::Handshake {
+            target: target.to_string(),
+            detail: format!("subprotocol not agreed: {e}"),
         },
         other => Error::Handshake {
             target: target.to_string(),

@@ -63,8 +63,11 @@ async fn send_close(sink: &mut MsgSink, msg: Message, limit: Duration) {
     let _ = tokio::time::timeout(limit, sink.send(msg)).await;
 }
 
-/// Read the stream to its end (answering the peer's Close, waiting for it to hang up), bounded.
-async fn drain(stream: &mut MsgStream, limit: Duration) {
+/// After the peer's Close: read the stream to its end, which sends our Close reply and waits for
+/// the peer to hang up (RFC 6455 §7.1.1: the server closes TCP first). A peer that keeps the
+/// connection open is given at most a second (or the close timeout, if shorter).
+async fn drain(stream: &mut MsgStream, close_timeout: Duration) {
+    let limit = close_timeout.min(Duration::from_secs(1));
     let _ = tokio::time::timeout(limit, async { while stream.next().await.is_some() {} }).await;
 }
 

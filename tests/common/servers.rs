@@ -50,8 +50,18 @@ where
             let tx = tx.clone();
             let handler = handler.clone();
             tokio::spawn(async move {
-                let cb = |req: &Request, resp: Response| {
+                let cb = |req: &Request, mut resp: Response| {
                     let _ = tx.send((req.uri().to_string(), req.headers().clone()));
+                    // Accept the first subprotocol offered, as a typical server does.
+                    if let Some(p) = req
+                        .headers()
+                        .get("sec-websocket-protocol")
+                        .and_then(|v| v.to_str().ok())
+                    {
+                        let first = p.split(',').next().unwrap_or("").trim().to_string();
+                        resp.headers_mut()
+                            .insert("sec-websocket-protocol", first.parse().unwrap());
+                    }
                     Ok(resp)
                 };
                 if let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, cb).await {

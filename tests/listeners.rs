@@ -1,0 +1,317 @@
+//! Listeners: tcp-listen and unix-listen in front of a WebSocket (the seed command lines),
+//! one upstream connection per client, --oneshot, announce lines, Unix socket file hygiene,
+//! a failing upstream not taking the listener down, and byte-to-byte half-close.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::servers::{self, Ws};
+use common::{Bridge, LIMIT, read_all};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::{TcpStream, UnixStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+
+/// Send `lines`, half-close, and return everything read back.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, lines: &str) -> String {
+    s.write_all(lines.as_bytes()).await.unwrap();
+    s.shutdown().await.unwrap();
+    String::from_utf8(read_all(s).await).unwrap()
+}
+
+#[tokio::test]
+async fn seed_tcp_listen_to_ws_with_bearer_header() {
+    let mut server = servers::echo().await;
+    let url = format!("ws://127.0.0.1:{}/api/v4/websocket", server.port);
+    let mut b = Bridge::spawn(&[
+        "--text",
+        "--exit-on-eof",
+        "tcp-listen:127.0.0.1:0",
+        &url,
+        "-H",
+        "Authorization: Bearer TOKEN",
+    ]);
+    let addr = b.listening().await;
+
+    // Two clients at once: each gets its own WebSocket connection.
+    let c1 = TcpStream::connect(&addr).await.unwrap();
+    let c2 = TcpStream::connect(&addr).await.unwrap();
+    let (r1, r2) = tokio::join!(exchange(c1, "a1\na2\n"), exchange(c2, "b1\n"));
+    assert_eq!(r1, "a1\na2\n");
+    assert_eq!(r2, "b1\n");
+    assert_eq!(server.connections(), 2);
+    for _ in 0..2 {
+        let (uri, h) = server.requests.recv().await.unwrap();
+        assert_eq!(uri, "/api/v4/websocket");
+        assert_eq!(h["authorization"], "Bearer TOKEN");
+    }
+    // The listener is still serving.
+    let r3 = exchange(TcpStream::connect(&addr).await.unwrap(), "again\n").await;
+    assert_eq!(r3, "again\n");
+}
+
+#[tokio::test]
+async fn scheme_style_client_reads_replies_line_by_line() {
+    // A client like a Scheme program: writes a request line, reads the reply line, repeats.
+    let server = servers::echo().await;
+    let mut b = Bridge::spawn(&["-t", "-E", "tcp-l:127.0.0.1:0", &server.url()]);
+    let addr = b.listening().await;
+    let s = TcpStream::connect(&addr).await.unwrap();
+    let (r, mut w) = s.into_split();
+    let mut r = BufReader::new(r).lines();
+    for i in 0..50 {
+        let req = format!("{{\"seq\":{i},\"action\":\"ping\"}}");
+        w.write_all(format!("{req}\n").as_bytes()).await.unwrap();
+        let line = tokio::time::timeout(LIMIT, r.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(line, req);
+    }
+}
+
+#[tokio::test]
+async fn oneshot_serves_one_client_and_exits_with_its_status() {
+    let server = servers::echo().await;
+    let mut b = Bridge::spawn(&[
+        "--oneshot",
+        "--announce-stdout",
+        "tcp-listen:127.0.0.1:0",
+        &server.url(),
+    ]);
+    let addr = b.listening().await;
+    assert_eq!(
+        b.read_line().await,
+        format!("wsbridge: listening on tcp {addr}")
+    );
+    assert_eq!(
+        exchange(TcpStream::connect(&addr).await.unwrap(), "x\n").await,
+        "x\n"
+    );
+    let f = b.finish().await;
+    assert_eq!(f.code, Some(0), "{}", f.stderr);
+}
+
+#[tokio::test]
+async fn unix_listen_seed_mode_stale_file_and_cleanup() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.sock");
+    // A stale socket file left by a dead process.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+
+    let server = servers::echo().await;
+    let spec = format!("unix-listen:{}", path.display());
+    let mut b = Bridge::spawn(&[
+        "--text",
+        "--exit-on-eof",
+        "--unix-mode",
+        "0600",
+        &spec,
+        &server.url(),
+    ]);
+    assert_eq!(b.listening().await, path.display().to_string());
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(
+        exchange(UnixStream::connect(&path).await.unwrap(), "hello\nworld\n").await,
+        "hello\nworld\n"
+    );
+
+    // A second instance must not steal a live socket.
+    let f = common::run(&[&spec, &server.url()], b"").await;
+    assert_eq!(f.code, Some(10), "{}", f.stderr);
+    common::assert_one_line_error(&f, "another process is listening");
+
+    // SIGTERM: stop, remove our socket file, exit 0.
+    b.signal("TERM");
+    let f = b.finish().await;
+    assert_eq!(f.code, Some(0), "{}", f.stderr);
+    assert!(!path.exists(), "socket file left behind");
+}
+
+#[tokio::test]
+async fn unix_listen_never_removes_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("precious.txt");
+    std::fs::write(&path, "data").unwrap();
+    let f = common::run(&[&format!("unix-l:{}", path.display()), "mirror:"], b"").await;
+    assert_eq!(f.code, Some(10), "{}", f.stderr);
+    common::assert_one_line_error(&f, "not a socket");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "data");
+}
+
+#[tokio::test]
+async fn failing_upstream_closes_that_client_not_the_listener() {
+    // The upstream refuses its first handshake with 503 and accepts later ones.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok((tcp, _)) = listener.accept().await {
+            n += 1;
+            let refuse = n == 1;
+            tokio::spawn(async move {
+                let cb = move |_: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+                    if refuse {
+                        let mut e = ErrorResponse::new(Some("maintenance".into()));
+                        *e.status_mut() =
+                            tokio_tungstenite::tungstenite::http::StatusCode::SERVICE_UNAVAILABLE;
+                        Err(e)
+                    } else {
+                        Ok(resp)
+                    }
+                };
+                if let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, cb).await {
+                    while let Some(Ok(m)) = ws.next().await {
+                        if m.is_text() {
+                            ws.send(m).await.unwrap();
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let mut b = Bridge::spawn(&["tcp-listen:127.0.0.1:0", &format!("ws://127.0.0.1:{port}/")]);
+    let addr = b.listening().await;
+    // First client: upstream refuses; the client is closed and the reason is logged.
+    let first = exchange(TcpStream::connect(&addr).await.unwrap(), "lost\n").await;
+    assert_eq!(first, "");
+    let line = b.stderr_contains("handshake refused").await;
+    assert!(
+        line.contains("HTTP 503") && line.contains("tcp client 127.0.0.1:"),
+        "{line}"
+    );
+    // Second client works: the listener is still there.
+    assert_eq!(
+        exchange(TcpStream::connect(&addr).await.unwrap(), "ok\n").await,
+        "ok\n"
+    );
+}
+
+#[tokio::test]
+async fn tcp_listen_to_mirror_is_a_line_echo_server() {
+    let mut b = Bridge::spawn(&["tcp-listen:127.0.0.1:0", "mirror:"]);
+    let addr = b.listening().await;
+    assert_eq!(
+        exchange(TcpStream::connect(&addr).await.unwrap(), "1\n2\n\n3").await,
+        "1\n2\n\n3\n"
+    );
+    let mut b = Bridge::spawn(&["-b", "tcp-listen:127.0.0.1:0", "mirror:"]);
+    let addr = b.listening().await;
+    let data = common::random_bytes(1 << 20, 3);
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    let (mut r, mut w) = s.split();
+    let (_, got) = tokio::join!(
+        async {
+            w.write_all(&data).await.unwrap();
+            w.shutdown().await.unwrap();
+        },
+        read_all(&mut r)
+    );
+    assert!(got == data);
+}
+
+#[tokio::test]
+async fn byte_to_byte_passes_half_close_through() {
+    // Backend: reads to EOF, then answers with the byte count (needs half-close to work).
+    let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bport = backend.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = backend.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let got = read_all(&mut r).await;
+                w.write_all(format!("got {} bytes\n", got.len()).as_bytes())
+                    .await
+                    .unwrap();
+            });
+        }
+    });
+    let mut b = Bridge::spawn(&["tcp-listen:127.0.0.1:0", &format!("tcp:127.0.0.1:{bport}")]);
+    let addr = b.listening().await;
+    assert_eq!(
+        exchange(TcpStream::connect(&addr).await.unwrap(), "12345").await,
+        "got 5 bytes\n"
+    );
+}
+
+#[tokio::test]
+async fn messages_to_mirror_keep_their_types() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let server = servers::serve(move |mut ws: Ws| {
+        let tx = tx.clone();
+        async move {
+            let sent = vec![
+                Message::Text("text".into()),
+                Message::Binary(vec![0, 159, 146, 150].into()),
+                Message::Text("".into()),
+                Message::Binary(Vec::new().into()),
+            ];
+            for m in &sent {
+                ws.send(m.clone()).await.unwrap();
+            }
+            let mut got = Vec::new();
+            while got.len() < sent.len() {
+                match ws.next().await {
+                    Some(Ok(m)) if m.is_text() || m.is_binary() => got.push(m),
+                    Some(Ok(_)) => {}
+                    _ => break,
+                }
+            }
+            tx.send((sent, got)).unwrap();
+            ws.close(None).await.unwrap();
+            while ws.next().await.is_some() {}
+        }
+    })
+    .await;
+    let f = common::run(&[&server.url(), "mirror:"], b"").await;
+    let (sent, got) = rx.recv().await.unwrap();
+    assert_eq!(sent, got);
+    assert_eq!(f.code, Some(0), "{}", f.stderr);
+}
+
+#[tokio::test]
+async fn exit_on_eof_ends_byte_to_byte_session_at_first_eof() {
+    // Backend that never closes and never answers: only -E lets the client see the end.
+    let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let bport = backend.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = backend.accept().await {
+            held.push(s);
+        }
+    });
+    let mut b = Bridge::spawn(&[
+        "-E",
+        "tcp-listen:127.0.0.1:0",
+        &format!("tcp:127.0.0.1:{bport}"),
+    ]);
+    let addr = b.listening().await;
+    assert_eq!(
+        exchange(TcpStream::connect(&addr).await.unwrap(), "bye").await,
+        ""
+    );
+}
+
+#[tokio::test]
+async fn quiet_suppresses_the_announce_line_but_not_announce_stdout() {
+    let mut b = Bridge::spawn(&[
+        "-q",
+        "--announce-stdout",
+        "tcp-listen:127.0.0.1:0",
+        "mirror:",
+    ]);
+    let line = b.read_line().await;
+    assert!(
+        line.starts_with("wsbridge: listening on tcp 127.0.0.1:"),
+        "{line}"
+    );
+    b.signal("TERM");
+    let f = b.finish().await;
+    assert_eq!(f.code, Some(0));
+    assert_eq!(f.stderr, "");
+}
