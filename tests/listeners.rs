@@ -315,3 +315,22 @@ async fn quiet_suppresses_the_announce_line_but_not_announce_stdout() {
     assert_eq!(f.code, Some(0));
     assert_eq!(f.stderr, "");
 }
+
+#[tokio::test]
+async fn server_close_gives_the_tcp_client_eof() {
+    // The client never closes its side: the WebSocket server's Close alone ends the session.
+    let server = servers::serve(|mut ws: Ws| async move {
+        let m = ws.next().await.unwrap().unwrap();
+        ws.send(m).await.unwrap();
+        ws.send(Message::Text("bye".into())).await.unwrap();
+        ws.close(None).await.unwrap();
+        while ws.next().await.is_some() {}
+    })
+    .await;
+    let mut b = Bridge::spawn(&["tcp-listen:127.0.0.1:0", &server.url()]);
+    let addr = b.listening().await;
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"hello\n").await.unwrap();
+    let got = read_all(&mut s).await;
+    assert_eq!(String::from_utf8(got).unwrap(), "hello\nbye\n");
+}

@@ -84,28 +84,12 @@ impl Bridge {
 
     /// Wait for `wsbridge: listening on KIND ADDR` and return ADDR.
     pub async fn listening(&mut self) -> String {
-        let deadline = tokio::time::Instant::now() + LIMIT;
-        loop {
-            let line = tokio::time::timeout_at(deadline, self.stderr_rx.recv())
-                .await
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "no 'listening on' line; stderr so far: {:?}",
-                        self.stderr_lines
-                    )
-                })
-                .unwrap_or_else(|| {
-                    panic!(
-                        "wsbridge exited before listening; stderr: {:?}",
-                        self.stderr_lines
-                    )
-                });
-            self.stderr_lines.push(line.clone());
-            if let Some(rest) = line.strip_prefix("wsbridge: listening on ") {
-                let (_, addr) = rest.split_once(' ').expect("KIND ADDR");
-                return addr.to_string();
-            }
-        }
+        let line = self.stderr_contains("wsbridge: listening on ").await;
+        let rest = line
+            .strip_prefix("wsbridge: listening on ")
+            .expect("announce line");
+        let (_, addr) = rest.split_once(' ').expect("KIND ADDR");
+        addr.to_string()
     }
 
     /// Wait until a stderr line contains `needle`.
