@@ -23,7 +23,7 @@ _wsbridge() {
 
     case "${cmd}" in
         wsbridge)
-            opts="-t -b -E -n -u -U -H -k -q -v -h -V --text --binary --exit-on-eof --no-close --unidirectional --unidirectional-reverse --header --protocol --origin --basic-auth --insecure --ca-file --oneshot --unix-mode --announce-stdout --close-timeout --linger --connect-timeout --max-message-size --quiet --verbose --generate --help --version"
+            opts="-t -b -E -n -u -U -H -k -q -v -s -h -V --text --binary --exit-on-eof --no-close --unidirectional --unidirectional-reverse --header --protocol --origin --basic-auth --insecure --ca-file --oneshot --unix-mode --announce-stdout --close-timeout --linger --connect-timeout --max-message-size --quiet --verbose --server --tls-cert --tls-key --tls-client-ca --server-protocol --origin-allow --require-header --auth-token-file --max-conns --handshake-timeout --no-console --static --pass-header --broadcast-queue --exec-args --max-frame-size --generate --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -70,6 +70,70 @@ _wsbridge() {
                     return 0
                     ;;
                 --max-message-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-client-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server-protocol)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --origin-allow)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --require-header)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --auth-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-conns)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --handshake-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --static)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pass-header)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --broadcast-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exec-args)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-frame-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -24,6 +24,23 @@ pub enum Address {
     Ws(WsUrl),
     /// `mirror:`: in-process endpoint that sends every message back unchanged.
     Mirror,
+    /// `ws-listen:HOST:PORT[/PATH]` or `wss-listen:…`: WebSocket server.
+    WsListen(WsListen),
+    /// `exec:PROGRAM` (or `exec:'PROGRAM ARGS…'`): a child process per connection.
+    Exec(String),
+    /// `sh-c:COMMAND`: `/bin/sh -c COMMAND` per connection.
+    ShC(String),
+    /// `broadcast:`: a room; every message goes to every other member.
+    Broadcast,
+}
+
+/// A WebSocket server address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsListen {
+    pub hp: HostPort,
+    /// Only upgrades to this path are accepted (with `/`), when given.
+    pub path: Option<String>,
+    pub tls: bool,
 }
 
 /// The kinds of address, with every spelling accepted for each (canonical first).
@@ -46,6 +63,14 @@ const KINDS: &[(Kind, &[&str])] = &[
         &["unix-listen", "listen-unix", "unix-l", "l-unix"],
     ),
     (Kind::Mirror, &["mirror"]),
+    (Kind::WsListen, &["ws-listen", "listen-ws", "ws-l", "l-ws"]),
+    (
+        Kind::WssListen,
+        &["wss-listen", "listen-wss", "wss-l", "l-wss"],
+    ),
+    (Kind::Exec, &["exec"]),
+    (Kind::ShC, &["sh-c", "cmd"]),
+    (Kind::Broadcast, &["broadcast"]),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +81,11 @@ enum Kind {
     Unix,
     UnixListen,
     Mirror,
+    WsListen,
+    WssListen,
+    Exec,
+    ShC,
+    Broadcast,
 }
 
 /// Why an address did not parse. The message is shown to the user as is.
@@ -66,12 +96,18 @@ pub struct AddrError(pub String);
 impl Address {
     /// True for the kinds that accept many connections.
     pub fn is_listener(&self) -> bool {
-        matches!(self, Address::TcpListen(_) | Address::UnixListen(_))
+        matches!(
+            self,
+            Address::TcpListen(_) | Address::UnixListen(_) | Address::WsListen(_)
+        )
     }
 
     /// True for the kinds whose connections carry messages (not byte streams).
     pub fn is_message_endpoint(&self) -> bool {
-        matches!(self, Address::Ws(_) | Address::Mirror)
+        matches!(
+            self,
+            Address::Ws(_) | Address::Mirror | Address::Broadcast | Address::WsListen(_)
+        )
     }
 }
 
@@ -125,6 +161,31 @@ impl FromStr for Address {
             Kind::TcpListen => HostPort::parse(rest, canonical).map(Address::TcpListen),
             Kind::Unix => unix_path(rest, canonical).map(Address::Unix),
             Kind::UnixListen => unix_path(rest, canonical).map(Address::UnixListen),
+            Kind::WsListen | Kind::WssListen => {
+                let (hp, path) = match rest.find('/') {
+                    Some(i) => (&rest[..i], Some(rest[i..].to_string())),
+                    None => (rest, None),
+                };
+                let hp = HostPort::parse(hp, canonical)?;
+                Ok(Address::WsListen(WsListen {
+                    hp,
+                    path,
+                    tls: kind == Kind::WssListen,
+                }))
+            }
+            Kind::Exec | Kind::ShC => {
+                if rest.trim().is_empty() {
+                    return Err(AddrError(format!(
+                        "'{canonical}:' needs a command, e.g. '{canonical}:cat'"
+                    )));
+                }
+                Ok(if kind == Kind::Exec {
+                    Address::Exec(rest.to_string())
+                } else {
+                    Address::ShC(rest.to_string())
+                })
+            }
+            Kind::Broadcast => empty_rest(Address::Broadcast),
         }
     }
 }
@@ -168,7 +229,7 @@ fn unknown(s: &str, prefix: Option<&str>) -> AddrError {
         .min();
     match best {
         Some((d, name)) if d <= 2 || (d <= 3 && prefix.len() >= 8) => {
-            let suggestion = if name.starts_with("ws") {
+            let suggestion = if name == "ws" || name == "wss" {
                 format!("{name}://")
             } else {
                 format!("{name}:")
@@ -406,6 +467,18 @@ impl fmt::Display for Address {
             Address::UnixListen(p) => write!(f, "unix-listen:{}", p.display()),
             Address::Ws(u) => write!(f, "{u}"),
             Address::Mirror => f.write_str("mirror:"),
+            Address::WsListen(w) => {
+                write!(
+                    f,
+                    "{}:{}",
+                    if w.tls { "wss-listen" } else { "ws-listen" },
+                    w.hp
+                )?;
+                f.write_str(w.path.as_deref().unwrap_or(""))
+            }
+            Address::Exec(c) => write!(f, "exec:{c}"),
+            Address::ShC(c) => write!(f, "sh-c:{c}"),
+            Address::Broadcast => f.write_str("broadcast:"),
         }
     }
 }
@@ -482,6 +555,46 @@ mod tests {
                 "unix-listen:/tmp/s",
             ),
             ("mirror:", Address::Mirror, "mirror:"),
+            ("broadcast:", Address::Broadcast, "broadcast:"),
+            ("exec:cat", Address::Exec("cat".into()), "exec:cat"),
+            (
+                "exec:'grep -v x'",
+                Address::Exec("'grep -v x'".into()),
+                "exec:'grep -v x'",
+            ),
+            (
+                "sh-c:echo hi | tr a-z A-Z",
+                Address::ShC("echo hi | tr a-z A-Z".into()),
+                "sh-c:echo hi | tr a-z A-Z",
+            ),
+            ("cmd:date", Address::ShC("date".into()), "sh-c:date"),
+            (
+                "ws-l:127.0.0.1:8080",
+                Address::WsListen(WsListen {
+                    hp: hp("127.0.0.1", 8080),
+                    path: None,
+                    tls: false,
+                }),
+                "ws-listen:127.0.0.1:8080",
+            ),
+            (
+                "l-ws:[::1]:0/chat/room",
+                Address::WsListen(WsListen {
+                    hp: hp("::1", 0),
+                    path: Some("/chat/room".into()),
+                    tls: false,
+                }),
+                "ws-listen:[::1]:0/chat/room",
+            ),
+            (
+                "wss-listen:0.0.0.0:443/",
+                Address::WsListen(WsListen {
+                    hp: hp("0.0.0.0", 443),
+                    path: Some("/".into()),
+                    tls: true,
+                }),
+                "wss-listen:0.0.0.0:443/",
+            ),
         ];
         for (input, want, display) in table {
             let got: Address = input.parse().unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -551,6 +664,11 @@ mod tests {
             ("tcp:[nothost]:80", "is not an IPv6 address"),
             ("unix:", "needs a socket path"),
             ("mirror:x", "takes no argument"),
+            ("broadcast:x", "takes no argument"),
+            ("exec:", "needs a command"),
+            ("sh-c:  ", "needs a command"),
+            ("ws-listen:8080", "expected HOST:PORT"),
+            ("ws-lsten:127.0.0.1:1", "did you mean 'ws-listen:'?"),
             ("stdio:x", "takes no argument"),
             ("ws://", "bad URL"),
             ("ws://host:99999/", "bad URL"),
@@ -598,5 +716,13 @@ mod tests {
         assert!("mirror:".parse::<Address>().unwrap().is_message_endpoint());
         assert!("ws://h/".parse::<Address>().unwrap().is_message_endpoint());
         assert!(!"-".parse::<Address>().unwrap().is_message_endpoint());
+        assert!("ws-l:127.0.0.1:0".parse::<Address>().unwrap().is_listener());
+        assert!(
+            "broadcast:"
+                .parse::<Address>()
+                .unwrap()
+                .is_message_endpoint()
+        );
+        assert!(!"exec:cat".parse::<Address>().unwrap().is_message_endpoint());
     }
 }

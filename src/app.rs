@@ -4,11 +4,12 @@
 use std::future::Future;
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::task::JoinSet;
 
 use crate::config::{Config, LogLevel};
-use crate::endpoint::{Conn, Listener, Opener};
+use crate::endpoint::{Conn, Listener, Opener, SessionInfo};
 use crate::error::Result;
 use crate::relay;
 
@@ -16,15 +17,25 @@ use crate::relay;
 /// listeners stop on it. A single session keeps the default signal behaviour for now.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
     let config = Arc::new(config);
-    let opener = Arc::new(Opener::new(config.ws.clone()));
+    let opener = Arc::new(Opener::new(&config));
     if config.left.is_listener() {
         return serve(config, opener, shutdown).await;
     }
     drop(shutdown);
     // Open the far side first: when it fails, the local side (e.g. stdin) is left untouched.
-    let right = opener.open(&config.right).await?;
-    let left = opener.open(&config.left).await?;
+    let none = SessionInfo::default();
+    let right = opener.open(&config.right, &none).await?;
+    let left = opener.open(&config.left, &none).await?;
     relay::bridge(left, right, &config.relay).await
+}
+
+/// Counts running sessions for `--max-conns`; one is released when its guard is dropped.
+struct Active(Arc<AtomicUsize>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 async fn serve(
@@ -32,9 +43,11 @@ async fn serve(
     opener: Arc<Opener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    let listener = Listener::bind(&config.left, &config.listen).await?;
+    let listener = Arc::new(Listener::bind(&config).await?);
+    let socket_file = listener.socket_file();
     announce(&config, &listener.describe());
     tokio::pin!(shutdown);
+    let active = Arc::new(AtomicUsize::new(0));
     let mut sessions = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -45,7 +58,7 @@ async fn serve(
             }
             Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
         };
-        let local = match accepted {
+        let incoming = match accepted {
             Ok(c) => c,
             Err(e) => {
                 // EMFILE and friends: keep serving, but do not spin.
@@ -54,32 +67,48 @@ async fn serve(
                 continue;
             }
         };
-        tracing::info!("{}: accepted", local.label);
+        let at_capacity = config
+            .listen
+            .max_conns
+            .is_some_and(|max| active.load(Ordering::Acquire) >= max);
         if config.listen.oneshot {
+            // Handshake inline: a page request or a refused client does not use up the one session.
+            let Some((local, info)) = listener.establish(incoming, false).await else {
+                continue;
+            };
             drop(listener);
+            drop(socket_file);
             // The one session's error is the run's error: main prints it once.
             return tokio::select! {
-                r = session(Conn::Bytes(local), &opener, &config) => r,
+                r = session(local, info, &opener, &config) => r,
                 () = &mut shutdown => Ok(()),
             };
         }
-        let (config2, opener2) = (config.clone(), opener.clone());
-        let session = async move {
-            let label = local.label.clone();
-            let result = session(Conn::Bytes(local), &opener2, &config2).await;
-            if let Err(e) = &result {
+        let (config2, opener2, listener2, active2) = (
+            config.clone(),
+            opener.clone(),
+            listener.clone(),
+            active.clone(),
+        );
+        sessions.spawn(async move {
+            let Some((local, info)) = listener2.establish(incoming, at_capacity).await else {
+                return;
+            };
+            active2.fetch_add(1, Ordering::AcqRel);
+            let _active = Active(active2);
+            let label = local.label().to_string();
+            tracing::info!("{label}: session started");
+            if let Err(e) = session(local, info, &opener2, &config2).await {
                 tracing::warn!("{label}: {e}");
             }
-            result
-        };
-        sessions.spawn(session);
+        });
     }
     Ok(())
 }
 
 /// One accepted client: open the far side for it, then pump until the session ends.
-async fn session(local: Conn, opener: &Opener, config: &Config) -> Result<()> {
-    let remote = opener.open(&config.right).await?;
+async fn session(local: Conn, info: SessionInfo, opener: &Opener, config: &Config) -> Result<()> {
+    let remote = opener.open(&config.right, &info).await?;
     relay::bridge(local, remote, &config.relay).await
 }
 

@@ -47,7 +47,7 @@ EXIT CODES:
 #[command(name = "wsbridge", version, about, long_about, after_long_help = AFTER_HELP, after_help = "Run 'wsbridge --help' for addresses, examples and exit codes.")]
 pub struct Cli {
     /// First address: a listener, '-', a ws:// or wss:// URL, ... (see ADDRESSES below)
-    #[arg(value_name = "ADDR1", required_unless_present = "generate")]
+    #[arg(value_name = "ADDR1", required_unless_present_any = ["generate", "server"])]
     pub addr1: Option<String>,
 
     /// Second address; omitted, ADDR1 must be a ws:// or wss:// URL and the other side is stdio
@@ -153,6 +153,87 @@ pub struct Cli {
     /// More log output (-v: info, -vv: debug, -vvv: trace). RUST_LOG overrides
     #[arg(short = 'v', long, action = ArgAction::Count)]
     pub verbose: u8,
+
+    /// Server shorthand: 'ws-listen:127.0.0.1:PORT' (or HOST:PORT) as ADDR1; the address given
+    /// (default '-': stdin/stdout, one client, like websocat -s) is ADDR2
+    #[arg(
+        short = 's',
+        long = "server",
+        value_name = "[HOST:]PORT",
+        help_heading = "Server"
+    )]
+    pub server: Option<String>,
+
+    /// Certificate chain (PEM) for wss-listen:
+    #[arg(long, value_name = "PEM", help_heading = "Server")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM: PKCS#8, RSA or EC) for wss-listen:
+    #[arg(long, value_name = "PEM", help_heading = "Server")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require client certificates signed by these CAs (PEM) on wss-listen: (mutual TLS)
+    #[arg(long, value_name = "PEM", help_heading = "Server")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Subprotocols this server speaks, in order of preference (comma-separated). The first one
+    /// the client offers is selected; a client offering only others gets HTTP 400. Without this
+    /// option no subprotocol is selected
+    #[arg(
+        long,
+        value_name = "P1,P2",
+        value_delimiter = ',',
+        help_heading = "Server"
+    )]
+    pub server_protocol: Vec<String>,
+
+    /// Accept only WebSocket clients whose Origin is exactly this (repeatable); others get 403
+    #[arg(long, value_name = "ORIGIN", action = ArgAction::Append, help_heading = "Server")]
+    pub origin_allow: Vec<String>,
+
+    /// Accept only clients sending this header with this exact value (repeatable); others get 401
+    #[arg(long, value_name = "HEADER", action = ArgAction::Append, help_heading = "Server")]
+    pub require_header: Vec<String>,
+
+    /// Accept only clients sending 'Authorization: Bearer TOKEN', TOKEN read from FILE
+    /// (compared in constant time); others get 401
+    #[arg(long, value_name = "FILE", help_heading = "Server")]
+    pub auth_token_file: Option<PathBuf>,
+
+    /// Serve at most N sessions at once; further WebSocket clients get HTTP 503, further TCP
+    /// and Unix clients are closed at once
+    #[arg(long, value_name = "N", help_heading = "Server")]
+    pub max_conns: Option<usize>,
+
+    /// Drop a client that has not completed its TLS and HTTP handshake within this time
+    #[arg(long, value_name = "DURATION", default_value = "10", value_parser = parse_duration, help_heading = "Server")]
+    pub handshake_timeout: Duration,
+
+    /// Do not serve the built-in browser console page at '/'
+    #[arg(long, help_heading = "Server")]
+    pub no_console: bool,
+
+    /// Serve files from DIR to plain HTTP GET requests (never outside DIR)
+    #[arg(long = "static", value_name = "DIR", help_heading = "Server")]
+    pub static_dir: Option<PathBuf>,
+
+    /// Pass this client request header on: to exec: children as HTTP_<NAME>, and to a ws:// or
+    /// wss:// upstream as is (repeatable)
+    #[arg(long, value_name = "NAME", action = ArgAction::Append, help_heading = "Server")]
+    pub pass_header: Vec<String>,
+
+    /// Per-client queue of broadcast: rooms, in messages; a client that falls this far behind is
+    /// disconnected with Close 1013
+    #[arg(long, value_name = "N", default_value = "256", help_heading = "Server")]
+    pub broadcast_queue: usize,
+
+    /// Arguments for exec:PROGRAM; takes everything after it, so put it last
+    #[arg(long, value_name = "ARG", num_args = 1.., allow_hyphen_values = true, help_heading = "Server")]
+    pub exec_args: Vec<String>,
+
+    /// Largest frame accepted (e.g. 16MiB); an oversize incoming frame closes with 1009
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+    pub max_frame_size: usize,
 
     /// Write the man page and shell completions into DIR and exit (for packagers)
     #[arg(long, value_name = "DIR", hide = true)]

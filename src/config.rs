@@ -20,7 +20,31 @@ pub struct Config {
     pub relay: RelayOptions,
     pub ws: WsClientOptions,
     pub listen: ListenOptions,
+    pub server: ServerOptions,
+    /// argv of the program for exec: / sh-c: (empty otherwise).
+    pub exec: Vec<String>,
     pub log: LogLevel,
+}
+
+/// Options of the WebSocket server (`ws-listen:` / `wss-listen:`).
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
+    pub protocols: Vec<String>,
+    pub origin_allow: Vec<String>,
+    pub require_headers: Vec<Header>,
+    /// The bearer token clients must present (read from --auth-token-file).
+    pub auth_token: Option<String>,
+    pub handshake_timeout: Duration,
+    pub console: bool,
+    pub static_dir: Option<PathBuf>,
+    /// Request headers passed on to exec: children and ws upstreams.
+    pub pass_headers: Vec<HeaderName>,
+    pub broadcast_queue: usize,
+    pub max_message_size: usize,
+    pub max_frame_size: usize,
 }
 
 /// How byte streams map to messages.
@@ -69,12 +93,14 @@ pub struct WsClientOptions {
     pub ca_files: Vec<PathBuf>,
     pub connect_timeout: Duration,
     pub max_message_size: usize,
+    pub max_frame_size: usize,
 }
 
 /// Options for listeners.
 #[derive(Debug, Clone, Default)]
 pub struct ListenOptions {
     pub oneshot: bool,
+    pub max_conns: Option<usize>,
     pub unix_mode: Option<u32>,
     pub announce_stdout: bool,
 }
@@ -110,92 +136,249 @@ pub fn is_secret_header(name: &str) -> bool {
 impl Config {
     /// Validate what the user typed. `ssl_cert_file` is the `SSL_CERT_FILE` environment value.
     pub fn from_cli(cli: Cli, ssl_cert_file: Option<PathBuf>) -> Result<Config> {
-        let parse = |s: &str| {
-            s.parse::<Address>()
-                .map_err(|e| Error::Usage(e.to_string()))
-        };
-        let first = parse(
-            cli.addr1
-                .as_deref()
-                .ok_or_else(|| Error::Usage("no address given".into()))?,
-        )?;
-        let (left, right) = match cli.addr2.as_deref() {
-            None => match first {
-                Address::Ws(_) => (Address::Stdio, first),
-                other => {
-                    return Err(Error::Usage(format!(
-                        "one address given ('{other}'): a single address must be a ws:// or wss:// URL (the other side is then stdio); otherwise give two addresses"
-                    )));
-                }
-            },
-            Some(second) => (first, parse(second)?),
-        };
+        let (left, right, oneshot) = addresses(&cli)?;
+        let usage = |m: String| Err(Error::Usage(m));
+
+        // Pairing.
         if right.is_listener() {
             let hint = if left.is_listener() {
                 "only one address can listen".to_string()
             } else {
                 format!("a listener must be the first address: try 'wsbridge {right} {left}'")
             };
-            return Err(Error::Usage(format!("'{right}': {hint}")));
+            return usage(format!("'{right}': {hint}"));
         }
         if left == Address::Stdio && right == Address::Stdio {
-            return Err(Error::Usage(
-                "both addresses are stdio: nothing to bridge".into(),
-            ));
+            return usage("both addresses are stdio: nothing to bridge".into());
         }
-        let has_ws = matches!(right, Address::Ws(_)) || matches!(left, Address::Ws(_));
-        let ws_flags = [
-            (!cli.headers.is_empty(), "-H/--header"),
-            (cli.protocol.is_some(), "--protocol"),
-            (cli.origin.is_some(), "--origin"),
-            (cli.insecure, "-k/--insecure"),
-            (!cli.ca_file.is_empty(), "--ca-file"),
-        ];
-        if !has_ws && let Some((_, flag)) = ws_flags.iter().find(|(set, _)| *set) {
-            return Err(Error::Usage(format!(
-                "{flag} has no effect: no ws:// or wss:// address given"
-            )));
-        }
-        if left.is_listener() && right == Address::Stdio && !cli.oneshot {
-            return Err(Error::Usage(format!(
+        if left.is_listener() && right == Address::Stdio && !oneshot {
+            return usage(format!(
                 "'{left} -': standard input/output can serve only one client: add --oneshot"
-            )));
-        }
-        if cli.unix_mode.is_some() && !matches!(left, Address::UnixListen(_)) {
-            return Err(Error::Usage(
-                "--unix-mode needs a unix-listen: address".into(),
             ));
+        }
+        if right == Address::Broadcast && !left.is_listener() {
+            return usage("broadcast: needs a listener as ADDR1 (its clients are the room)".into());
+        }
+        if matches!(left, Address::Broadcast) {
+            return usage("broadcast: must be ADDR2, behind a listener".into());
+        }
+
+        // Options that only make sense with some address kinds.
+        let has_ws = matches!(right, Address::Ws(_)) || matches!(left, Address::Ws(_));
+        let ws_listen = match &left {
+            Address::WsListen(w) => Some(w),
+            _ => None,
+        };
+        let has_exec = matches!(right, Address::Exec(_) | Address::ShC(_))
+            || matches!(left, Address::Exec(_) | Address::ShC(_));
+        let needs = [
+            (
+                has_ws,
+                !cli.headers.is_empty(),
+                "-H/--header",
+                "a ws:// or wss:// address",
+            ),
+            (
+                has_ws,
+                cli.protocol.is_some(),
+                "--protocol",
+                "a ws:// or wss:// address",
+            ),
+            (
+                has_ws,
+                cli.origin.is_some(),
+                "--origin",
+                "a ws:// or wss:// address",
+            ),
+            (
+                has_ws,
+                cli.insecure,
+                "-k/--insecure",
+                "a ws:// or wss:// address",
+            ),
+            (
+                has_ws,
+                !cli.ca_file.is_empty(),
+                "--ca-file",
+                "a ws:// or wss:// address",
+            ),
+            (
+                ws_listen.is_some_and(|w| w.tls),
+                cli.tls_cert.is_some(),
+                "--tls-cert",
+                "wss-listen:",
+            ),
+            (
+                ws_listen.is_some_and(|w| w.tls),
+                cli.tls_key.is_some(),
+                "--tls-key",
+                "wss-listen:",
+            ),
+            (
+                ws_listen.is_some_and(|w| w.tls),
+                cli.tls_client_ca.is_some(),
+                "--tls-client-ca",
+                "wss-listen:",
+            ),
+            (
+                ws_listen.is_some(),
+                !cli.server_protocol.is_empty(),
+                "--server-protocol",
+                "ws-listen:",
+            ),
+            (
+                ws_listen.is_some(),
+                !cli.origin_allow.is_empty(),
+                "--origin-allow",
+                "ws-listen:",
+            ),
+            (
+                ws_listen.is_some(),
+                !cli.require_header.is_empty(),
+                "--require-header",
+                "ws-listen:",
+            ),
+            (
+                ws_listen.is_some(),
+                cli.auth_token_file.is_some(),
+                "--auth-token-file",
+                "ws-listen:",
+            ),
+            (
+                ws_listen.is_some(),
+                cli.no_console,
+                "--no-console",
+                "ws-listen:",
+            ),
+            (
+                ws_listen.is_some(),
+                cli.static_dir.is_some(),
+                "--static",
+                "ws-listen:",
+            ),
+            (
+                ws_listen.is_some(),
+                !cli.pass_header.is_empty(),
+                "--pass-header",
+                "ws-listen:",
+            ),
+            (
+                right == Address::Broadcast,
+                cli.broadcast_queue != 256,
+                "--broadcast-queue",
+                "broadcast:",
+            ),
+            (
+                matches!(right, Address::Exec(_)) || matches!(left, Address::Exec(_)),
+                !cli.exec_args.is_empty(),
+                "--exec-args",
+                "exec:",
+            ),
+            (
+                matches!(left, Address::UnixListen(_)),
+                cli.unix_mode.is_some(),
+                "--unix-mode",
+                "unix-listen:",
+            ),
+            (
+                left.is_listener(),
+                cli.max_conns.is_some(),
+                "--max-conns",
+                "a listener",
+            ),
+        ];
+        if let Some((_, _, flag, what)) = needs.iter().find(|(ok, set, _, _)| *set && !*ok) {
+            return usage(format!("{flag} needs {what}"));
+        }
+        if ws_listen.is_some_and(|w| w.tls) && (cli.tls_cert.is_none() || cli.tls_key.is_none()) {
+            return usage("wss-listen: needs --tls-cert PEM and --tls-key PEM".into());
         }
         if cli.announce_stdout && (right == Address::Stdio || !left.is_listener()) {
-            return Err(Error::Usage(
+            return usage(
                 "--announce-stdout needs a listener as ADDR1 and ADDR2 other than stdio".into(),
-            ));
+            );
         }
         if cli.no_close && cli.unidirectional_reverse {
-            return Err(Error::Usage(
-                "--no-close has no effect with -U (local input is not read)".into(),
-            ));
+            return usage("--no-close has no effect with -U (local input is not read)".into());
         }
+        if cli.max_conns == Some(0) || cli.broadcast_queue == 0 {
+            return usage("--max-conns and --broadcast-queue must be at least 1".into());
+        }
+        if let Some(auth) = &cli.basic_auth
+            && !auth.contains(':')
+        {
+            return usage("--basic-auth expects USER:PASS".into());
+        }
+        for (flag, v) in [("--origin", &cli.origin), ("--protocol", &cli.protocol)] {
+            if let Some(v) = v {
+                HeaderValue::from_str(v).map_err(|_| {
+                    Error::Usage(format!("{flag} '{v}' is not a valid header value"))
+                })?;
+            }
+        }
+        let _ = has_exec;
 
         let mut headers = Vec::new();
         for h in &cli.headers {
             headers.extend(parse_header_arg(h)?);
         }
-        if let Some(auth) = &cli.basic_auth
-            && !auth.contains(':')
-        {
-            return Err(Error::Usage("--basic-auth expects USER:PASS".into()));
+        let mut require_headers = Vec::new();
+        for h in &cli.require_header {
+            require_headers
+                .push(parse_header(h).map_err(|e| Error::Usage(format!("--require-header: {e}")))?);
         }
-        if let Some(origin) = &cli.origin {
-            HeaderValue::from_str(origin).map_err(|_| {
-                Error::Usage(format!("--origin '{origin}' is not a valid header value"))
-            })?;
+        let auth_token = match &cli.auth_token_file {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::Usage(format!("--auth-token-file {}: {e}", path.display()))
+                })?;
+                let token = text.trim().to_string();
+                if token.is_empty() {
+                    return usage(format!(
+                        "--auth-token-file {}: the file is empty",
+                        path.display()
+                    ));
+                }
+                Some(token)
+            }
+        };
+        let mut pass_headers = Vec::new();
+        for name in &cli.pass_header {
+            const HANDSHAKE: &[&str] = &[
+                "host",
+                "upgrade",
+                "connection",
+                "sec-websocket-key",
+                "sec-websocket-version",
+                "sec-websocket-extensions",
+                "sec-websocket-accept",
+                "content-length",
+                "transfer-encoding",
+            ];
+            if HANDSHAKE.contains(&name.trim().to_ascii_lowercase().as_str()) {
+                return usage(format!(
+                    "--pass-header {name}: handshake headers cannot be passed on"
+                ));
+            }
+            pass_headers.push(HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+                Error::Usage(format!(
+                    "--pass-header: '{name}' is not a valid header name"
+                ))
+            })?);
         }
-        if let Some(p) = &cli.protocol {
-            HeaderValue::from_str(p).map_err(|_| {
-                Error::Usage(format!("--protocol '{p}' is not a valid header value"))
-            })?;
-        }
+        let exec = match (&left, &right) {
+            (Address::Exec(cmd), _) | (_, Address::Exec(cmd)) => {
+                let mut argv =
+                    split_command(cmd).map_err(|e| Error::Usage(format!("exec:{cmd}: {e}")))?;
+                argv.extend(cli.exec_args.iter().cloned());
+                argv
+            }
+            (Address::ShC(cmd), _) | (_, Address::ShC(cmd)) => {
+                vec!["/bin/sh".into(), "-c".into(), cmd.clone()]
+            }
+            _ => Vec::new(),
+        };
         let mut ca_files = cli.ca_file.clone();
         ca_files.extend(ssl_cert_file.filter(|p| !p.as_os_str().is_empty()));
 
@@ -219,12 +402,36 @@ impl Config {
                 ca_files,
                 connect_timeout: cli.connect_timeout,
                 max_message_size: cli.max_message_size,
+                max_frame_size: cli.max_frame_size,
             },
             listen: ListenOptions {
-                oneshot: cli.oneshot,
+                oneshot,
+                max_conns: cli.max_conns,
                 unix_mode: cli.unix_mode,
                 announce_stdout: cli.announce_stdout,
             },
+            server: ServerOptions {
+                tls_cert: cli.tls_cert,
+                tls_key: cli.tls_key,
+                tls_client_ca: cli.tls_client_ca,
+                protocols: cli
+                    .server_protocol
+                    .iter()
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty())
+                    .collect(),
+                origin_allow: cli.origin_allow,
+                require_headers,
+                auth_token,
+                handshake_timeout: cli.handshake_timeout,
+                console: !cli.no_console,
+                static_dir: cli.static_dir,
+                pass_headers,
+                broadcast_queue: cli.broadcast_queue,
+                max_message_size: cli.max_message_size,
+                max_frame_size: cli.max_frame_size,
+            },
+            exec,
             log: if cli.quiet {
                 LogLevel::Quiet
             } else if cli.verbose > 0 {
@@ -236,6 +443,105 @@ impl Config {
             right,
         })
     }
+}
+
+/// The two addresses (ADDR1, ADDR2) and whether to serve one client only.
+fn addresses(cli: &Cli) -> Result<(Address, Address, bool)> {
+    let parse = |s: &str| {
+        s.parse::<Address>()
+            .map_err(|e| Error::Usage(e.to_string()))
+    };
+    if let Some(server) = &cli.server {
+        // -s [HOST:]PORT [ADDR]: ws-listen there; ADDR (default stdio, one client) behind it.
+        if cli.addr2.is_some() {
+            return Err(Error::Usage(
+                "-s takes at most one address (what to serve)".into(),
+            ));
+        }
+        let hp = if server.contains(':') {
+            server.clone()
+        } else {
+            format!("127.0.0.1:{server}")
+        };
+        let left = parse(&format!("ws-listen:{hp}"))?;
+        let right = cli
+            .addr1
+            .as_deref()
+            .map(parse)
+            .transpose()?
+            .unwrap_or(Address::Stdio);
+        let oneshot = cli.oneshot || right == Address::Stdio;
+        return Ok((left, right, oneshot));
+    }
+    let first = parse(
+        cli.addr1
+            .as_deref()
+            .ok_or_else(|| Error::Usage("no address given".into()))?,
+    )?;
+    match cli.addr2.as_deref() {
+        Some(second) => Ok((first, parse(second)?, cli.oneshot)),
+        None => match first {
+            Address::Ws(_) => Ok((Address::Stdio, first, cli.oneshot)),
+            other => Err(Error::Usage(format!(
+                "one address given ('{other}'): a single address must be a ws:// or wss:// URL (the other side is then stdio); otherwise give two addresses"
+            ))),
+        },
+    }
+}
+
+/// Split `prog 'arg one' "arg two"` into words: whitespace separates, single and double quotes
+/// group, backslash escapes the next character outside single quotes. No expansions.
+pub fn split_command(s: &str) -> std::result::Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => cur.push(c),
+                        None => return Err("unbalanced single quote".into()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => cur.push(chars.next().ok_or("unbalanced double quote")?),
+                        Some(c) => cur.push(c),
+                        None => return Err("unbalanced double quote".into()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                cur.push(chars.next().ok_or("trailing backslash")?);
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    if words.is_empty() {
+        return Err("empty command".into());
+    }
+    Ok(words)
 }
 
 /// `-H 'Name: value'` or `-H @FILE` (one header per line; blank lines and `#` comments skipped).
@@ -313,10 +619,38 @@ mod tests {
                 "only one address can listen",
             ),
             (&["-", "stdio:"], "nothing to bridge"),
-            (&["-H", "A: b", "-", "tcp:h:1"], "-H/--header has no effect"),
+            (
+                &["-H", "A: b", "-", "tcp:h:1"],
+                "-H/--header needs a ws:// or wss:// address",
+            ),
             (
                 &["--unix-mode", "0600", "tcp-l:127.0.0.1:0", "ws://h/"],
-                "--unix-mode needs",
+                "--unix-mode needs unix-listen:",
+            ),
+            (
+                &["--tls-cert", "c.pem", "ws-l:127.0.0.1:0", "mirror:"],
+                "--tls-cert needs wss-listen:",
+            ),
+            (
+                &["wss-l:127.0.0.1:0", "mirror:"],
+                "needs --tls-cert PEM and --tls-key PEM",
+            ),
+            (
+                &["--origin-allow", "http://x", "tcp-l:127.0.0.1:0", "mirror:"],
+                "--origin-allow needs ws-listen:",
+            ),
+            (
+                &["--max-conns", "3", "-", "ws://h/"],
+                "--max-conns needs a listener",
+            ),
+            (&["mirror:", "broadcast:"], "broadcast: needs a listener"),
+            (
+                &["ws-l:127.0.0.1:0", "exec:'unbalanced"],
+                "unbalanced single quote",
+            ),
+            (
+                &["tcp-l:127.0.0.1:0", "-"],
+                "can serve only one client: add --oneshot",
             ),
             (&["-H", "bad header", "ws://h/"], "expected 'Name: value'"),
             (&["-H", "Bad Name: x", "ws://h/"], "not a valid header name"),
@@ -374,6 +708,28 @@ mod tests {
         assert_eq!(c.ws.ca_files, [PathBuf::from("/ca.pem")]);
         let c = config(&["-U", "ws://h/"]).unwrap();
         assert!(!c.relay.forward && c.relay.reverse);
+    }
+
+    #[test]
+    fn server_shorthand_and_exec() {
+        let c = config(&["-s", "8080"]).unwrap();
+        assert_eq!(c.left.to_string(), "ws-listen:127.0.0.1:8080");
+        assert_eq!(c.right, Address::Stdio);
+        assert!(c.listen.oneshot);
+        let c = config(&["-s", "0.0.0.0:9", "mirror:"]).unwrap();
+        assert_eq!(c.left.to_string(), "ws-listen:0.0.0.0:9");
+        assert!(!c.listen.oneshot);
+        let c = config(&[
+            "ws-l:127.0.0.1:0",
+            "exec:'my prog' \"a b\" c\\ d",
+            "--exec-args",
+            "-x",
+            "--y",
+        ])
+        .unwrap();
+        assert_eq!(c.exec, ["my prog", "a b", "c d", "-x", "--y"]);
+        let c = config(&["ws-l:127.0.0.1:0", "sh-c:echo $X | wc"]).unwrap();
+        assert_eq!(c.exec, ["/bin/sh", "-c", "echo $X | wc"]);
     }
 
     #[test]

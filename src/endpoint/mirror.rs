@@ -26,5 +26,6 @@ pub fn open() -> MsgConn {
         stream: Box::pin(stream),
         sink: Box::pin(sink),
         label: "mirror:".into(),
+        websocket: false,
     }
 }

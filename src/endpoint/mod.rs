@@ -1,21 +1,29 @@
 //! Endpoints: each address kind opens (or accepts) connections of one of two shapes, byte streams
 //! or message streams. The relay only ever sees these two shapes.
 
+pub mod broadcast;
+pub mod exec;
 pub mod mirror;
 pub mod stdio;
 pub mod tcp;
 pub mod tls;
 pub mod unix;
 pub mod ws_client;
+pub mod ws_server;
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::addr::Address;
-use crate::config::{ListenOptions, WsClientOptions};
+use crate::config::Config;
 use crate::error::{Error, Result};
 
 pub type BoxReader = Box<dyn AsyncRead + Send + Unpin>;
@@ -23,19 +31,37 @@ pub type BoxWriter = Box<dyn AsyncWrite + Send + Unpin>;
 pub type MsgStream = Pin<Box<dyn Stream<Item = std::result::Result<Message, WsError>> + Send>>;
 pub type MsgSink = Pin<Box<dyn Sink<Message, Error = WsError> + Send>>;
 
-/// A byte-stream connection (TCP, Unix socket, stdio), split into its two halves.
+/// A byte-stream connection (TCP, Unix socket, stdio, a child's pipes), in two halves.
 pub struct ByteConn {
     pub reader: BoxReader,
     pub writer: BoxWriter,
     /// Who is on the other end, for logs.
     pub label: String,
+    /// The Close to send when the reader ends (default: 1000); a child's exit status decides it.
+    pub on_eof: Option<Pin<Box<dyn Future<Output = CloseFrame> + Send>>>,
+    /// Kept alive as long as the connection (e.g. terminates a child process when dropped).
+    pub guard: Option<Box<dyn std::any::Any + Send>>,
 }
 
-/// A message connection (a WebSocket, `mirror:`), split into its two halves.
+impl ByteConn {
+    pub fn new(reader: BoxReader, writer: BoxWriter, label: String) -> ByteConn {
+        ByteConn {
+            reader,
+            writer,
+            label,
+            on_eof: None,
+            guard: None,
+        }
+    }
+}
+
+/// A message connection (a WebSocket, `mirror:`, a broadcast room), in two halves.
 pub struct MsgConn {
     pub stream: MsgStream,
     pub sink: MsgSink,
     pub label: String,
+    /// A real WebSocket (pings are passed between two of them), not an in-process endpoint.
+    pub websocket: bool,
 }
 
 /// What an endpoint yields.
@@ -53,23 +79,47 @@ impl Conn {
     }
 }
 
+/// What is known about an accepted client, for the far side opened for it.
+#[derive(Debug, Clone, Default)]
+pub struct SessionInfo {
+    pub peer: Option<SocketAddr>,
+    /// Request URI (path and query) of a WebSocket client.
+    pub request_uri: Option<String>,
+    /// The client's request headers named by `--pass-header`.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl SessionInfo {
+    /// The broadcast room: the request path (all TCP/Unix/stdio clients share the room "/").
+    pub fn room(&self) -> &str {
+        self.request_uri
+            .as_deref()
+            .and_then(|u| u.split('?').next())
+            .filter(|p| !p.is_empty())
+            .unwrap_or("/")
+    }
+}
+
 /// Opens connecting endpoints; shared by every session of a listener.
 pub struct Opener {
     ws: ws_client::WsConnector,
     connect_timeout: std::time::Duration,
+    exec: Vec<String>,
+    hub: Arc<broadcast::Hub>,
 }
 
 impl Opener {
-    pub fn new(ws: WsClientOptions) -> Self {
-        let connect_timeout = ws.connect_timeout;
+    pub fn new(config: &Config) -> Self {
         Opener {
-            ws: ws_client::WsConnector::new(ws),
-            connect_timeout,
+            ws: ws_client::WsConnector::new(config.ws.clone()),
+            connect_timeout: config.ws.connect_timeout,
+            exec: config.exec.clone(),
+            hub: broadcast::Hub::new(config.server.broadcast_queue),
         }
     }
 
-    /// Open one connection to `addr` (which must not be a listener).
-    pub async fn open(&self, addr: &Address) -> Result<Conn> {
+    /// Open one connection to `addr` (which must not be a listener) for the client `info`.
+    pub async fn open(&self, addr: &Address, info: &SessionInfo) -> Result<Conn> {
         match addr {
             Address::Stdio => Ok(Conn::Bytes(stdio::open())),
             Address::Tcp(hp) => tcp::connect(hp, self.connect_timeout)
@@ -78,31 +128,57 @@ impl Opener {
             Address::Unix(path) => unix::connect(path, self.connect_timeout)
                 .await
                 .map(Conn::Bytes),
-            Address::Ws(url) => self.ws.connect(url).await.map(Conn::Messages),
+            Address::Ws(url) => self
+                .ws
+                .connect(url, &info.headers)
+                .await
+                .map(Conn::Messages),
             Address::Mirror => Ok(Conn::Messages(mirror::open())),
-            Address::TcpListen(_) | Address::UnixListen(_) => Err(Error::Internal(format!(
-                "{addr}: a listener cannot be opened as a client"
-            ))),
+            Address::Exec(_) | Address::ShC(_) => exec::spawn(&self.exec, info).map(Conn::Bytes),
+            Address::Broadcast => Ok(Conn::Messages(self.hub.join(info.room()))),
+            Address::TcpListen(_) | Address::UnixListen(_) | Address::WsListen(_) => Err(
+                Error::Internal(format!("{addr}: a listener cannot be opened as a client")),
+            ),
         }
     }
 }
 
-/// A bound listener, yielding byte-stream connections.
+/// A bound listener.
 pub enum Listener {
     Tcp(tokio::net::TcpListener),
     Unix(unix::BoundUnixListener),
+    Ws(Box<ws_server::WsServer>),
+}
+
+/// A client accepted at the transport level, not yet handshaken.
+pub enum Incoming {
+    Tcp(tokio::net::TcpStream, SocketAddr),
+    Unix(tokio::net::UnixStream),
 }
 
 impl Listener {
-    pub async fn bind(addr: &Address, opts: &ListenOptions) -> Result<Listener> {
-        match addr {
+    pub async fn bind(config: &Config) -> Result<Listener> {
+        match &config.left {
             Address::TcpListen(hp) => tcp::bind(hp).await.map(Listener::Tcp),
-            Address::UnixListen(path) => unix::bind(path, opts.unix_mode).await.map(Listener::Unix),
+            Address::UnixListen(path) => unix::bind(path, config.listen.unix_mode)
+                .await
+                .map(Listener::Unix),
+            Address::WsListen(w) => ws_server::WsServer::bind(w, &config.server)
+                .await
+                .map(|s| Listener::Ws(Box::new(s))),
             other => Err(Error::Internal(format!("{other}: not a listener"))),
         }
     }
 
-    /// `tcp 127.0.0.1:4000` or `unix /run/x.sock`: the actual bound address.
+    /// For unix-listen: the guard that removes the socket file (drop it to remove the file).
+    pub fn socket_file(&self) -> Option<unix::SocketFile> {
+        match self {
+            Listener::Unix(u) => Some(unix::SocketFile::new(u.path())),
+            _ => None,
+        }
+    }
+
+    /// `tcp 127.0.0.1:4000`, `unix /run/x.sock`, `ws ws://127.0.0.1:4000/`: what is bound.
     pub fn describe(&self) -> String {
         match self {
             Listener::Tcp(l) => match l.local_addr() {
@@ -110,22 +186,64 @@ impl Listener {
                 Err(_) => "tcp ?".into(),
             },
             Listener::Unix(u) => format!("unix {}", u.path().display()),
+            Listener::Ws(w) => w.describe(),
         }
     }
 
-    pub async fn accept(&self) -> std::io::Result<ByteConn> {
+    pub async fn accept(&self) -> std::io::Result<Incoming> {
         match self {
             Listener::Tcp(l) => {
                 let (s, peer) = l.accept().await?;
                 let _ = s.set_nodelay(true);
-                let (r, w) = s.into_split();
-                Ok(ByteConn {
-                    reader: Box::new(r),
-                    writer: Box::new(w),
-                    label: format!("tcp client {peer}"),
-                })
+                Ok(Incoming::Tcp(s, peer))
             }
-            Listener::Unix(u) => u.accept().await,
+            Listener::Unix(u) => u.accept().await.map(Incoming::Unix),
+            Listener::Ws(w) => w.accept().await.map(|(s, peer)| Incoming::Tcp(s, peer)),
+        }
+    }
+
+    /// Turn an accepted client into a connection (for WebSocket: the handshake, or a plain HTTP
+    /// answer). `None` when there is no session to run; the reason has been logged.
+    pub async fn establish(
+        &self,
+        incoming: Incoming,
+        at_capacity: bool,
+    ) -> Option<(Conn, SessionInfo)> {
+        match (self, incoming) {
+            (Listener::Ws(w), Incoming::Tcp(s, peer)) => w
+                .establish(s, peer, at_capacity)
+                .await
+                .map(|(m, info)| (Conn::Messages(m), info)),
+            (_, incoming) => {
+                let (conn, peer) = match incoming {
+                    Incoming::Tcp(s, peer) => {
+                        let (r, w) = s.into_split();
+                        (
+                            ByteConn::new(Box::new(r), Box::new(w), format!("tcp client {peer}")),
+                            Some(peer),
+                        )
+                    }
+                    Incoming::Unix(s) => {
+                        let (r, w) = s.into_split();
+                        let label = match self {
+                            Listener::Unix(u) => format!("unix client on {}", u.path().display()),
+                            _ => "unix client".into(),
+                        };
+                        (ByteConn::new(Box::new(r), Box::new(w), label), None)
+                    }
+                };
+                if at_capacity {
+                    tracing::warn!("{}: --max-conns reached; closed", conn.label);
+                    return None;
+                }
+                Some((
+                    Conn::Bytes(conn),
+                    SessionInfo {
+                        peer,
+                        ..SessionInfo::default()
+                    },
+                ))
+            }
         }
     }
 }

@@ -3,9 +3,9 @@
 use super::ByteConn;
 
 pub fn open() -> ByteConn {
-    ByteConn {
-        reader: Box::new(tokio::io::stdin()),
-        writer: Box::new(tokio::io::stdout()),
-        label: "stdio".into(),
-    }
+    ByteConn::new(
+        Box::new(tokio::io::stdin()),
+        Box::new(tokio::io::stdout()),
+        "stdio".into(),
+    )
 }

@@ -39,11 +39,7 @@ pub async fn connect(hp: &HostPort, limit: Duration) -> Result<ByteConn> {
         })??;
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
-    Ok(ByteConn {
-        reader: Box::new(r),
-        writer: Box::new(w),
-        label: target,
-    })
+    Ok(ByteConn::new(Box::new(r), Box::new(w), target))
 }
 
 pub async fn bind(hp: &HostPort) -> Result<TcpListener> {

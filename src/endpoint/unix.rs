@@ -1,6 +1,6 @@
 //! `unix:` (connect) and `unix-listen:` (bind): Unix stream sockets. The listener removes a stale
 //! socket file left by a dead process (never a live one, never a non-socket file), applies
-//! `--unix-mode` atomically at bind time, and removes its own socket file when dropped.
+//! `--unix-mode` atomically at bind time; [`SocketFile`] removes its socket file when dropped.
 
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
@@ -25,14 +25,10 @@ pub async fn connect(path: &Path, limit: Duration) -> Result<ByteConn> {
             source,
         })?;
     let (r, w) = stream.into_split();
-    Ok(ByteConn {
-        reader: Box::new(r),
-        writer: Box::new(w),
-        label: target,
-    })
+    Ok(ByteConn::new(Box::new(r), Box::new(w), target))
 }
 
-/// A bound Unix listener that owns (and on drop removes) its socket file.
+/// A bound Unix listener.
 pub struct BoundUnixListener {
     listener: UnixListener,
     path: PathBuf,
@@ -43,21 +39,25 @@ impl BoundUnixListener {
         &self.path
     }
 
-    pub async fn accept(&self) -> std::io::Result<ByteConn> {
-        let (s, _) = self.listener.accept().await?;
-        let (r, w) = s.into_split();
-        Ok(ByteConn {
-            reader: Box::new(r),
-            writer: Box::new(w),
-            label: format!("unix client on {}", self.path.display()),
-        })
+    pub async fn accept(&self) -> std::io::Result<UnixStream> {
+        self.listener.accept().await.map(|(s, _)| s)
     }
 }
 
-impl Drop for BoundUnixListener {
+/// Removes the socket file when dropped. Held by whoever owns the listener's lifetime (the
+/// accept loop), not by the listener: sessions may briefly outlive the loop.
+pub struct SocketFile(PathBuf);
+
+impl SocketFile {
+    pub fn new(path: &Path) -> SocketFile {
+        SocketFile(path.to_path_buf())
+    }
+}
+
+impl Drop for SocketFile {
     fn drop(&mut self) {
-        if std::fs::remove_file(&self.path).is_ok() {
-            tracing::debug!("removed socket file {}", self.path.display());
+        if std::fs::remove_file(&self.0).is_ok() {
+            tracing::debug!("removed socket file {}", self.0.display());
         }
     }
 }

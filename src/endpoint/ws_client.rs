@@ -14,7 +14,7 @@ use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::either::Either;
 
@@ -38,16 +38,22 @@ impl WsConnector {
     }
 
     /// The tungstenite configuration for client connections.
-    pub fn ws_config(max_message_size: usize) -> WebSocketConfig {
+    pub fn ws_config(&self) -> WebSocketConfig {
+        let max = self.opts.max_message_size;
         WebSocketConfig::default()
             .read_buffer_size(16 * 1024)
             .write_buffer_size(32 * 1024)
-            .max_write_buffer_size(max_message_size.saturating_mul(2).max(1 << 20))
-            .max_message_size(Some(max_message_size))
-            .max_frame_size(Some(max_message_size))
+            .max_write_buffer_size(max.saturating_mul(2).max(1 << 20))
+            .max_message_size(Some(max))
+            .max_frame_size(Some(self.opts.max_frame_size))
     }
 
-    pub async fn connect(&self, url: &WsUrl) -> Result<MsgConn> {
+    /// Connect to `url`; `passed` are client request headers to pass on (`--pass-header`).
+    pub async fn connect(
+        &self,
+        url: &WsUrl,
+        passed: &[(HeaderName, HeaderValue)],
+    ) -> Result<MsgConn> {
         let target = url.to_string();
         let host = url.host();
         let port = url.port();
@@ -130,8 +136,8 @@ impl WsConnector {
             Either::Left(tcp)
         };
 
-        let request = self.request(url)?;
-        let cfg = Self::ws_config(self.opts.max_message_size);
+        let request = self.request(url, passed)?;
+        let cfg = self.ws_config();
         let (ws, response) = within(
             limit,
             &target,
@@ -146,6 +152,7 @@ impl WsConnector {
             stream: Box::pin(stream),
             sink: Box::pin(sink),
             label: target,
+            websocket: true,
         })
     }
 
@@ -153,6 +160,7 @@ impl WsConnector {
     fn request(
         &self,
         url: &WsUrl,
+        passed: &[(HeaderName, HeaderValue)],
     ) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request> {
         let bad = |e: WsError| Error::Usage(format!("{url}: {e}"));
         let mut req = url
@@ -195,6 +203,14 @@ impl WsConnector {
         }
         for h in &self.opts.headers {
             headers.append(h.name.clone(), h.value.clone());
+        }
+        // Headers passed on from our own client, unless -H set the same name.
+        for (name, value) in passed {
+            if !self.opts.headers.iter().any(|h| h.name == *name) {
+                let mut value = value.clone();
+                value.set_sensitive(crate::config::is_secret_header(name.as_str()));
+                headers.append(name.clone(), value);
+            }
         }
         Ok(req)
     }

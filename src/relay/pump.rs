@@ -90,11 +90,14 @@ pub async fn bytes_messages(
         reader,
         writer,
         label: local_label,
+        on_eof,
+        guard: _guard,
     } = local;
     let MsgConn {
         mut stream,
         mut sink,
         label,
+        ..
     } = ws;
     let mode = opts.mode;
     let mut input = FramedRead::with_capacity(
@@ -179,8 +182,17 @@ pub async fn bytes_messages(
                     tokio::time::sleep_until(until).await;
                 }
             }
-            if !opts.no_close && sink.send(close(CloseCode::Normal, "")).await.is_err() {
-                return Up::SendFailed;
+            if !opts.no_close {
+                let frame = match on_eof {
+                    Some(f) => f.await,
+                    None => CloseFrame {
+                        code: CloseCode::Normal,
+                        reason: Utf8Bytes::from_static(""),
+                    },
+                };
+                if sink.send(Message::Close(Some(frame))).await.is_err() {
+                    return Up::SendFailed;
+                }
             }
             Up::Eof
         };
@@ -319,7 +331,13 @@ enum Dir {
 
 /// Forward messages from `src` to `dst` until `src` closes. With `data` false only Close is
 /// forwarded (the other messages are read and dropped).
-async fn forward(src: &mut MsgStream, dst: &mut MsgSink, data: bool) -> Dir {
+async fn forward(
+    src: &mut MsgStream,
+    dst: &mut MsgSink,
+    data: bool,
+    pings: bool,
+    count: &mut Counter,
+) -> Dir {
     loop {
         let next = match src.next().now_or_never() {
             Some(n) => n,
@@ -334,6 +352,7 @@ async fn forward(src: &mut MsgStream, dst: &mut MsgSink, data: bool) -> Dir {
                 return Dir::Ended;
             }
             Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                count.add(&m);
                 if data {
                     let _ = dst.feed(m).await;
                 }
@@ -341,6 +360,10 @@ async fn forward(src: &mut MsgStream, dst: &mut MsgSink, data: bool) -> Dir {
             Some(Ok(Message::Close(f))) => {
                 let _ = dst.send(Message::Close(f.clone())).await;
                 return Dir::Closed(f);
+            }
+            // WebSocket to WebSocket: pings travel end to end (each hop also answers its own).
+            Some(Ok(m @ Message::Ping(_))) if pings => {
+                let _ = dst.feed(m).await;
             }
             Some(Ok(_)) => {}
             Some(Err(e)) => return Dir::ReadError(e),
@@ -353,15 +376,19 @@ pub async fn messages_messages(a: MsgConn, b: MsgConn, opts: &RelayOptions) -> R
         stream: mut a_rx,
         sink: mut a_tx,
         label: a_label,
+        websocket: a_ws,
     } = a;
     let MsgConn {
         stream: mut b_rx,
         sink: mut b_tx,
         label: b_label,
+        websocket: b_ws,
     } = b;
+    let (mut ab_count, mut ba_count) = (Counter::default(), Counter::default());
+    let pings = a_ws && b_ws;
     let outcome = {
-        let ab = forward(&mut a_rx, &mut b_tx, opts.forward);
-        let ba = forward(&mut b_rx, &mut a_tx, opts.reverse);
+        let ab = forward(&mut a_rx, &mut b_tx, opts.forward, pings, &mut ab_count);
+        let ba = forward(&mut b_rx, &mut a_tx, opts.reverse, pings, &mut ba_count);
         tokio::pin!(ab, ba);
         // The first direction to end decides; the other gets the close timeout to finish.
         let first = tokio::select! {
@@ -382,8 +409,10 @@ pub async fn messages_messages(a: MsgConn, b: MsgConn, opts: &RelayOptions) -> R
     };
     let (from_a, dir) = outcome;
     let label = if from_a { &a_label } else { &b_label };
-    match dir {
+    let mut ended = String::new();
+    let result = match dir {
         Dir::Closed(frame) => {
+            ended = format!("{label} closed: {}", describe_close(&frame));
             drain(&mut a_rx, opts.close_timeout).await;
             drain(&mut b_rx, opts.close_timeout).await;
             if is_normal_close(&frame) {
@@ -414,7 +443,20 @@ pub async fn messages_messages(a: MsgConn, b: MsgConn, opts: &RelayOptions) -> R
             .await;
             Err(err)
         }
-    }
+    };
+    tracing::info!(
+        "{a_label} <-> {b_label}: session ended: {} messages ({} bytes) ->, {} messages ({} bytes) <-; {}",
+        ab_count.messages,
+        ab_count.bytes,
+        ba_count.messages,
+        ba_count.bytes,
+        match &result {
+            Ok(()) if ended.is_empty() => "ended".to_string(),
+            Ok(()) => ended,
+            Err(e) => e.to_string(),
+        }
+    );
+    result
 }
 
 pub async fn bytes_bytes(a: ByteConn, b: ByteConn, opts: &RelayOptions) -> Result<()> {
@@ -422,11 +464,15 @@ pub async fn bytes_bytes(a: ByteConn, b: ByteConn, opts: &RelayOptions) -> Resul
         reader: mut ar,
         writer: mut aw,
         label: a_label,
+        guard: _a_guard,
+        ..
     } = a;
     let ByteConn {
         reader: mut br,
         writer: mut bw,
         label: b_label,
+        guard: _b_guard,
+        ..
     } = b;
     let exit_on_eof = opts.exit_on_eof;
     let fwd = copy_half(opts.forward, exit_on_eof, &mut ar, &mut bw);

@@ -1,0 +1,113 @@
+//! `exec:` / `sh-c:`: one child process per connection. Its stdin/stdout are the byte side; it
+//! gets the request as CGI-style environment variables (like websocketd). When its stdout ends,
+//! the Close sent is 1000 if it exited 0, 1011 otherwise. When the session ends, a child still
+//! running gets SIGTERM, then SIGKILL after a grace period; it is always reaped (no zombies).
+//! Every descriptor wsbridge opens is close-on-exec, so children inherit only stdio.
+
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::process::Command;
+use tokio::sync::{oneshot, watch};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use super::{ByteConn, SessionInfo};
+use crate::error::{Error, Result};
+
+/// Time between SIGTERM and SIGKILL for a child whose connection has ended.
+pub const KILL_GRACE: Duration = Duration::from_secs(2);
+/// After the child closes its stdout, how long to wait for its exit status.
+const EXIT_WAIT: Duration = Duration::from_secs(2);
+
+pub fn spawn(argv: &[String], info: &SessionInfo) -> Result<ByteConn> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| Error::Internal("exec: empty command".into()))?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .env(
+            "SERVER_SOFTWARE",
+            concat!("wsbridge/", env!("CARGO_PKG_VERSION")),
+        );
+    if let Some(peer) = info.peer {
+        cmd.env("REMOTE_ADDR", peer.ip().to_string())
+            .env("REMOTE_PORT", peer.port().to_string());
+    }
+    if let Some(uri) = &info.request_uri {
+        let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+        cmd.env("REQUEST_URI", uri)
+            .env("PATH_INFO", path)
+            .env("QUERY_STRING", query);
+    }
+    for (name, value) in &info.headers {
+        let var = format!(
+            "HTTP_{}",
+            name.as_str().to_ascii_uppercase().replace('-', "_")
+        );
+        cmd.env(var, String::from_utf8_lossy(value.as_bytes()).as_ref());
+    }
+    let label = format!("exec:{program}");
+    let mut child = cmd.spawn().map_err(|source| Error::Connect {
+        target: label.clone(),
+        source,
+    })?;
+    let pid = child.id();
+    let stdin = child.stdin.take().expect("stdin piped");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (status_tx, status_rx) = watch::channel::<Option<ExitStatus>>(None);
+    let (kill_tx, kill_rx) = oneshot::channel::<()>();
+    let task_label = label.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            status = child.wait() => {
+                if let Ok(s) = status {
+                    tracing::debug!("{task_label} (pid {pid:?}) exited: {s}");
+                    let _ = status_tx.send(Some(s));
+                }
+            }
+            // The connection is over (the guard was dropped): stop the child politely, then not.
+            _ = kill_rx => {
+                if let Some(pid) = pid {
+                    // SAFETY: plain kill(2) on our own child's pid; it has not been reaped yet
+                    // because only this task waits for it.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+                }
+                match tokio::time::timeout(KILL_GRACE, child.wait()).await {
+                    Ok(_) => {}
+                    Err(_) => {
+                        tracing::info!("{task_label} (pid {pid:?}) ignored SIGTERM; sending SIGKILL");
+                        let _ = child.kill().await;
+                    }
+                }
+            }
+        }
+    });
+    let close = Box::pin(async move {
+        let mut rx = status_rx;
+        let status = tokio::time::timeout(EXIT_WAIT, rx.wait_for(Option::is_some))
+            .await
+            .ok()
+            .and_then(|r| r.ok().and_then(|s| *s));
+        match status {
+            Some(s) if !s.success() => CloseFrame {
+                code: CloseCode::Error,
+                reason: format!("program {s}").into(),
+            },
+            _ => CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            },
+        }
+    });
+    Ok(ByteConn {
+        reader: Box::new(stdout),
+        writer: Box::new(stdin),
+        label,
+        on_eof: Some(close),
+        guard: Some(Box::new(kill_tx)),
+    })
+}

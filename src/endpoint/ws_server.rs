@@ -1,0 +1,606 @@
+//! `ws-listen:` / `wss-listen:`: the WebSocket server. Per client, under `--handshake-timeout`:
+//! TLS (with optional client certificates), then the HTTP request head, read and checked here —
+//! path, version, key, origin, required headers, bearer token, capacity, subprotocol — and either
+//! the 101 upgrade (the rest is tungstenite's) or a plain HTTP answer: the browser console page,
+//! static files, `/healthz`, or an error status.
+
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_util::either::Either;
+
+use super::{MsgConn, SessionInfo, tls};
+use crate::addr::WsListen;
+use crate::config::ServerOptions;
+use crate::error::{Error, Result};
+
+/// Largest HTTP request head accepted (431 beyond).
+const MAX_HEAD: usize = 16 * 1024;
+const MAX_HEADERS: usize = 64;
+const CONSOLE: &str = include_str!("console.html");
+
+pub struct WsServer {
+    tcp: TcpListener,
+    tls: Option<TlsAcceptor>,
+    path: Option<String>,
+    opts: ServerOptions,
+}
+
+/// A parsed HTTP request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    pub method: String,
+    pub uri: String,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl RequestHead {
+    /// Parse a complete head (through the blank line). Errors are short reasons for a 400.
+    pub fn parse(buf: &[u8]) -> std::result::Result<Option<(RequestHead, usize)>, &'static str> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(buf) {
+            Ok(httparse::Status::Partial) => Ok(None),
+            Ok(httparse::Status::Complete(n)) => {
+                if req.version != Some(1) {
+                    return Err("HTTP/1.1 required");
+                }
+                let head = RequestHead {
+                    method: req.method.unwrap_or("").to_string(),
+                    uri: req.path.unwrap_or("").to_string(),
+                    headers: req
+                        .headers
+                        .iter()
+                        .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
+                        .collect(),
+                };
+                Ok(Some((head, n)))
+            }
+            Err(httparse::Error::TooManyHeaders) => Err("too many headers"),
+            Err(_) => Err("malformed HTTP request"),
+        }
+    }
+
+    /// All values of a header (lower-case name), as text.
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    fn first<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        self.values(name).next()
+    }
+
+    /// Comma-separated tokens across all values of a header, trimmed.
+    fn tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.values(name)
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    }
+
+    pub fn path(&self) -> &str {
+        self.uri.split('?').next().unwrap_or("")
+    }
+
+    fn is_upgrade(&self) -> bool {
+        self.tokens("upgrade")
+            .any(|t| t.eq_ignore_ascii_case("websocket"))
+    }
+}
+
+/// An HTTP answer that ends the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub why: String,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+fn refuse(status: u16, why: impl Into<String>) -> Refusal {
+    Refusal {
+        status,
+        why: why.into(),
+        headers: Vec::new(),
+    }
+}
+
+/// What an acceptable upgrade agreed on.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Upgrade {
+    pub accept_key: String,
+    pub protocol: Option<String>,
+}
+
+/// Decide on an upgrade request. Pure: no I/O, so it can be tested (and fuzzed) alone.
+pub fn check_upgrade(
+    req: &RequestHead,
+    opts: &ServerOptions,
+    path: Option<&str>,
+    at_capacity: bool,
+) -> std::result::Result<Upgrade, Refusal> {
+    if let Some(p) = path
+        && req.path() != p
+    {
+        return Err(refuse(404, format!("no WebSocket at {}", req.path())));
+    }
+    if req.method != "GET" {
+        return Err(refuse(405, "WebSocket upgrades use GET"));
+    }
+    if req.first("sec-websocket-version") != Some("13") {
+        let mut r = refuse(426, "only WebSocket version 13 is supported");
+        r.headers.push(("Sec-WebSocket-Version", "13".into()));
+        return Err(r);
+    }
+    let key = req.first("sec-websocket-key").map(str::trim).unwrap_or("");
+    if base64_len(key) != Some(16) {
+        return Err(refuse(400, "missing or malformed Sec-WebSocket-Key"));
+    }
+    if !req
+        .tokens("connection")
+        .any(|t| t.eq_ignore_ascii_case("upgrade"))
+    {
+        return Err(refuse(400, "Connection header lacks 'Upgrade'"));
+    }
+    if !opts.origin_allow.is_empty() {
+        let origin = req.first("origin").unwrap_or("");
+        if !opts
+            .origin_allow
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(origin))
+        {
+            let shown = if origin.is_empty() { "none" } else { origin };
+            return Err(refuse(403, format!("origin {shown} not allowed")));
+        }
+    }
+    for h in &opts.require_headers {
+        let ok = req
+            .headers
+            .iter()
+            .any(|(n, v)| n == h.name.as_str() && constant_time_eq(v, h.value.as_bytes()));
+        if !ok {
+            return Err(refuse(
+                401,
+                format!("required header {} missing or wrong", h.name),
+            ));
+        }
+    }
+    if let Some(token) = &opts.auth_token {
+        let given = req.first("authorization").and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim())
+        });
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+            let mut r = refuse(401, "bearer token missing or wrong");
+            r.headers.push(("WWW-Authenticate", "Bearer".into()));
+            return Err(r);
+        }
+    }
+    if at_capacity {
+        return Err(refuse(503, "--max-conns reached"));
+    }
+    let offered: Vec<&str> = req.tokens("sec-websocket-protocol").collect();
+    let protocol = if offered.is_empty() || opts.protocols.is_empty() {
+        None
+    } else {
+        match offered
+            .iter()
+            .find(|o| opts.protocols.iter().any(|p| p == *o))
+        {
+            Some(p) => Some(p.to_string()),
+            None => {
+                return Err(refuse(
+                    400,
+                    format!(
+                        "none of the offered subprotocols is supported (server speaks {})",
+                        opts.protocols.join(", ")
+                    ),
+                ));
+            }
+        }
+    };
+    Ok(Upgrade {
+        accept_key: derive_accept_key(key.as_bytes()),
+        protocol,
+    })
+}
+
+/// Decoded length of a base64 string, if it is well-formed standard base64.
+fn base64_len(s: &str) -> Option<usize> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .ok()
+        .map(|v| v.len())
+}
+
+/// Compare secrets without an early exit on the first differing byte.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
+}
+
+type Stream = Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>;
+
+impl WsServer {
+    pub async fn bind(addr: &WsListen, opts: &ServerOptions) -> Result<WsServer> {
+        let target = format!("{}-listen:{}", if addr.tls { "wss" } else { "ws" }, addr.hp);
+        let tls = if addr.tls {
+            let (Some(cert), Some(key)) = (&opts.tls_cert, &opts.tls_key) else {
+                return Err(Error::Usage(
+                    "wss-listen: needs --tls-cert and --tls-key".into(),
+                ));
+            };
+            let config = tls::server_config(cert, key, opts.tls_client_ca.as_deref())
+                .map_err(Error::Usage)?;
+            Some(TlsAcceptor::from(config))
+        } else {
+            None
+        };
+        let tcp = TcpListener::bind((addr.hp.host.as_str(), addr.hp.port))
+            .await
+            .map_err(|source| Error::Listen { target, source })?;
+        Ok(WsServer {
+            tcp,
+            tls,
+            path: addr.path.clone(),
+            opts: opts.clone(),
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        match self.tcp.local_addr() {
+            Ok(a) => format!(
+                "{scheme} {scheme}://{a}{}",
+                self.path.as_deref().unwrap_or("/")
+            ),
+            Err(_) => format!("{scheme} ?"),
+        }
+    }
+
+    pub async fn accept(&self) -> std::io::Result<(TcpStream, SocketAddr)> {
+        let (s, peer) = self.tcp.accept().await?;
+        let _ = s.set_nodelay(true);
+        Ok((s, peer))
+    }
+
+    /// Handshake with one client. `None` when the request was answered with plain HTTP (a page,
+    /// a refusal) or the client failed or timed out; the reason is logged.
+    pub async fn establish(
+        &self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        at_capacity: bool,
+    ) -> Option<(MsgConn, SessionInfo)> {
+        let who = format!("ws client {peer}");
+        let limit = self.opts.handshake_timeout;
+        let head = tokio::time::timeout(limit, self.read_head(tcp, &who)).await;
+        let (mut stream, req, leftover) = match head {
+            Ok(Some(x)) => x,
+            Ok(None) => return None,
+            Err(_) => {
+                tracing::info!("{who}: no complete request within {:?}; dropped", limit);
+                return None;
+            }
+        };
+        if !req.is_upgrade() {
+            self.serve_http(&mut stream, &req, &who).await;
+            return None;
+        }
+        let upgrade = match check_upgrade(&req, &self.opts, self.path.as_deref(), at_capacity) {
+            Ok(u) => u,
+            Err(r) => {
+                if r.status == 503 {
+                    tracing::warn!("{who}: {}: refused with 503", r.why);
+                } else {
+                    tracing::info!(
+                        "{who} {} {}: refused with {}: {}",
+                        req.method,
+                        req.path(),
+                        r.status,
+                        r.why
+                    );
+                }
+                write_refusal(&mut stream, &r).await;
+                return None;
+            }
+        };
+        let mut resp = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
+            upgrade.accept_key
+        );
+        if let Some(p) = &upgrade.protocol {
+            resp.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
+        }
+        resp.push_str("\r\n");
+        if let Err(e) = stream.write_all(resp.as_bytes()).await {
+            tracing::info!("{who}: lost during handshake: {e}");
+            return None;
+        }
+        let config = WebSocketConfig::default()
+            .read_buffer_size(8 * 1024)
+            .write_buffer_size(32 * 1024)
+            .max_write_buffer_size(self.opts.max_message_size.saturating_mul(2).max(1 << 20))
+            .max_message_size(Some(self.opts.max_message_size))
+            .max_frame_size(Some(self.opts.max_frame_size));
+        let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(config))
+            .await;
+        let label = format!("{who} {}", req.path());
+        tracing::info!(
+            "{label}: accepted{}",
+            upgrade
+                .protocol
+                .as_deref()
+                .map(|p| format!(" (subprotocol {p})"))
+                .unwrap_or_default()
+        );
+        let headers = self
+            .opts
+            .pass_headers
+            .iter()
+            .flat_map(|name| {
+                req.headers
+                    .iter()
+                    .filter(move |(n, _)| n == name.as_str())
+                    .filter_map(move |(_, v)| {
+                        Some((name.clone(), HeaderValue::from_bytes(v).ok()?))
+                    })
+            })
+            .collect::<Vec<(HeaderName, HeaderValue)>>();
+        let info = SessionInfo {
+            peer: Some(peer),
+            request_uri: Some(req.uri.clone()),
+            headers,
+        };
+        let (sink, stream) = ws.split();
+        Some((
+            MsgConn {
+                stream: Box::pin(stream),
+                sink: Box::pin(sink),
+                label,
+                websocket: true,
+            },
+            info,
+        ))
+    }
+
+    /// TLS (if any), then read until the end of the request head.
+    async fn read_head(&self, tcp: TcpStream, who: &str) -> Option<(Stream, RequestHead, Vec<u8>)> {
+        let mut stream: Stream = match &self.tls {
+            None => Either::Left(tcp),
+            Some(acceptor) => match acceptor.accept(tcp).await {
+                Ok(s) => Either::Right(s),
+                Err(e) => {
+                    tracing::info!(
+                        "{who}: TLS handshake failed: {}",
+                        tls::explain(&e, "client")
+                    );
+                    return None;
+                }
+            },
+        };
+        let mut buf = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 2048];
+        loop {
+            let n = match stream.read(&mut chunk).await {
+                Ok(0) => return None,
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::debug!("{who}: read failed before the request was complete: {e}");
+                    return None;
+                }
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            match RequestHead::parse(&buf) {
+                Ok(Some((head, used))) => return Some((stream, head, buf.split_off(used))),
+                Ok(None) if buf.len() > MAX_HEAD => {
+                    write_refusal(&mut stream, &refuse(431, "request head too large")).await;
+                    return None;
+                }
+                Ok(None) => {}
+                Err(why) => {
+                    tracing::info!("{who}: bad request: {why}");
+                    write_refusal(&mut stream, &refuse(400, why)).await;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Plain HTTP: `/healthz`, static files, the console page, or 404.
+    async fn serve_http(&self, stream: &mut Stream, req: &RequestHead, who: &str) {
+        let head_only = req.method == "HEAD";
+        if req.method != "GET" && !head_only {
+            write_refusal(stream, &refuse(405, "only GET")).await;
+            return;
+        }
+        let path = req.path();
+        if path == "/healthz" {
+            write_response(
+                stream,
+                200,
+                "text/plain; charset=utf-8",
+                &[],
+                b"ok\n",
+                head_only,
+            )
+            .await;
+            return;
+        }
+        if let Some(root) = &self.opts.static_dir {
+            match static_file(root, path) {
+                Some(file) => {
+                    tracing::debug!("{who}: GET {path}: {}", file.display());
+                    send_file(stream, &file, head_only).await;
+                    return;
+                }
+                None => tracing::debug!("{who}: GET {path}: not in --static"),
+            }
+        }
+        if path == "/" && self.opts.console {
+            let ws_path = self.path.as_deref().unwrap_or("/");
+            let page = CONSOLE.replace("{{WS_PATH}}", &html_escape(ws_path));
+            write_response(
+                stream,
+                200,
+                "text/html; charset=utf-8",
+                &[],
+                page.as_bytes(),
+                head_only,
+            )
+            .await;
+            return;
+        }
+        write_refusal(stream, &refuse(404, "not found")).await;
+    }
+}
+
+/// Resolve `request_path` inside `root`, or None: no `..`, nothing outside `root` after
+/// following symlinks, regular files only (a directory means its index.html).
+pub fn static_file(root: &Path, request_path: &str) -> Option<PathBuf> {
+    let decoded = percent_decode(request_path)?;
+    if decoded.contains('\0') || decoded.contains('\\') {
+        return None;
+    }
+    let rel = Path::new(decoded.trim_start_matches('/'));
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return None;
+    }
+    let root = root.canonicalize().ok()?;
+    let mut full = root.join(rel).canonicalize().ok()?;
+    if full.is_dir() {
+        full = full.join("index.html").canonicalize().ok()?;
+    }
+    (full.starts_with(&root) && full.is_file()).then_some(full)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("html" | "htm") => "text/html; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("json") => "application/json",
+        Some("txt") => "text/plain; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("ico") => "image/x-icon",
+        Some("wasm") => "application/wasm",
+        _ => "application/octet-stream",
+    }
+}
+
+async fn send_file<S: AsyncWrite + Unpin>(stream: &mut S, path: &Path, head_only: bool) {
+    let Ok(mut file) = tokio::fs::File::open(path).await else {
+        write_refusal(stream, &refuse(404, "not found")).await;
+        return;
+    };
+    let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {len}\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\n\r\n",
+        content_type(path)
+    );
+    if stream.write_all(head.as_bytes()).await.is_err() || head_only {
+        let _ = stream.shutdown().await;
+        return;
+    }
+    let _ = tokio::io::copy(&mut file, stream).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn write_response<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    status: u16,
+    ctype: &str,
+    extra: &[(&str, String)],
+    body: &[u8],
+    head_only: bool,
+) {
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n",
+        reason(status),
+        body.len()
+    );
+    for (n, v) in extra {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut all = head.into_bytes();
+    if !head_only {
+        all.extend_from_slice(body);
+    }
+    let _ = stream.write_all(&all).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn write_refusal<S: AsyncWrite + Unpin>(stream: &mut S, r: &Refusal) {
+    let body = format!("{} {}: {}\n", r.status, reason(r.status), r.why);
+    write_response(
+        stream,
+        r.status,
+        "text/plain; charset=utf-8",
+        &r.headers,
+        body.as_bytes(),
+        false,
+    )
+    .await;
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
