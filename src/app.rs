@@ -4,12 +4,11 @@
 use std::future::Future;
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::task::JoinSet;
 
 use crate::config::{Config, LogLevel};
-use crate::endpoint::{Conn, Listener, Opener, SessionInfo};
+use crate::endpoint::{Conn, Listener, Opener, SessionInfo, Slots};
 use crate::error::Result;
 use crate::relay;
 
@@ -29,15 +28,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     relay::bridge(left, right, &config.relay).await
 }
 
-/// Counts running sessions for `--max-conns`; one is released when its guard is dropped.
-struct Active(Arc<AtomicUsize>);
-
-impl Drop for Active {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 async fn serve(
     config: Arc<Config>,
     opener: Arc<Opener>,
@@ -47,7 +37,7 @@ async fn serve(
     let socket_file = listener.socket_file();
     announce(&config, &listener.describe());
     tokio::pin!(shutdown);
-    let active = Arc::new(AtomicUsize::new(0));
+    let slots = Slots::new(config.listen.max_conns);
     let mut sessions = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -67,13 +57,9 @@ async fn serve(
                 continue;
             }
         };
-        let at_capacity = config
-            .listen
-            .max_conns
-            .is_some_and(|max| active.load(Ordering::Acquire) >= max);
         if config.listen.oneshot {
             // Handshake inline: a page request or a refused client does not use up the one session.
-            let Some((local, info)) = listener.establish(incoming, false).await else {
+            let Some((local, info, _slot)) = listener.establish(incoming, &slots).await else {
                 continue;
             };
             drop(listener);
@@ -84,18 +70,16 @@ async fn serve(
                 () = &mut shutdown => Ok(()),
             };
         }
-        let (config2, opener2, listener2, active2) = (
+        let (config2, opener2, listener2, slots2) = (
             config.clone(),
             opener.clone(),
             listener.clone(),
-            active.clone(),
+            slots.clone(),
         );
         sessions.spawn(async move {
-            let Some((local, info)) = listener2.establish(incoming, at_capacity).await else {
+            let Some((local, info, _slot)) = listener2.establish(incoming, &slots2).await else {
                 return;
             };
-            active2.fetch_add(1, Ordering::AcqRel);
-            let _active = Active(active2);
             let label = local.label().to_string();
             tracing::info!("{label}: session started");
             if let Err(e) = session(local, info, &opener2, &config2).await {
@@ -106,9 +90,18 @@ async fn serve(
     Ok(())
 }
 
-/// One accepted client: open the far side for it, then pump until the session ends.
+/// One accepted client: open the far side for it, then pump until the session ends. When the far
+/// side cannot be opened, a WebSocket client is told so with Close 1011 (not a dropped socket).
 async fn session(local: Conn, info: SessionInfo, opener: &Opener, config: &Config) -> Result<()> {
-    let remote = opener.open(&config.right, &info).await?;
+    let remote = match opener.open(&config.right, &info).await {
+        Ok(r) => r,
+        Err(e) => {
+            if let Conn::Messages(m) = local {
+                relay::refuse(m, "upstream unavailable", config.relay.close_timeout).await;
+            }
+            return Err(e);
+        }
+    };
     relay::bridge(local, remote, &config.relay).await
 }
 

@@ -159,6 +159,9 @@ impl Config {
         if right == Address::Broadcast && !left.is_listener() {
             return usage("broadcast: needs a listener as ADDR1 (its clients are the room)".into());
         }
+        if left == Address::Mirror && right == Address::Mirror {
+            return usage("mirror: facing mirror: has nothing to echo".into());
+        }
         if matches!(left, Address::Broadcast) {
             return usage("broadcast: must be ADDR2, behind a listener".into());
         }

@@ -334,3 +334,37 @@ async fn server_close_gives_the_tcp_client_eof() {
     let got = read_all(&mut s).await;
     assert_eq!(String::from_utf8(got).unwrap(), "hello\nbye\n");
 }
+
+#[tokio::test]
+async fn ws_client_gets_1011_when_the_far_side_cannot_be_opened() {
+    let port = common::closed_port();
+    let mut b = Bridge::spawn(&["ws-listen:127.0.0.1:0", &format!("tcp:127.0.0.1:{port}")]);
+    let url = b.listening().await;
+    let addr = url
+        .trim_start_matches("ws://")
+        .trim_end_matches('/')
+        .to_string();
+    let tcp = TcpStream::connect(&addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(url.as_str(), tcp)
+        .await
+        .unwrap();
+    let msg = tokio::time::timeout(LIMIT, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let Message::Close(Some(frame)) = msg else {
+        panic!("expected Close, got {msg:?}")
+    };
+    assert_eq!(u16::from(frame.code), 1011);
+    assert_eq!(frame.reason.as_str(), "upstream unavailable");
+    // Reading on sends our Close reply; the server then hangs up.
+    assert!(
+        tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let line = b.stderr_contains("connection failed").await;
+    assert!(line.contains(&format!("tcp:127.0.0.1:{port}")), "{line}");
+}

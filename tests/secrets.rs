@@ -41,9 +41,7 @@ async fn run_with(url: &str, verbosity: &[&str], rust_log: Option<&str>) -> comm
     if let Some(l) = rust_log {
         cmd.env("RUST_LOG", l);
     }
-    let mut b = Bridge::spawn_cmd(cmd);
-    b.write_stdin(b"hello\n").await;
-    b.finish().await
+    common::run_cmd(cmd, b"hello\n").await
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! `exec:` / `sh-c:`: one child process per connection. Its stdin/stdout are the byte side; it
 //! gets the request as CGI-style environment variables (like websocketd). When its stdout ends,
 //! the Close sent is 1000 if it exited 0, 1011 otherwise. When the session ends, a child still
-//! running gets SIGTERM, then SIGKILL after a grace period; it is always reaped (no zombies).
+//! running gets SIGTERM, then SIGKILL after a grace period — the child and everything it started
+//! (it runs in its own process group); it is always reaped (no zombies).
 //! Every descriptor wsbridge opens is close-on-exec, so children inherit only stdio.
 
 use std::process::{ExitStatus, Stdio};
@@ -25,6 +26,9 @@ pub fn spawn(argv: &[String], info: &SessionInfo) -> Result<ByteConn> {
         .split_first()
         .ok_or_else(|| Error::Internal("exec: empty command".into()))?;
     let mut cmd = Command::new(program);
+    // Its own process group, so that ending the connection ends everything the child started
+    // (a `sh -c` pipeline, background jobs), not just the child.
+    cmd.process_group(0);
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -62,28 +66,20 @@ pub fn spawn(argv: &[String], info: &SessionInfo) -> Result<ByteConn> {
     let (kill_tx, kill_rx) = oneshot::channel::<()>();
     let task_label = label.clone();
     tokio::spawn(async move {
+        let mut kill_rx = kill_rx;
         tokio::select! {
             status = child.wait() => {
                 if let Ok(s) = status {
                     tracing::debug!("{task_label} (pid {pid:?}) exited: {s}");
                     let _ = status_tx.send(Some(s));
                 }
+                // Whatever it started in its process group goes when the connection does.
+                let _ = kill_rx.await;
             }
-            // The connection is over (the guard was dropped): stop the child politely, then not.
-            _ = kill_rx => {
-                if let Some(pid) = pid {
-                    // SAFETY: plain kill(2) on our own child's pid; it has not been reaped yet
-                    // because only this task waits for it.
-                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-                }
-                match tokio::time::timeout(KILL_GRACE, child.wait()).await {
-                    Ok(_) => {}
-                    Err(_) => {
-                        tracing::info!("{task_label} (pid {pid:?}) ignored SIGTERM; sending SIGKILL");
-                        let _ = child.kill().await;
-                    }
-                }
-            }
+            _ = &mut kill_rx => {}
+        }
+        if let Some(pid) = pid {
+            end_group(pid as libc::pid_t, &mut child, &task_label).await;
         }
     });
     let close = Box::pin(async move {
@@ -110,4 +106,28 @@ pub fn spawn(argv: &[String], info: &SessionInfo) -> Result<ByteConn> {
         on_eof: Some(close),
         guard: Some(Box::new(kill_tx)),
     })
+}
+
+/// SIGTERM the child's process group, reap the child, give the group `KILL_GRACE` to go, then
+/// SIGKILL whatever is left.
+async fn end_group(pgid: libc::pid_t, child: &mut tokio::process::Child, label: &str) {
+    // SAFETY: kill(2) on a process group we created (the child is its leader and is reaped only
+    // below, so the id cannot have been reused while the group is alive).
+    let signal = |sig| unsafe { libc::kill(-pgid, sig) == 0 };
+    let group_alive = || signal(0);
+    if !group_alive() {
+        let _ = child.wait().await;
+        return;
+    }
+    signal(libc::SIGTERM);
+    let deadline = tokio::time::Instant::now() + KILL_GRACE;
+    let _ = tokio::time::timeout_at(deadline, child.wait()).await;
+    while group_alive() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    if group_alive() {
+        tracing::info!("{label} (process group {pgid}) ignored SIGTERM; sending SIGKILL");
+        signal(libc::SIGKILL);
+    }
+    let _ = child.wait().await;
 }

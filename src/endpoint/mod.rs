@@ -3,7 +3,6 @@
 
 pub mod broadcast;
 pub mod exec;
-pub mod mirror;
 pub mod stdio;
 pub mod tcp;
 pub mod tls;
@@ -15,6 +14,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -55,7 +55,7 @@ impl ByteConn {
     }
 }
 
-/// A message connection (a WebSocket, `mirror:`, a broadcast room), in two halves.
+/// A message connection (a WebSocket, a broadcast room), in two halves.
 pub struct MsgConn {
     pub stream: MsgStream,
     pub sink: MsgSink,
@@ -68,6 +68,11 @@ pub struct MsgConn {
 pub enum Conn {
     Bytes(ByteConn),
     Messages(MsgConn),
+    /// `mirror:`: the relay answers the other side with what it sends, in order. Done in the
+    /// relay rather than as a channel so that each echo is written before the next message is
+    /// read: a peer's Close is then read only after every earlier message was echoed (tungstenite
+    /// answers a Close at once and refuses to send data after it).
+    Mirror,
 }
 
 impl Conn {
@@ -75,6 +80,7 @@ impl Conn {
         match self {
             Conn::Bytes(b) => &b.label,
             Conn::Messages(m) => &m.label,
+            Conn::Mirror => "mirror:",
         }
     }
 }
@@ -133,13 +139,50 @@ impl Opener {
                 .connect(url, &info.headers)
                 .await
                 .map(Conn::Messages),
-            Address::Mirror => Ok(Conn::Messages(mirror::open())),
+            Address::Mirror => Ok(Conn::Mirror),
             Address::Exec(_) | Address::ShC(_) => exec::spawn(&self.exec, info).map(Conn::Bytes),
             Address::Broadcast => Ok(Conn::Messages(self.hub.join(info.room()))),
             Address::TcpListen(_) | Address::UnixListen(_) | Address::WsListen(_) => Err(
                 Error::Internal(format!("{addr}: a listener cannot be opened as a client")),
             ),
         }
+    }
+}
+
+/// Session slots for `--max-conns`, shared by a listener's sessions.
+#[derive(Clone)]
+pub struct Slots {
+    active: Arc<AtomicUsize>,
+    max: Option<usize>,
+}
+
+/// One taken slot; released when dropped (at the end of its session).
+pub struct Slot(Arc<AtomicUsize>);
+
+impl Slots {
+    pub fn new(max: Option<usize>) -> Slots {
+        Slots {
+            active: Arc::new(AtomicUsize::new(0)),
+            max,
+        }
+    }
+
+    /// Take a slot if fewer than `max` are taken (atomically: concurrent handshakes cannot
+    /// both take the last one).
+    pub fn try_take(&self) -> Option<Slot> {
+        let max = self.max.unwrap_or(usize::MAX);
+        self.active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(self.active.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -207,13 +250,13 @@ impl Listener {
     pub async fn establish(
         &self,
         incoming: Incoming,
-        at_capacity: bool,
-    ) -> Option<(Conn, SessionInfo)> {
+        slots: &Slots,
+    ) -> Option<(Conn, SessionInfo, Slot)> {
         match (self, incoming) {
             (Listener::Ws(w), Incoming::Tcp(s, peer)) => w
-                .establish(s, peer, at_capacity)
+                .establish(s, peer, slots)
                 .await
-                .map(|(m, info)| (Conn::Messages(m), info)),
+                .map(|(m, info, slot)| (Conn::Messages(m), info, slot)),
             (_, incoming) => {
                 let (conn, peer) = match incoming {
                     Incoming::Tcp(s, peer) => {
@@ -232,16 +275,17 @@ impl Listener {
                         (ByteConn::new(Box::new(r), Box::new(w), label), None)
                     }
                 };
-                if at_capacity {
+                let Some(slot) = slots.try_take() else {
                     tracing::warn!("{}: --max-conns reached; closed", conn.label);
                     return None;
-                }
+                };
                 Some((
                     Conn::Bytes(conn),
                     SessionInfo {
                         peer,
                         ..SessionInfo::default()
                     },
+                    slot,
                 ))
             }
         }

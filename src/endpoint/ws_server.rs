@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::either::Either;
 
-use super::{MsgConn, SessionInfo, tls};
+use super::{MsgConn, SessionInfo, Slot, Slots, tls};
 use crate::addr::WsListen;
 use crate::config::ServerOptions;
 use crate::error::{Error, Result};
@@ -283,8 +283,8 @@ impl WsServer {
         &self,
         tcp: TcpStream,
         peer: SocketAddr,
-        at_capacity: bool,
-    ) -> Option<(MsgConn, SessionInfo)> {
+        slots: &Slots,
+    ) -> Option<(MsgConn, SessionInfo, Slot)> {
         let who = format!("ws client {peer}");
         let limit = self.opts.handshake_timeout;
         let head = tokio::time::timeout(limit, self.read_head(tcp, &who)).await;
@@ -300,7 +300,15 @@ impl WsServer {
             self.serve_http(&mut stream, &req, &who).await;
             return None;
         }
-        let upgrade = match check_upgrade(&req, &self.opts, self.path.as_deref(), at_capacity) {
+        // Capacity is decided last, atomically: a slot is taken only by a client that passed every
+        // other check, and it is held until the session ends.
+        let checked = check_upgrade(&req, &self.opts, self.path.as_deref(), false).and_then(|u| {
+            slots
+                .try_take()
+                .map(|slot| (u, slot))
+                .ok_or_else(|| refuse(503, "--max-conns reached"))
+        });
+        let (upgrade, slot) = match checked {
             Ok(u) => u,
             Err(r) => {
                 if r.status == 503 {
@@ -374,6 +382,7 @@ impl WsServer {
                 websocket: true,
             },
             info,
+            slot,
         ))
     }
 
@@ -405,6 +414,10 @@ impl WsServer {
             };
             buf.extend_from_slice(&chunk[..n]);
             match RequestHead::parse(&buf) {
+                Ok(Some((_, used))) if used > MAX_HEAD => {
+                    write_refusal(&mut stream, &refuse(431, "request head too large")).await;
+                    return None;
+                }
                 Ok(Some((head, used))) => return Some((stream, head, buf.split_off(used))),
                 Ok(None) if buf.len() > MAX_HEAD => {
                     write_refusal(&mut stream, &refuse(431, "request head too large")).await;
@@ -602,5 +615,260 @@ fn reason(status: u16) -> &'static str {
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Header;
+    use proptest::prelude::*;
+
+    const VALID: &[u8] = b"GET /chat?x=1 HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+        Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat, superchat\r\n\
+        Origin: http://example.com\r\nAuthorization: Bearer s3cret\r\nX-Api-Key: k\r\n\r\n";
+
+    /// `cases` cases; no regression files are written into the source tree.
+    fn config(cases: u32) -> ProptestConfig {
+        ProptestConfig {
+            cases,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// Option sets that make `check_upgrade` walk every branch.
+    fn option_sets() -> Vec<(ServerOptions, Option<&'static str>)> {
+        let strict = ServerOptions {
+            protocols: vec!["superchat".into(), "chat".into()],
+            origin_allow: vec!["http://example.com".into()],
+            require_headers: vec![Header {
+                name: HeaderName::from_static("x-api-key"),
+                value: HeaderValue::from_static("k"),
+            }],
+            auth_token: Some("s3cret".into()),
+            ..ServerOptions::default()
+        };
+        vec![
+            (ServerOptions::default(), None),
+            (strict.clone(), None),
+            (strict, Some("/chat")),
+        ]
+    }
+
+    /// Parse, and when it parses, decide on it with every option set (and at capacity).
+    fn exercise(buf: &[u8]) {
+        match RequestHead::parse(buf) {
+            Ok(Some((head, used))) => {
+                assert!(used <= buf.len());
+                assert!(head.path().len() <= head.uri.len());
+                let _ = head.is_upgrade();
+                for (opts, path) in option_sets() {
+                    for cap in [false, true] {
+                        match check_upgrade(&head, &opts, path, cap) {
+                            Ok(u) => {
+                                assert!(!cap, "accepted at capacity");
+                                assert_eq!(u.accept_key.len(), 28);
+                            }
+                            Err(r) => {
+                                assert!((400..600).contains(&r.status), "{r:?}");
+                                assert!(!reason(r.status).is_empty(), "{r:?}");
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(why) => assert!(!why.is_empty()),
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Flip(usize, u8),
+        Insert(usize, u8),
+        Remove(usize),
+        Truncate(usize),
+        Splice(usize, Vec<u8>),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        let interesting = prop::sample::select(vec![
+            b'\r', b'\n', b':', b' ', b'\t', b',', b'?', b'%', b'/', 0u8, 0x7f, 0x80, 0xff, b'=',
+        ]);
+        prop_oneof![
+            (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Flip(i, b)),
+            (any::<usize>(), interesting.clone()).prop_map(|(i, b)| Mutation::Flip(i, b)),
+            (any::<usize>(), interesting).prop_map(|(i, b)| Mutation::Insert(i, b)),
+            any::<usize>().prop_map(Mutation::Remove),
+            any::<usize>().prop_map(Mutation::Truncate),
+            (any::<usize>(), prop::collection::vec(any::<u8>(), 0..64))
+                .prop_map(|(i, v)| Mutation::Splice(i, v)),
+        ]
+    }
+
+    fn apply(mut buf: Vec<u8>, muts: &[Mutation]) -> Vec<u8> {
+        for m in muts {
+            let n = buf.len();
+            match m {
+                Mutation::Flip(i, b) if n > 0 => buf[i % n] = *b,
+                Mutation::Insert(i, b) => buf.insert(i % (n + 1), *b),
+                Mutation::Remove(i) if n > 0 => {
+                    buf.remove(i % n);
+                }
+                Mutation::Truncate(i) => buf.truncate(i % (n + 1)),
+                Mutation::Splice(i, v) => {
+                    let at = i % (n + 1);
+                    buf.splice(at..at, v.iter().copied());
+                }
+                _ => {}
+            }
+        }
+        buf
+    }
+
+    #[test]
+    fn the_valid_request_is_accepted_by_every_option_set() {
+        let (head, used) = RequestHead::parse(VALID).unwrap().unwrap();
+        assert_eq!(used, VALID.len());
+        assert_eq!(head.path(), "/chat");
+        for (opts, path) in option_sets() {
+            let u = check_upgrade(&head, &opts, path, false).unwrap();
+            // RFC 6455 section 1.3's example key and accept value.
+            assert_eq!(u.accept_key, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+            let expected = (!opts.protocols.is_empty()).then(|| "chat".to_string());
+            assert_eq!(u.protocol, expected);
+            assert_eq!(
+                check_upgrade(&head, &opts, path, true).unwrap_err().status,
+                503
+            );
+        }
+        assert_eq!(RequestHead::parse(&VALID[..20]), Ok(None));
+    }
+
+    proptest! {
+        #![proptest_config(config(2000))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(buf in prop::collection::vec(any::<u8>(), 0..2048)) {
+            exercise(&buf);
+        }
+
+        #[test]
+        fn mutated_upgrade_requests_never_panic(
+            muts in prop::collection::vec(mutation(), 1..8),
+        ) {
+            exercise(&apply(VALID.to_vec(), &muts));
+        }
+
+        #[test]
+        fn a_parsed_head_is_a_prefix_and_extra_bytes_are_left_over(
+            muts in prop::collection::vec(mutation(), 0..4),
+            tail in prop::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let buf = apply(VALID.to_vec(), &muts);
+            if let Ok(Some((head, used))) = RequestHead::parse(&buf) {
+                let mut longer = buf[..used].to_vec();
+                longer.extend_from_slice(&tail);
+                // The same head parses from a longer buffer, ending at the same place.
+                prop_assert_eq!(RequestHead::parse(&longer), Ok(Some((head, used))));
+            }
+        }
+    }
+
+    proptest! {
+        // Generating text from regexes is slow in debug builds: fewer, richer cases.
+        #![proptest_config(config(300))]
+
+        #[test]
+        fn arbitrary_text_heads_never_panic(
+            method in "[A-Z]{0,8}",
+            uri in "[ -~]{0,40}",
+            headers in prop::collection::vec(("[!-9;-~]{1,12}", "[ -~\t]{0,24}"), 0..70),
+            known in prop::collection::vec(
+                (
+                    prop::sample::select(vec![
+                        "Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version",
+                        "Sec-WebSocket-Protocol", "Origin", "Authorization", "X-Api-Key",
+                    ]),
+                    "[ -~]{0,30}",
+                ),
+                0..8,
+            ),
+        ) {
+            let mut buf = format!("{method} {uri} HTTP/1.1\r\n").into_bytes();
+            for (n, v) in known.iter().map(|(n, v)| (n.to_string(), v)).chain(
+                headers.iter().map(|(n, v)| (n.clone(), v)),
+            ) {
+                buf.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
+            }
+            buf.extend_from_slice(b"\r\n");
+            exercise(&buf);
+        }
+    }
+
+    /// A tree for `static_file`: tmp/{www/{a.txt, d/index.html, out -> tmp, sec -> tmp/secret},
+    /// secret}.
+    fn tree() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let www = dir.path().join("www");
+        std::fs::create_dir_all(www.join("d")).unwrap();
+        std::fs::write(www.join("a.txt"), "a").unwrap();
+        std::fs::write(www.join("d/index.html"), "i").unwrap();
+        std::fs::write(dir.path().join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(dir.path(), www.join("out")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), www.join("sec")).unwrap();
+        (dir, www)
+    }
+
+    #[test]
+    fn static_file_stays_inside_its_root() {
+        let (_dir, www) = tree();
+        let root = www.canonicalize().unwrap();
+        let part = prop::sample::select(vec![
+            "/",
+            "//",
+            ".",
+            "..",
+            "%2e",
+            "%2E%2e",
+            "%2f",
+            "%5c",
+            "\\",
+            "a.txt",
+            "d",
+            "out",
+            "sec",
+            "secret",
+            "www",
+            "index.html",
+            "%00",
+            "%",
+            "%zz",
+            "%e2%82",
+        ]);
+        let mut runner = proptest::test_runner::TestRunner::new(config(2000));
+        runner
+            .run(&prop::collection::vec(part, 0..10), |parts| {
+                let path = format!("/{}", parts.concat());
+                if let Some(file) = static_file(&www, &path) {
+                    prop_assert!(file.starts_with(&root), "{} -> {}", path, file.display());
+                    prop_assert!(file.is_file());
+                    prop_assert_ne!(std::fs::read(&file).unwrap(), b"s".to_vec());
+                }
+                Ok(())
+            })
+            .unwrap();
+        // Files that are inside are found, so the property above is not vacuous.
+        assert_eq!(static_file(&www, "/a.txt"), Some(root.join("a.txt")));
+        assert_eq!(static_file(&www, "/d"), Some(root.join("d/index.html")));
+        assert_eq!(static_file(&www, "/d/"), Some(root.join("d/index.html")));
+        assert_eq!(
+            static_file(&www, "/out/www/a.txt"),
+            Some(root.join("a.txt"))
+        );
+        assert_eq!(static_file(&www, "/sec"), None);
+        assert_eq!(static_file(&www, "/out/secret"), None);
     }
 }

@@ -30,6 +30,15 @@ pub async fn bridge(a: Conn, b: Conn, opts: &RelayOptions) -> Result<()> {
         }
         (Conn::Messages(a), Conn::Messages(b)) => pump::messages_messages(a, b, opts).await,
         (Conn::Bytes(a), Conn::Bytes(b)) => pump::bytes_bytes(a, b, opts).await,
+        (Conn::Messages(m), Conn::Mirror) | (Conn::Mirror, Conn::Messages(m)) => {
+            pump::echo_messages(m, opts.forward && opts.reverse, opts).await
+        }
+        (Conn::Bytes(b), Conn::Mirror) | (Conn::Mirror, Conn::Bytes(b)) => {
+            pump::echo_bytes(b, opts.forward && opts.reverse, opts).await
+        }
+        (Conn::Mirror, Conn::Mirror) => {
+            Err(Error::Usage("mirror: cannot face another mirror:".into()))
+        }
     }
 }
 
@@ -107,4 +116,26 @@ fn classify_read_error(label: &str, e: WsError) -> (Option<CloseCode>, Error) {
             Error::Internal(format!("{label}: {other}")),
         ),
     }
+}
+
+/// End a message connection that has nothing to talk to: Close 1011 with `reason`, then wait
+/// (bounded) for the peer's answer.
+pub async fn refuse(m: crate::endpoint::MsgConn, reason: &'static str, limit: std::time::Duration) {
+    use futures_util::{SinkExt, StreamExt};
+    let crate::endpoint::MsgConn {
+        mut stream,
+        mut sink,
+        ..
+    } = m;
+    let frame = CloseFrame {
+        code: CloseCode::Error,
+        reason: reason.into(),
+    };
+    let _ = tokio::time::timeout(limit, async {
+        let _ = sink
+            .send(tokio_tungstenite::tungstenite::Message::Close(Some(frame)))
+            .await;
+        while stream.next().await.is_some() {}
+    })
+    .await;
 }

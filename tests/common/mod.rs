@@ -190,7 +190,13 @@ impl Bridge {
 
 /// Run wsbridge with `stdin` as input to completion.
 pub async fn run(args: &[&str], stdin: &[u8]) -> Finished {
-    let mut b = Bridge::spawn(args);
+    run_cmd(command(args), stdin).await
+}
+
+/// Run a prepared wsbridge command with `stdin` as input to completion. Input the process does
+/// not read (it may exit first) is not an error.
+pub async fn run_cmd(cmd: Command, stdin: &[u8]) -> Finished {
+    let mut b = Bridge::spawn_cmd(cmd);
     let mut input = b.stdin.take().expect("stdin");
     let data = stdin.to_vec();
     // Feed stdin concurrently so a large input cannot deadlock against a full stdout pipe.

@@ -1,0 +1,399 @@
+//! `ws-listen:` in front of per-connection children (`exec:`, `sh-c:`) and `broadcast:` rooms:
+//! no descriptor or zombie leaks over many sessions, a child that ignores SIGTERM is killed after
+//! the grace period, and a slow room member is kicked without stalling the room.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Bridge, LIMIT};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+type Client = WebSocketStream<TcpStream>;
+
+/// Start `wsbridge ARGS` (a ws-listen: first) and return it with its `ws://…/` URL.
+async fn start(args: &[&str]) -> (Bridge, String) {
+    let mut b = Bridge::spawn(args);
+    let url = b.listening().await;
+    assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
+    (b, url)
+}
+
+/// `127.0.0.1:PORT` of a `ws://127.0.0.1:PORT/` URL.
+fn socket_addr(url: &str) -> std::net::SocketAddr {
+    url.strip_prefix("ws://")
+        .and_then(|r| r.split('/').next())
+        .and_then(|hp| hp.parse().ok())
+        .unwrap_or_else(|| panic!("not a ws://IP:PORT/ URL: {url}"))
+}
+
+/// The WebSocket handshake over `tcp`, bounded. (This crate's tokio-tungstenite is built
+/// without its `connect` feature, so the client handshake runs on a stream we connect.)
+async fn handshake(url: &str, tcp: TcpStream) -> Client {
+    let (ws, resp) = tokio::time::timeout(LIMIT, tokio_tungstenite::client_async(url, tcp))
+        .await
+        .expect("handshake in time")
+        .expect("handshake");
+    assert_eq!(resp.status(), 101);
+    ws
+}
+
+async fn connect(url: &str) -> Client {
+    let tcp = TcpStream::connect(socket_addr(url)).await.expect("connect");
+    handshake(url, tcp).await
+}
+
+/// The next message, bounded; `None` at the end of the stream.
+async fn next(ws: &mut Client) -> Option<Message> {
+    tokio::time::timeout(LIMIT, ws.next())
+        .await
+        .expect("a message in time")
+        .map(|r| r.expect("a message, not an error"))
+}
+
+/// Poll `cond` every 20 ms until it holds; fail with `what()` after `bound`.
+async fn wait_for(bound: Duration, mut cond: impl FnMut() -> bool, what: impl Fn() -> String) {
+    let deadline = Instant::now() + bound;
+    while !cond() {
+        assert!(Instant::now() < deadline, "after {bound:?}: {}", what());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Proc {
+    pid: u32,
+    state: char,
+    comm: String,
+}
+
+/// Processes whose parent is `parent` (from /proc/*/stat).
+fn children(parent: u32) -> Vec<Proc> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // Gone already, or not ours to read: skip.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid …"; comm may contain spaces and parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_string();
+        let mut rest = stat[close + 1..].split_whitespace();
+        let state = rest.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        let ppid: u32 = rest.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        if ppid == parent {
+            out.push(Proc { pid, state, comm });
+        }
+    }
+    out
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read /proc/PID/fd")
+        .count()
+}
+
+/// Open, send a line, get it back from the child, close cleanly.
+async fn echo_once(url: &str, i: usize) {
+    let mut ws = connect(url).await;
+    let line = format!("line {i}: hello cat");
+    ws.send(Message::text(line.clone())).await.unwrap();
+    assert_eq!(
+        next(&mut ws).await,
+        Some(Message::text(line)),
+        "session {i}"
+    );
+    ws.close(None).await.unwrap();
+    // Our Close is answered; then the stream ends.
+    loop {
+        match next(&mut ws).await {
+            None => break,
+            Some(Message::Close(_)) => {}
+            Some(other) => panic!("session {i}: unexpected {other:?} after Close"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn exec_cat_200_sessions_leak_no_fds_and_no_zombies() {
+    let (b, url) = start(&["ws-listen:127.0.0.1:0", "exec:cat"]).await;
+    let pid = b.child.id().expect("wsbridge running");
+
+    // Warm up (lazy runtime resources, the signal pipe, …), then take the baseline with no
+    // session running.
+    echo_once(&url, 0).await;
+    wait_for(
+        Duration::from_secs(10),
+        || children(pid).is_empty(),
+        || format!("warm-up child not reaped: {:?}", children(pid)),
+    )
+    .await;
+    let baseline = open_fds(pid);
+
+    let started = Instant::now();
+    for i in 1..=200 {
+        echo_once(&url, i).await;
+    }
+    let took = started.elapsed();
+
+    // Sessions end and children are reaped asynchronously: poll, bounded.
+    let slack = 2;
+    wait_for(
+        Duration::from_secs(10),
+        || children(pid).is_empty() && open_fds(pid) <= baseline + slack,
+        || {
+            let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| {
+                            let target = std::fs::read_link(e.path()).unwrap_or_default();
+                            format!("{:?} -> {}", e.file_name(), target.display())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!(
+                "after 200 sessions ({took:?}): {} fds open (baseline {baseline} + {slack}): \
+                 {fds:?}; children (Z = zombie): {:?}",
+                fds.len(),
+                children(pid)
+            )
+        },
+    )
+    .await;
+    eprintln!(
+        "200 sessions in {took:?}; fds: baseline {baseline}, now {}",
+        open_fds(pid)
+    );
+    let zombies: Vec<Proc> = children(pid)
+        .into_iter()
+        .filter(|p| p.state == 'Z')
+        .collect();
+    assert!(zombies.is_empty(), "zombies: {zombies:?}");
+
+    // Still serving.
+    echo_once(&url, 201).await;
+}
+
+/// Connect to a `sh-c:` child that prints `ready` once its SIGTERM trap is set; return the
+/// connection and the child's pid.
+async fn connect_to_stubborn_child(url: &str, wsbridge: u32) -> (Client, Proc) {
+    let before = children(wsbridge);
+    let mut ws = connect(url).await;
+    assert_eq!(next(&mut ws).await, Some(Message::text("ready")));
+    let mut new: Vec<Proc> = children(wsbridge)
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    assert_eq!(new.len(), 1, "expected one new child: {new:?}");
+    (ws, new.remove(0))
+}
+
+/// Wait until `child` has disappeared (exited and been reaped), bounded; return how long it took.
+async fn gone_within(child: &Proc, bound: Duration, since: Instant) -> Duration {
+    let path = format!("/proc/{}", child.pid);
+    wait_for(
+        bound,
+        || !std::path::Path::new(&path).exists(),
+        || {
+            let stat = std::fs::read_to_string(format!("{path}/stat")).unwrap_or_default();
+            format!("child {child:?} still there: {stat}")
+        },
+    )
+    .await;
+    since.elapsed()
+}
+
+const STUBBORN: &str = "sh-c:trap '' TERM; echo ready; while :; do sleep 1; done";
+
+#[tokio::test]
+async fn child_ignoring_sigterm_is_killed_after_the_grace_period_when_the_client_drops() {
+    let (mut b, url) = start(&["-v", "ws-listen:127.0.0.1:0", STUBBORN]).await;
+    let pid = b.child.id().unwrap();
+    let (ws, child) = connect_to_stubborn_child(&url, pid).await;
+    assert_eq!(child.comm, "sh");
+
+    // The client vanishes without a Close.
+    drop(ws);
+    let since = Instant::now();
+    let took = gone_within(
+        &child,
+        Duration::from_secs(2) + Duration::from_secs(3),
+        since,
+    )
+    .await;
+    eprintln!("child gone {took:?} after the client dropped");
+    // SIGTERM was ignored, so it took the grace period and a SIGKILL.
+    assert!(took >= Duration::from_millis(1500), "gone after {took:?}");
+    b.stderr_contains("sending SIGKILL").await;
+    assert!(children(pid).is_empty(), "left behind: {:?}", children(pid));
+}
+
+#[tokio::test]
+async fn child_ignoring_sigterm_is_killed_after_the_grace_period_when_the_client_closes() {
+    let (mut b, url) = start(&["-v", "ws-listen:127.0.0.1:0", STUBBORN]).await;
+    let pid = b.child.id().unwrap();
+    let (mut ws, child) = connect_to_stubborn_child(&url, pid).await;
+
+    // A clean Close from the client: the session is over at once (nothing the child writes can
+    // be delivered any more), so the child gets SIGTERM now and SIGKILL 2 s later.
+    ws.close(None).await.unwrap();
+    let since = Instant::now();
+    let reply = tokio::time::timeout(LIMIT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(f))) => return f,
+                Some(Ok(_)) => {}
+                other => panic!("no Close reply: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("Close reply in time");
+    assert!(
+        reply.as_ref().is_none_or(|f| f.code == CloseCode::Normal),
+        "{reply:?}"
+    );
+    let took = gone_within(
+        &child,
+        Duration::from_secs(2) + Duration::from_secs(3),
+        since,
+    )
+    .await;
+    eprintln!("child gone {took:?} after the client closed");
+    assert!(took >= Duration::from_millis(1500), "gone after {took:?}");
+    b.stderr_contains("sending SIGKILL").await;
+    assert!(children(pid).is_empty(), "{:?}", children(pid));
+}
+
+#[tokio::test]
+async fn broadcast_kicks_a_slow_member_without_stalling_the_room() {
+    const QUEUE: usize = 8;
+    const FLOOD: usize = 10_000;
+    // 1 KiB messages: 10 MB in all, more than the kernel buffers between wsbridge and a client
+    // that never reads can absorb.
+    const SIZE: usize = 1024;
+    let (mut b, url) = start(&[
+        "-v",
+        "ws-listen:127.0.0.1:0",
+        "broadcast:",
+        "--broadcast-queue",
+        "8",
+        "--close-timeout",
+        "30",
+    ])
+    .await;
+
+    // The slow member: a small receive buffer, and it never reads (until the end).
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let tcp = sock.connect(socket_addr(&url)).await.unwrap();
+    let mut slow = handshake(&url, tcp).await;
+    b.stderr_contains("(1 members)").await;
+
+    // The fast member reads everything and reports how many messages it has seen.
+    let fast = connect(&url).await;
+    b.stderr_contains("(2 members)").await;
+    let (seen_tx, mut seen_rx) = tokio::sync::watch::channel((0usize, String::new()));
+    let reader = tokio::spawn(async move {
+        let mut fast = fast;
+        let mut n = 0;
+        while let Some(m) = fast.next().await {
+            match m {
+                Ok(Message::Text(t)) => {
+                    n += 1;
+                    let _ = seen_tx.send((n, t.as_str()[..t.len().min(32)].to_string()));
+                }
+                Ok(Message::Close(f)) => return Err(format!("fast reader closed: {f:?}")),
+                Ok(_) => {}
+                Err(e) => return Err(format!("fast reader failed: {e}")),
+            }
+        }
+        Err::<(), String>("fast reader's stream ended".to_string())
+    });
+
+    let mut flood = connect(&url).await;
+    b.stderr_contains("(3 members)").await;
+
+    // Flood in small batches, each one delivered to the fast member before the next: the fast
+    // member's queue never holds more than BATCH < QUEUE messages, while the slow member's
+    // socket fills up and its queue overflows.
+    const BATCH: usize = 4;
+    let pad = "x".repeat(SIZE - 16);
+    let started = Instant::now();
+    let mut sent = 0;
+    while sent < FLOOD {
+        for _ in 0..BATCH {
+            let m = format!("{sent:>8} {pad}");
+            flood.feed(Message::text(m)).await.unwrap();
+            sent += 1;
+        }
+        flood.flush().await.unwrap();
+        let target = sent;
+        let caught_up = tokio::time::timeout(LIMIT, seen_rx.wait_for(|(n, _)| *n >= target))
+            .await
+            .map(|r| r.is_ok());
+        match caught_up {
+            Ok(true) => {}
+            Ok(false) => panic!("fast reader ended: {:?}", reader.await),
+            Err(_) => panic!(
+                "the fast member got only {} of {target} messages (room stalled?)",
+                seen_rx.borrow().0
+            ),
+        }
+    }
+    let took = started.elapsed();
+    eprintln!("flooded {FLOOD} messages of {SIZE} bytes in {took:?}");
+
+    // wsbridge said it dropped the slow member, naming the queue size.
+    let line = b.stderr_contains("fell 8 messages behind").await;
+    assert!(line.contains("disconnecting it with 1013"), "{line}");
+    assert_eq!(QUEUE, 8);
+
+    // The room still works for the others, after the kick.
+    flood.send(Message::text("after the kick")).await.unwrap();
+    tokio::time::timeout(LIMIT, seen_rx.wait_for(|(n, _)| *n > FLOOD))
+        .await
+        .unwrap_or_else(|_| panic!("no message after the kick ({took:?} flooding)"))
+        .unwrap();
+    assert_eq!(seen_rx.borrow().1, "after the kick");
+    assert!(!reader.is_finished(), "{:?}", reader.await);
+
+    // The slow member, reading at last, finds what was buffered for it, then Close 1013.
+    let mut got = 0usize;
+    let close = tokio::time::timeout(LIMIT, async {
+        loop {
+            match slow.next().await {
+                Some(Ok(Message::Text(_))) => got += 1,
+                Some(Ok(Message::Close(f))) => return f,
+                Some(Ok(_)) => {}
+                other => panic!("slow member: no Close 1013 but {other:?} after {got} messages"),
+            }
+        }
+    })
+    .await
+    .expect("slow member's stream did not end in time");
+    let close = close.expect("a Close with a code");
+    assert_eq!(close.code, CloseCode::Again, "{close:?}");
+    assert!(close.reason.contains("fell 8 messages behind"), "{close:?}");
+    eprintln!("the slow member got {got} messages, then {close:?}");
+    assert!(got < FLOOD, "the slow member got all {got} messages");
+    reader.abort();
+}

@@ -1,0 +1,663 @@
+//! `ws-listen:` as a plain HTTP server: `/healthz`, the console page, `--static` (and its path
+//! confinement), error statuses for bad requests, the handshake timeout against slow clients and
+//! garbage, and a real browser (headless Chromium) using the console page to echo a message.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{Bridge, LIMIT, random_bytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// `ws://127.0.0.1:PORT/` (as announced) → `127.0.0.1:PORT`.
+fn host_port(announced: &str) -> String {
+    announced
+        .strip_prefix("ws://")
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("unexpected announce address {announced:?}"))
+        .to_string()
+}
+
+/// Start `wsbridge ARGS` and return it with the TCP address it listens on.
+async fn start(args: &[&str]) -> (Bridge, String) {
+    let mut b = Bridge::spawn(args);
+    let addr = host_port(&b.listening().await);
+    (b, addr)
+}
+
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    /// Lower-case names.
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn body_str(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Parse a complete `Connection: close` response; its Content-Length must match the body.
+fn parse_response(raw: &[u8]) -> Response {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of head in {:?}", String::from_utf8_lossy(raw)));
+    let head = std::str::from_utf8(&raw[..end]).expect("ASCII head");
+    let body = raw[end + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let mut parts = status_line.splitn(3, ' ');
+    assert_eq!(parts.next(), Some("HTTP/1.1"), "{status_line:?}");
+    let status: u16 = parts.next().unwrap().parse().expect("status code");
+    let headers: Vec<(String, String)> = lines
+        .map(|l| {
+            let (n, v) = l
+                .split_once(':')
+                .unwrap_or_else(|| panic!("bad header {l:?}"));
+            (n.to_ascii_lowercase(), v.trim().to_string())
+        })
+        .collect();
+    let r = Response {
+        status,
+        headers,
+        body,
+    };
+    let len: usize = r
+        .header("content-length")
+        .expect("Content-Length")
+        .parse()
+        .unwrap();
+    assert_eq!(len, r.body.len(), "Content-Length vs body: {r:?}");
+    assert_eq!(r.header("connection"), Some("close"), "{r:?}");
+    r
+}
+
+/// Send `request` as is and read the whole answer (the server closes after it), bounded.
+async fn exchange(addr: &str, request: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request).await.expect("write request");
+    let mut out = Vec::new();
+    tokio::time::timeout(LIMIT, s.read_to_end(&mut out))
+        .await
+        .expect("the server did not close in time")
+        .expect("read response");
+    out
+}
+
+async fn get(addr: &str, path: &str) -> Response {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: test\r\n\r\n");
+    parse_response(&exchange(addr, req.as_bytes()).await)
+}
+
+async fn assert_healthy(addr: &str) {
+    let r = get(addr, "/healthz").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, b"ok\n");
+}
+
+#[tokio::test]
+async fn healthz_console_and_error_statuses() {
+    let (_b, addr) = start(&["ws-listen:127.0.0.1:0", "mirror:"]).await;
+
+    // /healthz: the exact bytes.
+    let raw = exchange(&addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(
+        String::from_utf8_lossy(&raw),
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\n\
+         Connection: close\r\nCache-Control: no-store\r\n\r\nok\n"
+    );
+    // A query string does not matter; HEAD has the head only.
+    let r = get(&addr, "/healthz?probe=1").await;
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"ok\n"[..]));
+    let raw = exchange(&addr, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let text = String::from_utf8_lossy(&raw);
+    assert!(
+        text.starts_with("HTTP/1.1 200 OK\r\n") && text.ends_with("\r\n\r\n"),
+        "{text:?}"
+    );
+    assert!(text.contains("Content-Length: 3\r\n"), "{text:?}");
+
+    // The console page at /, with the WebSocket path filled in.
+    let r = get(&addr, "/").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let page = r.body_str();
+    assert!(page.contains("<title>wsbridge console</title>"), "{page}");
+    assert!(page.contains("const WS_PATH = \"/\";"), "{page}");
+    assert!(
+        !page.contains("{{WS_PATH}}"),
+        "placeholder left in the page"
+    );
+
+    // Unknown path → 404; other methods → 405.
+    let r = get(&addr, "/nope").await;
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_eq!(r.body_str(), "404 Not Found: not found\n");
+    let raw = exchange(
+        &addr,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    let r = parse_response(&raw);
+    assert_eq!(r.status, 405, "{r:?}");
+    assert!(raw.starts_with(b"HTTP/1.1 405 Method Not Allowed\r\n"));
+
+    // Garbage → 400 (the server has read all of it, so the answer is not lost to a reset).
+    let raw = exchange(&addr, b"\x00\x01\x02 this is not HTTP\r\n\r\n").await;
+    let r = parse_response(&raw);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(raw.starts_with(b"HTTP/1.1 400 Bad Request\r\n"), "{r:?}");
+    // HTTP/1.0 is refused too.
+    let r = parse_response(&exchange(&addr, b"GET / HTTP/1.0\r\n\r\n").await);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(r.body_str(), "400 Bad Request: HTTP/1.1 required\n");
+
+    assert_healthy(&addr).await;
+}
+
+#[tokio::test]
+async fn request_head_over_16_kib_is_431() {
+    let (_b, addr) = start(&["ws-listen:127.0.0.1:0", "mirror:"]).await;
+    // A head of 16 KiB + 1 byte that has not ended yet → 431.
+    let mut big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Padding: ".to_vec();
+    big.resize(16 * 1024 + 1, b'a');
+    let raw = exchange(&addr, &big).await;
+    let r = parse_response(&raw);
+    assert_eq!(r.status, 431, "{r:?}");
+    assert!(raw.starts_with(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+
+    // A complete head of exactly 16 KiB is fine.
+    let mut ok = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: ".to_vec();
+    ok.resize(16 * 1024 - 4, b'a');
+    ok.extend_from_slice(b"\r\n\r\n");
+    let r = parse_response(&exchange(&addr, &ok).await);
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"ok\n"[..]));
+
+    // A complete head of 16 KiB + 1 byte (what a real client sends) → 431 as well.
+    let mut big = b"GET / HTTP/1.1\r\nHost: x\r\nX-Padding: ".to_vec();
+    big.resize(16 * 1024 + 1 - 4, b'a');
+    big.extend_from_slice(b"\r\n\r\n");
+    assert_eq!(big.len(), 16 * 1024 + 1);
+    let r = parse_response(&exchange(&addr, &big).await);
+    assert_eq!(
+        r.status,
+        431,
+        "a complete head of 16 KiB + 1 byte was answered with {} (body {} bytes): the size limit \
+         must hold for complete heads too, not only while the head is incomplete",
+        r.status,
+        r.body.len()
+    );
+
+    assert_healthy(&addr).await;
+}
+
+#[tokio::test]
+async fn no_console_means_404_at_root() {
+    let (_b, addr) = start(&["ws-listen:127.0.0.1:0", "mirror:", "--no-console"]).await;
+    let r = get(&addr, "/").await;
+    assert_eq!(r.status, 404, "{r:?}");
+    assert!(!r.body_str().contains("wsbridge console"));
+    assert_healthy(&addr).await;
+}
+
+#[tokio::test]
+async fn console_page_names_the_listener_path() {
+    let (_b, addr) = start(&["ws-listen:127.0.0.1:0/chat", "mirror:"]).await;
+    let r = get(&addr, "/").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body_str().contains("const WS_PATH = \"/chat\";"));
+}
+
+/// tempdir/{www/…, secret.txt}: `www` is served, the secret next to it must never be.
+struct StaticTree {
+    _dir: tempfile::TempDir,
+    www: PathBuf,
+}
+
+fn static_tree() -> StaticTree {
+    let dir = tempfile::tempdir().unwrap();
+    let www = dir.path().join("www");
+    let w = |rel: &str, data: &str| {
+        let p = www.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    };
+    std::fs::write(dir.path().join("secret.txt"), "TOP SECRET\n").unwrap();
+    w("hello.txt", "hello, static\n");
+    w("app.js", "console.log(1);\n");
+    w("style.CSS", "body{}\n");
+    w("data.bin", "\x00\x01");
+    w("sub/index.html", "<p>sub index</p>\n");
+    w("sub/dir/inner.json", "{\"a\":1}\n");
+    w("noindex/file.txt", "x\n");
+    w("with space.txt", "spaced\n");
+    std::os::unix::fs::symlink(dir.path().join("secret.txt"), www.join("link.txt")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), www.join("up")).unwrap();
+    std::os::unix::fs::symlink(www.join("hello.txt"), www.join("inside.txt")).unwrap();
+    StaticTree { _dir: dir, www }
+}
+
+#[tokio::test]
+async fn static_files_are_served_with_their_types() {
+    let tree = static_tree();
+    let www = tree.www.to_str().unwrap();
+    let (_b, addr) = start(&["ws-listen:127.0.0.1:0", "mirror:", "--static", www]).await;
+
+    let cases: &[(&str, &str, &[u8])] = &[
+        (
+            "/hello.txt",
+            "text/plain; charset=utf-8",
+            b"hello, static\n",
+        ),
+        (
+            "/app.js",
+            "text/javascript; charset=utf-8",
+            b"console.log(1);\n",
+        ),
+        ("/style.CSS", "text/css; charset=utf-8", b"body{}\n"),
+        ("/data.bin", "application/octet-stream", b"\x00\x01"),
+        ("/sub/dir/inner.json", "application/json", b"{\"a\":1}\n"),
+        ("/sub/", "text/html; charset=utf-8", b"<p>sub index</p>\n"),
+        ("/sub", "text/html; charset=utf-8", b"<p>sub index</p>\n"),
+        (
+            "/sub/?x=1",
+            "text/html; charset=utf-8",
+            b"<p>sub index</p>\n",
+        ),
+        (
+            "/with%20space.txt",
+            "text/plain; charset=utf-8",
+            b"spaced\n",
+        ),
+        (
+            "/%68ello.txt",
+            "text/plain; charset=utf-8",
+            b"hello, static\n",
+        ),
+        // A symlink that stays inside the directory is fine.
+        (
+            "/inside.txt",
+            "text/plain; charset=utf-8",
+            b"hello, static\n",
+        ),
+    ];
+    for (path, ctype, body) in cases {
+        let r = get(&addr, path).await;
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        assert_eq!(r.header("content-type"), Some(*ctype), "{path}");
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(r.body, *body, "{path}");
+    }
+    // HEAD: the head only.
+    let raw = exchange(&addr, b"HEAD /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text:?}");
+    assert!(text.contains("Content-Length: 14\r\n"), "{text:?}");
+    assert!(text.ends_with("\r\n\r\n"), "{text:?}");
+
+    // No index.html, no file → 404; the console page is still at / (no index.html at the top).
+    assert_eq!(get(&addr, "/noindex/").await.status, 404);
+    assert_eq!(get(&addr, "/missing.txt").await.status, 404);
+    let r = get(&addr, "/").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body_str().contains("wsbridge console"));
+    assert_healthy(&addr).await;
+}
+
+#[tokio::test]
+async fn static_never_serves_outside_its_directory() {
+    let tree = static_tree();
+    assert!(tree.www.parent().unwrap().join("secret.txt").is_file());
+    let www = tree.www.to_str().unwrap();
+    let (_b, addr) = start(&["ws-listen:127.0.0.1:0", "mirror:", "--static", www]).await;
+    for path in [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2E%2E/secret.txt",
+        "/.%2e/secret.txt",
+        "/%2e%2e%2fsecret.txt",
+        "/sub/../../secret.txt",
+        "/sub/%2e%2e/%2e%2e/secret.txt",
+        "/./../secret.txt",
+        "//../secret.txt",
+        "/..%5csecret.txt",
+        "/hello.txt%00.html",
+        "/%zz",
+        // Symlinks inside the directory that point outside it.
+        "/link.txt",
+        "/up/secret.txt",
+    ] {
+        let r = get(&addr, path).await;
+        assert_eq!(r.status, 404, "{path}: {r:?}");
+        assert!(!r.body_str().contains("TOP SECRET"), "{path}: {r:?}");
+    }
+    // An absolute path-form target cannot escape either.
+    let secret = tree.www.parent().unwrap().join("secret.txt");
+    let r = get(&addr, secret.to_str().unwrap()).await;
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_healthy(&addr).await;
+}
+
+#[tokio::test]
+async fn static_index_html_at_the_top_replaces_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "<h1>mine</h1>\n").unwrap();
+    let (_b, addr) = start(&[
+        "ws-listen:127.0.0.1:0",
+        "mirror:",
+        "--static",
+        dir.path().to_str().unwrap(),
+    ])
+    .await;
+    let r = get(&addr, "/").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(r.body, b"<h1>mine</h1>\n");
+}
+
+#[tokio::test]
+async fn slowloris_is_dropped_after_the_handshake_timeout() {
+    let (_b, addr) = start(&[
+        "ws-listen:127.0.0.1:0",
+        "mirror:",
+        "--handshake-timeout",
+        "500ms",
+    ])
+    .await;
+    let started = Instant::now();
+    let mut slow = TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Ag")
+        .await
+        .unwrap();
+    // The slow client waits for its answer in the background.
+    let slow_task = tokio::spawn(async move {
+        let mut buf = [0u8; 64];
+        let res = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf)).await;
+        let at = Instant::now();
+        let n = res
+            .expect("slow client still connected 5 s after a 500 ms handshake timeout")
+            .expect("EOF, not an error");
+        (at, buf[..n].to_vec())
+    });
+    // Meanwhile, other clients are served: before the slow one is dropped, not after it.
+    for _ in 0..3 {
+        assert_healthy(&addr).await;
+    }
+    let served = Instant::now();
+    let (dropped, got) = slow_task.await.unwrap();
+    // The slow client gets EOF, without an answer, once its 500 ms are up.
+    assert_eq!(
+        got,
+        b"",
+        "expected EOF, got {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(
+        served < dropped,
+        "normal clients were served only after the slow one was dropped ({:?} vs {:?})",
+        served - started,
+        dropped - started
+    );
+    let waited = dropped - started;
+    assert!(
+        waited >= Duration::from_millis(450) && waited < Duration::from_millis(3000),
+        "dropped after {waited:?}"
+    );
+    assert_healthy(&addr).await;
+}
+
+#[tokio::test]
+async fn trickling_client_is_dropped_after_the_handshake_timeout() {
+    // One byte every 50 ms: progress does not extend the deadline.
+    let (_b, addr) = start(&[
+        "ws-listen:127.0.0.1:0",
+        "mirror:",
+        "--handshake-timeout",
+        "500ms",
+    ])
+    .await;
+    let started = Instant::now();
+    let slow = TcpStream::connect(&addr).await.unwrap();
+    let (mut r, mut w) = slow.into_split();
+    let writer = tokio::spawn(async move {
+        let head = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ".iter();
+        let mut interval = tokio::time::interval(Duration::from_millis(50));
+        for b in head.chain(std::iter::repeat(&b'z')).take(200) {
+            interval.tick().await;
+            if w.write_all(&[*b]).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf = [0u8; 64];
+    let res = tokio::time::timeout(Duration::from_secs(5), r.read(&mut buf))
+        .await
+        .expect("trickling client still connected 5 s after a 500 ms handshake timeout");
+    let waited = started.elapsed();
+    // EOF, or a reset when a byte was in flight as the server closed: either way, gone.
+    if let Ok(n) = res {
+        assert_eq!(n, 0, "{:?}", String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(
+        waited >= Duration::from_millis(450),
+        "dropped after {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_millis(3000),
+        "dropped after {waited:?}"
+    );
+    writer.abort();
+    assert_healthy(&addr).await;
+}
+
+#[tokio::test]
+async fn random_garbage_connections_are_all_closed_in_time() {
+    let timeout = Duration::from_millis(1000);
+    let (_b, addr) = start(&[
+        "ws-listen:127.0.0.1:0",
+        "mirror:",
+        "--handshake-timeout",
+        "1s",
+    ])
+    .await;
+    let valid: &[u8] =
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let mut tasks = Vec::new();
+    for i in 0..50u64 {
+        let seed = 0x5eed_0000 + i;
+        let r = random_bytes(4, seed ^ 0xabc);
+        let len = 1 + u32::from_le_bytes([r[0], r[1], r[2], r[3]]) as usize % 20_000;
+        let noise = random_bytes(len, seed);
+        let cut = 1 + (seed as usize * 7) % (valid.len() - 1);
+        let printable = noise.iter().map(|b| b'a' + b % 26);
+        let blob = match i % 5 {
+            // Pure noise.
+            0 => noise,
+            // A real upgrade that goes wrong somewhere.
+            1 | 4 => {
+                let mut b = valid[..cut].to_vec();
+                b.extend_from_slice(&noise);
+                b
+            }
+            // A real upgrade that stops short: never completed.
+            2 => valid[..cut].to_vec(),
+            // A header line that goes on and on (over 16 KiB for the longer ones).
+            _ => {
+                let mut b = valid.to_vec();
+                b.extend_from_slice(b"X-Junk: ");
+                b.extend(printable);
+                b
+            }
+        };
+        let addr = addr.clone();
+        tasks.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let mut s = TcpStream::connect(&addr).await.unwrap();
+            let (mut r, mut w) = s.split();
+            // Write (the server may close before taking it all) while reading until closed.
+            let write = async {
+                let _ = w.write_all(&blob).await;
+            };
+            let read = async {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    match r.read(&mut buf).await {
+                        Ok(0) | Err(_) => return got,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+            };
+            let bound = timeout + Duration::from_secs(3);
+            let (_, got) = tokio::time::timeout(bound, async { tokio::join!(write, read) })
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("blob {i} (seed {seed:#x}): not closed within {bound:?}")
+                });
+            if !got.is_empty() {
+                let text = String::from_utf8_lossy(&got);
+                assert!(
+                    text.starts_with("HTTP/1.1 4"),
+                    "blob {i} (seed {seed:#x}): unexpected answer {text:?}"
+                );
+            }
+            let status = String::from_utf8_lossy(got.get(9..12).unwrap_or_default()).into_owned();
+            (started.elapsed(), status)
+        }));
+    }
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        let (took, status) = t.await.unwrap_or_else(|e| panic!("blob {i}: {e}"));
+        assert!(
+            took < timeout + Duration::from_secs(3),
+            "blob {i}: {took:?}"
+        );
+        *outcomes.entry(status).or_default() += 1;
+    }
+    eprintln!("outcomes (status, or \"\" for dropped without an answer): {outcomes:?}");
+    // The blobs exercise each way out: refused at once, too large, and timed out.
+    for kind in ["400", "431", ""] {
+        assert!(
+            outcomes.contains_key(kind),
+            "no {kind:?} outcome: {outcomes:?}"
+        );
+    }
+    assert_eq!(outcomes.values().sum::<usize>(), 50);
+    assert!(
+        outcomes
+            .keys()
+            .all(|k| ["400", "431", ""].contains(&k.as_str())),
+        "{outcomes:?}"
+    );
+    assert_healthy(&addr).await;
+}
+
+/// Where `chromium` is, or a failure that says how to get it.
+fn chromium() -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("chromium"))
+            .find(|p| p.is_file())
+    });
+    found
+        .or_else(|| Some(PathBuf::from("/usr/bin/chromium")).filter(|p| p.is_file()))
+        .unwrap_or_else(|| {
+            panic!(
+                "chromium not found: this test drives the console page with headless Chromium. \
+                 Install it with `apt-get install chromium` (.ci/run installs it)"
+            )
+        })
+}
+
+/// Run headless Chromium on `url` and return the DOM after the page settled, bounded.
+async fn chromium_dump_dom(url: &str, profile: &Path) -> String {
+    let mut cmd = tokio::process::Command::new(chromium());
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .arg(url)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .process_group(0)
+    .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("spawn chromium");
+    let pgid = child.id().expect("chromium pid") as i32;
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let run = async {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let (o, e, status) = tokio::join!(
+            stdout.read_to_end(&mut out),
+            stderr.read_to_end(&mut err),
+            child.wait()
+        );
+        o.unwrap();
+        e.unwrap();
+        (status.unwrap(), out, err)
+    };
+    let res = tokio::time::timeout(Duration::from_secs(60), run).await;
+    // Chromium's helpers (zygote, renderer) share its process group: end them all, always.
+    // SAFETY: kill(2) on the process group of a child this test started.
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    let (status, out, err) = res.expect("chromium did not finish within 60 s (killed)");
+    let dom = String::from_utf8_lossy(&out).into_owned();
+    assert!(
+        status.success(),
+        "chromium failed: {status}\nstderr: {}\nstdout: {dom}",
+        String::from_utf8_lossy(&err)
+    );
+    dom
+}
+
+#[tokio::test]
+async fn chromium_console_page_echoes_through_mirror() {
+    let chromium = chromium();
+    assert!(chromium.is_file());
+    let (mut b, addr) = start(&["-v", "ws-listen:127.0.0.1:0", "mirror:"]).await;
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("http://{addr}/?send=hello%20chromium");
+    let dom = chromium_dump_dom(&url, profile.path()).await;
+    // The page shows what it sent and, as an incoming text message, the echo.
+    assert!(
+        dom.contains(r#"<li class="out"><span class="kind">out text</span>hello chromium</li>"#),
+        "the page did not send: {dom}"
+    );
+    assert!(
+        dom.contains(r#"<li class="in"><span class="kind">in text</span>hello chromium</li>"#),
+        "no echo shown as an incoming text message: {dom}"
+    );
+    // And the server saw a real WebSocket session from the page, which ended when the page went.
+    b.stderr_contains(": accepted").await;
+    b.stderr_contains(": session ended").await;
+}
