@@ -368,3 +368,31 @@ async fn ws_client_gets_1011_when_the_far_side_cannot_be_opened() {
     let line = b.stderr_contains("connection failed").await;
     assert!(line.contains(&format!("tcp:127.0.0.1:{port}")), "{line}");
 }
+
+#[tokio::test]
+async fn server_shorthand_bridges_one_client_to_stdio() {
+    // websocat's `-s PORT`: a WebSocket server on 127.0.0.1 whose one client talks to stdio.
+    let mut b = Bridge::spawn(&["-s", "0"]);
+    let url = b.listening().await;
+    assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
+    let addr = url
+        .trim_start_matches("ws://")
+        .trim_end_matches('/')
+        .to_string();
+    let tcp = TcpStream::connect(&addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(url.as_str(), tcp)
+        .await
+        .unwrap();
+    ws.send(Message::Text("to stdout".into())).await.unwrap();
+    assert_eq!(b.read_line().await, "to stdout");
+    b.write_stdin(b"from stdin\n").await;
+    let m = tokio::time::timeout(LIMIT, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(m, Message::Text("from stdin".into()));
+    ws.close(None).await.unwrap();
+    let f = b.finish().await;
+    assert_eq!(f.code, Some(0), "{}", f.stderr);
+}

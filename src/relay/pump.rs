@@ -247,11 +247,12 @@ pub async fn bytes_messages(
         (up_end, down_end)
     };
 
+    let mut closed = String::new();
     let result = match down_end {
         Some(Down::Closed(frame)) => {
             let _ = output.get_mut().shutdown().await;
             drain(&mut stream, opts.close_timeout).await;
-            tracing::debug!("{label}: peer closed: {}", describe_close(&frame));
+            closed = format!("; peer closed with {}", describe_close(&frame));
             if is_normal_close(&frame) {
                 Ok(())
             } else {
@@ -315,7 +316,7 @@ pub async fn bytes_messages(
         received.messages,
         received.bytes,
         match &result {
-            Ok(()) => String::new(),
+            Ok(()) => closed,
             Err(e) => format!("; {e}"),
         }
     );
