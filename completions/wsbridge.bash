@@ -23,7 +23,7 @@ _wsbridge() {
 
     case "${cmd}" in
         wsbridge)
-            opts="-t -b -E -n -u -U -H -k -q -v -s -h -V --text --binary --exit-on-eof --no-close --unidirectional --unidirectional-reverse --header --protocol --origin --basic-auth --insecure --ca-file --oneshot --unix-mode --announce-stdout --close-timeout --linger --connect-timeout --max-message-size --quiet --verbose --server --tls-cert --tls-key --tls-client-ca --server-protocol --origin-allow --require-header --auth-token-file --max-conns --handshake-timeout --no-console --static --pass-header --broadcast-queue --exec-args --max-frame-size --generate --help --version"
+            opts="-t -b -E -n -u -U -H -k -q -v -s -0 -1 -h -V --text --binary --exit-on-eof --no-close --unidirectional --unidirectional-reverse --header --protocol --origin --basic-auth --insecure --ca-file --oneshot --unix-mode --announce-stdout --close-timeout --linger --connect-timeout --max-message-size --quiet --verbose --server --tls-cert --tls-key --tls-client-ca --server-protocol --origin-allow --require-header --auth-token-file --max-conns --handshake-timeout --no-console --static --pass-header --broadcast-queue --exec-args --framing --null-terminated --newline-policy --text-prefix --binary-prefix --base64 --split-long --jsonl-events --jsonrpc --ready-line --one-message --max-messages --max-messages-rev --close-code --close-reason --max-frame-size --generate --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -130,6 +130,38 @@ _wsbridge() {
                     return 0
                     ;;
                 --exec-args)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --framing)
+                    COMPREPLY=($(compgen -W "lines nul webfs length-prefixed jsonl raw" -- "${cur}"))
+                    return 0
+                    ;;
+                --newline-policy)
+                    COMPREPLY=($(compgen -W "space escape keep" -- "${cur}"))
+                    return 0
+                    ;;
+                --text-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --binary-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-messages)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-messages-rev)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --close-code)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --close-reason)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -7,7 +7,7 @@ complete -c wsbridge -l unix-mode -d 'Permissions of the socket file made by uni
 complete -c wsbridge -l close-timeout -d 'After sending Close, wait this long for the peer\'s Close while still delivering its messages (e.g. 5, 2.5, 500ms)' -r
 complete -c wsbridge -l linger -d 'After local EOF, wait until no message has arrived for this long (at most --close-timeout) before sending Close. For servers that drop unsent replies as soon as they see a Close (Python websockets, Node ws): e.g. --linger 300ms' -r
 complete -c wsbridge -l connect-timeout -d 'Limit for DNS + TCP connect, TLS and the WebSocket handshake, each' -r
-complete -c wsbridge -l max-message-size -d 'Largest message accepted or sent (e.g. 65536, 64KiB, 64MiB). A longer incoming message closes the connection with 1009; a longer outgoing line is an error' -r
+complete -c wsbridge -l max-message-size -d 'Largest message accepted or sent (e.g. 65536, 64KiB, 64MiB). A longer incoming message closes the connection with 1009; a longer outgoing line is an error (see --split-long)' -r
 complete -c wsbridge -s s -l server -d 'Server shorthand: \'ws-listen:127.0.0.1:PORT\' (or HOST:PORT) as ADDR1; the address given (default \'-\': stdin/stdout, one client, like websocat -s) is ADDR2' -r
 complete -c wsbridge -l tls-cert -d 'Certificate chain (PEM) for wss-listen:' -r -F
 complete -c wsbridge -l tls-key -d 'Private key (PEM: PKCS#8, RSA or EC) for wss-listen:' -r -F
@@ -22,7 +22,22 @@ complete -c wsbridge -l static -d 'Serve files from DIR to plain HTTP GET reques
 complete -c wsbridge -l pass-header -d 'Pass this client request header on: to exec: children as HTTP_<NAME>, and to a ws:// or wss:// upstream as is (repeatable)' -r
 complete -c wsbridge -l broadcast-queue -d 'Per-client queue of broadcast: rooms, in messages; a client that falls this far behind is disconnected with Close 1013' -r
 complete -c wsbridge -l exec-args -d 'Arguments for exec:PROGRAM; takes everything after it, so put it last' -r
-complete -c wsbridge -l max-frame-size -d 'Largest frame accepted (e.g. 16MiB); an oversize incoming frame closes with 1009' -r
+complete -c wsbridge -l framing -d 'How local bytes are cut into messages [default: lines with -t, raw with -b]' -r -f -a "lines\t'One line per message (the default in text mode)'
+nul\t'NUL-terminated messages'
+webfs\t'9front webfs: `t`/`b`, a space, the length in 20 decimal digits, the payload'
+length-prefixed\t'4-byte big-endian length (high bit set: text), then the payload'
+jsonl\t'One JSON object per line: {"type":"text","data":"…"}, {"type":"binary","data":"<base64>"}'
+raw\t'Each read becomes one binary message; incoming messages are written as they are'"
+complete -c wsbridge -l newline-policy -d 'For lines/nul: what to do with a newline (NUL) inside an incoming message: replace it with a space, escape it (\\n, \\\\, \\r, \\0 — undone for outgoing lines), or keep it' -r -f -a "space\t'Replace it with a space (websocat\'s behaviour): one message is one line'
+escape\t'Write `\\` as `\\\\`, newline as `\\n`, CR as `\\r`, NUL as `\\0`; undone for outgoing lines'
+keep\t'Write it as it is (the reader sees more than one line)'"
+complete -c wsbridge -l text-prefix -d 'For lines/nul: prefix incoming text messages with P; outgoing lines starting with P are sent (without P) as text' -r
+complete -c wsbridge -l binary-prefix -d 'For lines/nul: prefix incoming binary messages with P; outgoing lines starting with P are sent (without P) as binary' -r
+complete -c wsbridge -l max-messages -d 'Copy at most N messages ADDR1 -> ADDR2; then stop reading ADDR1 (and close, unless --max-messages-rev is still waiting for replies)' -r
+complete -c wsbridge -l max-messages-rev -d 'Copy at most N messages ADDR2 -> ADDR1; then close the session' -r
+complete -c wsbridge -l close-code -d 'Close code sent when the local side ends (default 1000)' -r
+complete -c wsbridge -l close-reason -d 'Close reason sent when the local side ends' -r
+complete -c wsbridge -l max-frame-size -d 'Largest frame (e.g. 16MiB): an oversize incoming frame closes with 1009; outgoing messages larger than this are sent in fragments of this size' -r
 complete -c wsbridge -l generate -d 'Write the man page and shell completions into DIR and exit (for packagers)' -r -F
 complete -c wsbridge -s t -l text -d 'Text mode: lines <-> text messages (the default)'
 complete -c wsbridge -s b -l binary -d 'Binary mode: byte chunks <-> binary messages, bytes passed through unchanged'
@@ -36,5 +51,12 @@ complete -c wsbridge -l announce-stdout -d 'Also print the \'listening on …\' 
 complete -c wsbridge -s q -l quiet -d 'Only print errors'
 complete -c wsbridge -s v -l verbose -d 'More log output (-v: info, -vv: debug, -vvv: trace). RUST_LOG overrides'
 complete -c wsbridge -l no-console -d 'Do not serve the built-in browser console page at \'/\''
+complete -c wsbridge -s 0 -l null-terminated -d 'NUL-terminated messages (--framing nul)'
+complete -c wsbridge -l base64 -d 'For lines/nul: write incoming binary messages as base64; outgoing lines that carry the --binary-prefix are base64-decoded'
+complete -c wsbridge -l split-long -d 'Split an outgoing line longer than --max-message-size into several messages instead of refusing it'
+complete -c wsbridge -l jsonl-events -d 'For jsonl: also write {"type":"open"}, and ping/pong events'
+complete -c wsbridge -l jsonrpc -d 'Send each line \'method arg…\' as a JSON-RPC 2.0 call with increasing ids'
+complete -c wsbridge -l ready-line -d 'Write \'websocket ready\' to the local side once the WebSocket is connected (as webfs does)'
+complete -c wsbridge -s 1 -l one-message -d 'Send one message and receive one message, then close (--max-messages 1 --max-messages-rev 1)'
 complete -c wsbridge -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wsbridge -s V -l version -d 'Print version'

@@ -142,7 +142,7 @@ pub struct Cli {
     pub connect_timeout: Duration,
 
     /// Largest message accepted or sent (e.g. 65536, 64KiB, 64MiB). A longer incoming message
-    /// closes the connection with 1009; a longer outgoing line is an error
+    /// closes the connection with 1009; a longer outgoing line is an error (see --split-long)
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub max_message_size: usize,
 
@@ -231,7 +231,96 @@ pub struct Cli {
     #[arg(long, value_name = "ARG", num_args = 1.., allow_hyphen_values = true, help_heading = "Server")]
     pub exec_args: Vec<String>,
 
-    /// Largest frame accepted (e.g. 16MiB); an oversize incoming frame closes with 1009
+    /// How local bytes are cut into messages [default: lines with -t, raw with -b]
+    #[arg(long, value_enum, value_name = "NAME", help_heading = "Framing")]
+    pub framing: Option<crate::relay::framing::Framing>,
+
+    /// NUL-terminated messages (--framing nul)
+    #[arg(
+        short = '0',
+        long = "null-terminated",
+        conflicts_with = "framing",
+        help_heading = "Framing"
+    )]
+    pub null_terminated: bool,
+
+    /// For lines/nul: what to do with a newline (NUL) inside an incoming message: replace it
+    /// with a space, escape it (\n, \\, \r, \0 — undone for outgoing lines), or keep it
+    #[arg(
+        long,
+        value_enum,
+        value_name = "POLICY",
+        default_value = "space",
+        help_heading = "Framing"
+    )]
+    pub newline_policy: crate::relay::framing::NewlinePolicy,
+
+    /// For lines/nul: prefix incoming text messages with P; outgoing lines starting with P are
+    /// sent (without P) as text
+    #[arg(long, value_name = "P", help_heading = "Framing")]
+    pub text_prefix: Option<String>,
+
+    /// For lines/nul: prefix incoming binary messages with P; outgoing lines starting with P
+    /// are sent (without P) as binary
+    #[arg(long, value_name = "P", help_heading = "Framing")]
+    pub binary_prefix: Option<String>,
+
+    /// For lines/nul: write incoming binary messages as base64; outgoing lines that carry the
+    /// --binary-prefix are base64-decoded
+    #[arg(long, help_heading = "Framing")]
+    pub base64: bool,
+
+    /// Split an outgoing line longer than --max-message-size into several messages instead of
+    /// refusing it
+    #[arg(long, help_heading = "Framing")]
+    pub split_long: bool,
+
+    /// For jsonl: also write {"type":"open"}, and ping/pong events
+    #[arg(long, help_heading = "Framing")]
+    pub jsonl_events: bool,
+
+    /// Send each line 'method arg…' as a JSON-RPC 2.0 call with increasing ids
+    #[arg(long, help_heading = "Framing")]
+    pub jsonrpc: bool,
+
+    /// Write 'websocket ready' to the local side once the WebSocket is connected (as webfs does)
+    #[arg(long, help_heading = "Framing")]
+    pub ready_line: bool,
+
+    /// Send one message and receive one message, then close (--max-messages 1
+    /// --max-messages-rev 1)
+    #[arg(short = '1', long, help_heading = "Framing")]
+    pub one_message: bool,
+
+    /// Copy at most N messages ADDR1 -> ADDR2; then stop reading ADDR1 (and close, unless
+    /// --max-messages-rev is still waiting for replies)
+    #[arg(long, value_name = "N", help_heading = "Framing")]
+    pub max_messages: Option<u64>,
+
+    /// Copy at most N messages ADDR2 -> ADDR1; then close the session
+    #[arg(long, value_name = "N", help_heading = "Framing")]
+    pub max_messages_rev: Option<u64>,
+
+    /// Close code sent when the local side ends (default 1000)
+    #[arg(
+        long,
+        value_name = "CODE",
+        default_value = "1000",
+        help_heading = "Framing"
+    )]
+    pub close_code: u16,
+
+    /// Close reason sent when the local side ends
+    #[arg(
+        long,
+        value_name = "TEXT",
+        default_value = "",
+        help_heading = "Framing"
+    )]
+    pub close_reason: String,
+
+    /// Largest frame (e.g. 16MiB): an oversize incoming frame closes with 1009; outgoing
+    /// messages larger than this are sent in fragments of this size
     #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
     pub max_frame_size: usize,
 

@@ -9,6 +9,8 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use crate::addr::Address;
 use crate::cli::Cli;
 use crate::error::{Error, Result};
+use crate::relay::framing::{Framing, FramingOptions, NewlinePolicy};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// A validated run: two addresses and the options each layer needs.
 #[derive(Debug, Clone)]
@@ -59,7 +61,8 @@ pub enum Mode {
 /// Options of the pump between two connections.
 #[derive(Debug, Clone)]
 pub struct RelayOptions {
-    pub mode: Mode,
+    /// How byte streams are cut into messages and back.
+    pub framing: FramingOptions,
     pub exit_on_eof: bool,
     /// Do not send Close on local EOF.
     pub no_close: bool,
@@ -70,7 +73,15 @@ pub struct RelayOptions {
     pub close_timeout: Duration,
     /// Quiet time to wait for after local EOF before sending Close.
     pub linger: Duration,
-    pub max_message_size: usize,
+    /// At most this many messages ADDR1 → ADDR2 (`--max-messages`).
+    pub max_forward: Option<u64>,
+    /// At most this many messages ADDR2 → ADDR1 (`--max-messages-rev`).
+    pub max_reverse: Option<u64>,
+    /// The Close sent when the local side ends.
+    pub close_code: u16,
+    pub close_reason: String,
+    /// Outgoing messages larger than this are sent in fragments.
+    pub max_frame_size: usize,
 }
 
 /// One extra request header. `secret` values are never logged.
@@ -321,6 +332,26 @@ impl Config {
         }
         let _ = has_exec;
 
+        let framing = framing_options(&cli)?;
+        let code = CloseCode::from(cli.close_code);
+        if !code.is_allowed() || matches!(cli.close_code, 1005 | 1006 | 1015) {
+            return usage(format!(
+                "--close-code {}: not a code that may be sent (use 1000-1003, 1007-1014 or 3000-4999)",
+                cli.close_code
+            ));
+        }
+        if cli.close_reason.len() > 123 {
+            return usage("--close-reason: at most 123 bytes (it must fit a control frame)".into());
+        }
+        if cli.one_message && (cli.max_messages.is_some() || cli.max_messages_rev.is_some()) {
+            return usage(
+                "-1 means --max-messages 1 --max-messages-rev 1: give one or the others".into(),
+            );
+        }
+        if cli.max_messages == Some(0) || cli.max_messages_rev == Some(0) {
+            return usage("--max-messages and --max-messages-rev must be at least 1".into());
+        }
+
         let mut headers = Vec::new();
         for h in &cli.headers {
             headers.extend(parse_header_arg(h)?);
@@ -387,14 +418,26 @@ impl Config {
 
         Ok(Config {
             relay: RelayOptions {
-                mode: if cli.binary { Mode::Binary } else { Mode::Text },
+                framing,
                 exit_on_eof: cli.exit_on_eof,
                 no_close: cli.no_close,
                 forward: !cli.unidirectional_reverse,
                 reverse: !cli.unidirectional,
                 close_timeout: cli.close_timeout,
                 linger: cli.linger,
-                max_message_size: cli.max_message_size,
+                max_forward: if cli.one_message {
+                    Some(1)
+                } else {
+                    cli.max_messages
+                },
+                max_reverse: if cli.one_message {
+                    Some(1)
+                } else {
+                    cli.max_messages_rev
+                },
+                close_code: cli.close_code,
+                close_reason: cli.close_reason.clone(),
+                max_frame_size: cli.max_frame_size,
             },
             ws: WsClientOptions {
                 headers,
@@ -446,6 +489,96 @@ impl Config {
             right,
         })
     }
+}
+
+/// The framing options, checked for flags that do not apply to the chosen framing.
+fn framing_options(cli: &Cli) -> Result<FramingOptions> {
+    let mode = if cli.binary { Mode::Binary } else { Mode::Text };
+    let framing = match (cli.framing, cli.null_terminated) {
+        (Some(f), _) => f,
+        (None, true) => Framing::Nul,
+        (None, false) if cli.binary => Framing::Raw,
+        (None, false) => Framing::Lines,
+    };
+    let delimited = matches!(framing, Framing::Lines | Framing::Nul);
+    let needs = [
+        (
+            delimited,
+            cli.newline_policy != NewlinePolicy::Space,
+            "--newline-policy",
+            "lines or nul framing",
+        ),
+        (
+            delimited,
+            cli.text_prefix.is_some(),
+            "--text-prefix",
+            "lines or nul framing",
+        ),
+        (
+            delimited,
+            cli.binary_prefix.is_some(),
+            "--binary-prefix",
+            "lines or nul framing",
+        ),
+        (delimited, cli.base64, "--base64", "lines or nul framing"),
+        (
+            delimited,
+            cli.split_long,
+            "--split-long",
+            "lines or nul framing",
+        ),
+        (
+            framing == Framing::Lines,
+            cli.jsonrpc,
+            "--jsonrpc",
+            "lines framing",
+        ),
+        (
+            framing == Framing::Jsonl,
+            cli.jsonl_events,
+            "--jsonl-events",
+            "jsonl framing",
+        ),
+    ];
+    if let Some((_, _, flag, what)) = needs.iter().find(|(ok, set, _, _)| *set && !*ok) {
+        return Err(Error::Usage(format!(
+            "{flag} needs {what} (framing is {})",
+            framing_name(framing)
+        )));
+    }
+    if cli.text_prefix.is_some() && cli.text_prefix == cli.binary_prefix {
+        return Err(Error::Usage(
+            "--text-prefix and --binary-prefix must differ".into(),
+        ));
+    }
+    if [&cli.text_prefix, &cli.binary_prefix]
+        .iter()
+        .any(|p| p.as_deref() == Some(""))
+    {
+        return Err(Error::Usage(
+            "--text-prefix/--binary-prefix must not be empty".into(),
+        ));
+    }
+    Ok(FramingOptions {
+        framing,
+        mode,
+        max_message_size: cli.max_message_size,
+        newline_policy: cli.newline_policy,
+        text_prefix: cli.text_prefix.clone(),
+        binary_prefix: cli.binary_prefix.clone(),
+        base64: cli.base64,
+        split_long: cli.split_long,
+        jsonl_events: cli.jsonl_events,
+        jsonrpc: cli.jsonrpc,
+        ready_line: cli.ready_line,
+    })
+}
+
+fn framing_name(f: Framing) -> String {
+    use clap::ValueEnum;
+    f.to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default()
 }
 
 /// The two addresses (ADDR1, ADDR2) and whether to serve one client only.
@@ -603,7 +736,21 @@ mod tests {
         let c = config(&["ws://h/"]).unwrap();
         assert_eq!(c.left, Address::Stdio);
         assert!(matches!(c.right, Address::Ws(_)));
-        assert_eq!(c.relay.mode, Mode::Text);
+        assert_eq!(c.relay.framing.mode, Mode::Text);
+        assert_eq!(c.relay.framing.framing, Framing::Lines);
+        assert_eq!(
+            config(&["-b", "ws://h/"]).unwrap().relay.framing.framing,
+            Framing::Raw
+        );
+        assert_eq!(
+            config(&["-0", "ws://h/"]).unwrap().relay.framing.framing,
+            Framing::Nul
+        );
+        let c = config(&["-1", "ws://h/"]).unwrap();
+        assert_eq!(
+            (c.relay.max_forward, c.relay.max_reverse),
+            (Some(1), Some(1))
+        );
     }
 
     #[test]
@@ -654,6 +801,38 @@ mod tests {
             (
                 &["tcp-l:127.0.0.1:0", "-"],
                 "can serve only one client: add --oneshot",
+            ),
+            (
+                &["--framing", "webfs", "--base64", "ws://h/"],
+                "--base64 needs lines or nul framing (framing is webfs)",
+            ),
+            (
+                &["-b", "--text-prefix", "t", "ws://h/"],
+                "--text-prefix needs lines or nul framing (framing is raw)",
+            ),
+            (
+                &["--jsonl-events", "ws://h/"],
+                "--jsonl-events needs jsonl framing",
+            ),
+            (
+                &["--framing", "nul", "--jsonrpc", "ws://h/"],
+                "--jsonrpc needs lines framing",
+            ),
+            (
+                &["--close-code", "1005", "ws://h/"],
+                "not a code that may be sent",
+            ),
+            (
+                &["--close-code", "999", "ws://h/"],
+                "not a code that may be sent",
+            ),
+            (
+                &["-1", "--max-messages", "2", "ws://h/"],
+                "give one or the others",
+            ),
+            (
+                &["--text-prefix", "x", "--binary-prefix", "x", "ws://h/"],
+                "must differ",
             ),
             (&["-H", "bad header", "ws://h/"], "expected 'Name: value'"),
             (&["-H", "Bad Name: x", "ws://h/"], "not a valid header name"),

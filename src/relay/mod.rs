@@ -23,10 +23,26 @@ use crate::error::{Error, Result};
 pub async fn bridge(a: Conn, b: Conn, opts: &RelayOptions) -> Result<()> {
     match (a, b) {
         (Conn::Bytes(a), Conn::Messages(b)) => {
-            pump::bytes_messages(a, b, opts.forward, opts.reverse, opts).await
+            pump::bytes_messages(
+                a,
+                b,
+                opts.forward,
+                opts.reverse,
+                (opts.max_forward, opts.max_reverse),
+                opts,
+            )
+            .await
         }
         (Conn::Messages(a), Conn::Bytes(b)) => {
-            pump::bytes_messages(b, a, opts.reverse, opts.forward, opts).await
+            pump::bytes_messages(
+                b,
+                a,
+                opts.reverse,
+                opts.forward,
+                (opts.max_reverse, opts.max_forward),
+                opts,
+            )
+            .await
         }
         (Conn::Messages(a), Conn::Messages(b)) => pump::messages_messages(a, b, opts).await,
         (Conn::Bytes(a), Conn::Bytes(b)) => pump::bytes_bytes(a, b, opts).await,

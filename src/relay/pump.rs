@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
-use super::framing::{FramingError, LocalDecoder, LocalEncoder, to_message};
+use super::framing::{FramingError, LocalDecoder, LocalEncoder, LocalEvent};
 use super::{classify_read_error, describe_close, is_normal_close};
 use crate::config::RelayOptions;
 use crate::endpoint::{BoxReader, BoxWriter, ByteConn, MsgConn, MsgSink, MsgStream};
@@ -46,6 +46,8 @@ enum Up {
 /// How the WebSocket → local direction ended.
 enum Down {
     Closed(Option<CloseFrame>),
+    /// `--max-messages-rev` reached.
+    Limit,
     Ended,
     ReadError(WsError),
     WriteError(std::io::Error),
@@ -79,11 +81,41 @@ fn is_disconnect(e: &std::io::Error) -> bool {
     )
 }
 
+/// Send a data message, in fragments of at most `max_frame` bytes when it is larger and the
+/// sink is a WebSocket (RFC 6455 §5.4; tungstenite sends whole messages as one frame).
+async fn send_data(
+    sink: &mut MsgSink,
+    msg: Message,
+    max_frame: usize,
+    websocket: bool,
+) -> std::result::Result<(), WsError> {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    if !websocket || msg.len() <= max_frame || max_frame == 0 {
+        return sink.feed(msg).await;
+    }
+    let (mut payload, first) = match msg {
+        Message::Text(t) => (bytes::Bytes::from(t), Data::Text),
+        Message::Binary(b) => (b, Data::Binary),
+        other => return sink.feed(other).await,
+    };
+    let mut opcode = OpCode::Data(first);
+    while !payload.is_empty() {
+        let piece = payload.split_to(payload.len().min(max_frame));
+        let last = payload.is_empty();
+        sink.feed(Message::Frame(Frame::message(piece, opcode, last)))
+            .await?;
+        opcode = OpCode::Data(Data::Continue);
+    }
+    Ok(())
+}
+
 pub async fn bytes_messages(
     local: ByteConn,
     ws: MsgConn,
     send: bool,
     recv: bool,
+    limits: (Option<u64>, Option<u64>),
     opts: &RelayOptions,
 ) -> Result<()> {
     let ByteConn {
@@ -97,28 +129,39 @@ pub async fn bytes_messages(
         mut stream,
         mut sink,
         label,
-        ..
+        websocket,
     } = ws;
-    let mode = opts.mode;
+    let (up_limit, down_limit) = limits;
     let mut input = FramedRead::with_capacity(
         reader,
-        LocalDecoder::new(mode, opts.max_message_size),
+        LocalDecoder::new(opts.framing.clone()),
         READ_CAPACITY,
     );
-    let mut output = FramedWrite::new(writer, LocalEncoder::new(mode));
+    let mut output = FramedWrite::new(writer, LocalEncoder::new(opts.framing.clone()));
     let (mut sent, mut received) = (Counter::default(), Counter::default());
     let mut close_sent = false;
     // Milliseconds since `start` at which the last data message arrived (for --linger).
     let start = Instant::now();
     let last_rx = AtomicU64::new(0);
+    // Set when --max-messages-rev is reached, so the sending side stops waiting for replies.
+    let replies_done = tokio::sync::Notify::new();
 
     let (up_end, down_end) = {
         let up = async {
             if !send {
                 return std::future::pending::<Up>().await;
             }
-            let mut binary_lines = 0u64;
+            let mut warned = 0u64;
+            let mut local_close = None;
             loop {
+                if up_limit.is_some_and(|n| sent.messages >= n) {
+                    // Enough sent. With a reply limit pending, wait for the replies first.
+                    if down_limit.is_some() {
+                        let _ = sink.flush().await;
+                        replies_done.notified().await;
+                    }
+                    break;
+                }
                 let next = match input.next().now_or_never() {
                     Some(n) => n,
                     None => {
@@ -128,27 +171,41 @@ pub async fn bytes_messages(
                         input.next().await
                     }
                 };
+                let fallbacks = input.decoder().binary_fallbacks;
+                if fallbacks > warned {
+                    if warned == 0 {
+                        tracing::warn!(
+                            "{local_label}: a text-mode message is not valid UTF-8; sent as a binary message (text frames never carry invalid UTF-8)"
+                        );
+                    }
+                    warned = fallbacks;
+                }
                 match next {
                     None => break,
-                    Some(Ok(payload)) => {
-                        let (msg, as_binary) = to_message(mode, payload);
-                        if as_binary {
-                            binary_lines += 1;
-                            if binary_lines == 1 {
-                                tracing::warn!(
-                                    "{local_label}: a line is not valid UTF-8; sent as a binary message (text frames never carry invalid UTF-8)"
-                                );
-                            }
+                    Some(Ok(Message::Close(frame))) => {
+                        // jsonl: the local side asked to close.
+                        local_close = Some(frame);
+                        break;
+                    }
+                    Some(Ok(msg)) => {
+                        if msg.is_text() || msg.is_binary() {
+                            sent.add(&msg);
                         }
-                        sent.add(&msg);
-                        if sink.feed(msg).await.is_err() {
+                        if send_data(&mut sink, msg, opts.max_frame_size, websocket)
+                            .await
+                            .is_err()
+                        {
                             return Up::SendFailed;
                         }
                     }
                     Some(Err(e)) => {
                         let (msg, err) = match e {
-                            FramingError::LineTooLong { .. } => (
-                                close(CloseCode::Size, "local line too long"),
+                            FramingError::TooLong { .. } => (
+                                close(CloseCode::Size, "local message too long"),
+                                Error::Input(format!("{local_label}: {e}")),
+                            ),
+                            FramingError::BadInput(_) => (
+                                close(CloseCode::Error, "bad local input"),
                                 Error::Input(format!("{local_label}: {e}")),
                             ),
                             FramingError::Io(io) => {
@@ -162,41 +219,45 @@ pub async fn bytes_messages(
                     }
                 }
             }
-            if binary_lines > 1 {
+            if warned > 1 {
                 tracing::warn!(
-                    "{local_label}: {binary_lines} lines were not valid UTF-8 and were sent as binary messages"
+                    "{local_label}: {warned} text-mode messages were not valid UTF-8 and were sent as binary messages"
                 );
             }
             if sink.flush().await.is_err() {
                 return Up::SendFailed;
             }
-            if !opts.no_close && !opts.linger.is_zero() {
-                let give_up = Instant::now() + opts.close_timeout;
-                loop {
-                    let quiet_since =
-                        start + Duration::from_millis(last_rx.load(Ordering::Relaxed));
-                    let until = (quiet_since + opts.linger).min(give_up);
-                    if Instant::now() >= until {
-                        break;
+            if !opts.no_close || local_close.is_some() {
+                if local_close.is_none() && !opts.linger.is_zero() {
+                    let give_up = Instant::now() + opts.close_timeout;
+                    loop {
+                        let quiet_since =
+                            start + Duration::from_millis(last_rx.load(Ordering::Relaxed));
+                        let until = (quiet_since + opts.linger).min(give_up);
+                        if Instant::now() >= until {
+                            break;
+                        }
+                        tokio::time::sleep_until(until).await;
                     }
-                    tokio::time::sleep_until(until).await;
                 }
-            }
-            if !opts.no_close {
-                let frame = match on_eof {
-                    Some(f) => f.await,
-                    None => CloseFrame {
-                        code: CloseCode::Normal,
-                        reason: Utf8Bytes::from_static(""),
-                    },
+                let frame = match (local_close, on_eof) {
+                    (Some(frame), _) => frame,
+                    (None, Some(f)) => Some(f.await),
+                    (None, None) => Some(CloseFrame {
+                        code: CloseCode::from(opts.close_code),
+                        reason: opts.close_reason.clone().into(),
+                    }),
                 };
-                if sink.send(Message::Close(Some(frame))).await.is_err() {
+                if sink.send(Message::Close(frame)).await.is_err() {
                     return Up::SendFailed;
                 }
             }
             Up::Eof
         };
         let down = async {
+            if let Err(e) = output.feed(LocalEvent::Open).await {
+                return Down::WriteError(e);
+            }
             loop {
                 let next = match stream.next().now_or_never() {
                     Some(n) => n,
@@ -212,8 +273,15 @@ pub async fn bytes_messages(
                     Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
                         received.add(&m);
                         last_rx.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
-                        if recv && let Err(e) = output.feed(m).await {
+                        if recv && let Err(e) = output.feed(LocalEvent::Message(m)).await {
                             return Down::WriteError(e);
+                        }
+                        if down_limit.is_some_and(|n| received.messages >= n) {
+                            if let Err(e) = output.flush().await {
+                                return Down::WriteError(e);
+                            }
+                            replies_done.notify_one();
+                            return Down::Limit;
                         }
                     }
                     Some(Ok(Message::Close(f))) => {
@@ -221,6 +289,11 @@ pub async fn bytes_messages(
                             tracing::debug!("{local_label}: flush after Close failed: {e}");
                         }
                         return Down::Closed(f);
+                    }
+                    Some(Ok(m @ (Message::Ping(_) | Message::Pong(_)))) => {
+                        if recv && let Err(e) = output.feed(LocalEvent::Message(m)).await {
+                            return Down::WriteError(e);
+                        }
                     }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Down::ReadError(e),
@@ -248,10 +321,13 @@ pub async fn bytes_messages(
     };
 
     let mut closed = String::new();
+    let mut drain_after = false;
+    // What the local side is told last (jsonl writes it as a close event).
+    let mut last_word: (Option<CloseFrame>, Option<String>) = (None, None);
     let result = match down_end {
         Some(Down::Closed(frame)) => {
-            let _ = output.get_mut().shutdown().await;
-            drain(&mut stream, opts.close_timeout).await;
+            drain_after = true;
+            last_word = (frame.clone(), None);
             closed = format!("; peer closed with {}", describe_close(&frame));
             if is_normal_close(&frame) {
                 Ok(())
@@ -262,13 +338,28 @@ pub async fn bytes_messages(
                 })
             }
         }
-        Some(Down::Ended) => {
-            let _ = output.get_mut().shutdown().await;
+        Some(Down::Limit) => {
+            // --max-messages-rev reached: close like a local EOF would, and wait for the answer.
+            let frame = CloseFrame {
+                code: CloseCode::from(opts.close_code),
+                reason: opts.close_reason.clone().into(),
+            };
+            last_word = (Some(frame.clone()), None);
+            if !close_sent {
+                send_close(&mut sink, Message::Close(Some(frame)), opts.close_timeout).await;
+            }
+            let _ = tokio::time::timeout(opts.close_timeout, async {
+                while let Some(Ok(m)) = stream.next().await {
+                    if m.is_close() {
+                        break;
+                    }
+                }
+            })
+            .await;
             Ok(())
         }
+        Some(Down::Ended) => Ok(()),
         Some(Down::ReadError(e)) => {
-            let _ = output.flush().await;
-            let _ = output.get_mut().shutdown().await;
             let (code, err) = classify_read_error(&label, e);
             if let Some(code) = code {
                 let reason = match code {
@@ -282,7 +373,10 @@ pub async fn bytes_messages(
             match err {
                 // We had said goodbye; a peer that just hangs up has answered well enough.
                 Error::PeerClosed { .. } if close_sent => Ok(()),
-                err => Err(err),
+                err => {
+                    last_word = (None, Some(err.to_string()));
+                    Err(err)
+                }
             }
         }
         Some(Down::WriteError(e)) => {
@@ -295,16 +389,20 @@ pub async fn bytes_messages(
                 Err(Error::io(format!("{local_label}: write failed"), e))
             }
         }
-        None => {
-            let _ = output.flush().await;
-            let _ = output.get_mut().shutdown().await;
-            Err(Error::Timeout {
-                target: label.clone(),
-                what: "closing handshake (no Close from the peer)",
-                after: opts.close_timeout,
-            })
-        }
+        None => Err(Error::Timeout {
+            target: label.clone(),
+            what: "closing handshake (no Close from the peer)",
+            after: opts.close_timeout,
+        }),
     };
+    // Tell the local side (jsonl: a close event), flush, and end its write side.
+    let _ = output
+        .send(LocalEvent::Closed(last_word.0, last_word.1))
+        .await;
+    let _ = output.get_mut().shutdown().await;
+    if drain_after {
+        drain(&mut stream, opts.close_timeout).await;
+    }
     let result = match up_end {
         Some(Up::Failed(err)) => Err(err),
         _ => result,
@@ -338,6 +436,8 @@ async fn forward(
     data: bool,
     pings: bool,
     count: &mut Counter,
+    max_frame: usize,
+    dst_ws: bool,
 ) -> Dir {
     loop {
         let next = match src.next().now_or_never() {
@@ -355,7 +455,7 @@ async fn forward(
             Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
                 count.add(&m);
                 if data {
-                    let _ = dst.feed(m).await;
+                    let _ = send_data(dst, m, max_frame, dst_ws).await;
                 }
             }
             Some(Ok(Message::Close(f))) => {
@@ -388,8 +488,24 @@ pub async fn messages_messages(a: MsgConn, b: MsgConn, opts: &RelayOptions) -> R
     let (mut ab_count, mut ba_count) = (Counter::default(), Counter::default());
     let pings = a_ws && b_ws;
     let outcome = {
-        let ab = forward(&mut a_rx, &mut b_tx, opts.forward, pings, &mut ab_count);
-        let ba = forward(&mut b_rx, &mut a_tx, opts.reverse, pings, &mut ba_count);
+        let ab = forward(
+            &mut a_rx,
+            &mut b_tx,
+            opts.forward,
+            pings,
+            &mut ab_count,
+            opts.max_frame_size,
+            b_ws,
+        );
+        let ba = forward(
+            &mut b_rx,
+            &mut a_tx,
+            opts.reverse,
+            pings,
+            &mut ba_count,
+            opts.max_frame_size,
+            a_ws,
+        );
         tokio::pin!(ab, ba);
         // The first direction to end decides; the other gets the close timeout to finish.
         let first = tokio::select! {
@@ -593,10 +709,10 @@ pub async fn echo_bytes(b: ByteConn, echo: bool, opts: &RelayOptions) -> Result<
     } = b;
     let mut input = FramedRead::with_capacity(
         reader,
-        LocalDecoder::new(opts.mode, opts.max_message_size),
+        LocalDecoder::new(opts.framing.clone()),
         READ_CAPACITY,
     );
-    let mut output = FramedWrite::new(writer, LocalEncoder::new(opts.mode));
+    let mut output = FramedWrite::new(writer, LocalEncoder::new(opts.framing.clone()));
     let result = loop {
         let next = match input.next().now_or_never() {
             Some(n) => n,
@@ -609,9 +725,8 @@ pub async fn echo_bytes(b: ByteConn, echo: bool, opts: &RelayOptions) -> Result<
         };
         match next {
             None => break Ok(()),
-            Some(Ok(payload)) => {
-                let (msg, _) = to_message(opts.mode, payload);
-                if echo && let Err(e) = output.feed(msg).await {
+            Some(Ok(msg)) => {
+                if echo && let Err(e) = output.feed(LocalEvent::Message(msg)).await {
                     break Err(FramingError::Io(e));
                 }
             }
@@ -624,6 +739,6 @@ pub async fn echo_bytes(b: ByteConn, echo: bool, opts: &RelayOptions) -> Result<
         Ok(()) => Ok(()),
         Err(FramingError::Io(e)) if is_disconnect(&e) => Ok(()),
         Err(FramingError::Io(e)) => Err(Error::io(format!("{label}: echo failed"), e)),
-        Err(e @ FramingError::LineTooLong { .. }) => Err(Error::Input(format!("{label}: {e}"))),
+        Err(e) => Err(Error::Input(format!("{label}: {e}"))),
     }
 }
