@@ -17,10 +17,26 @@ use crate::relay;
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
     let config = Arc::new(config);
     let opener = Arc::new(Opener::new(&config));
-    if config.left.is_listener() {
-        return serve(config, opener, shutdown).await;
+    let result = if config.left.is_listener() {
+        serve(config, opener.clone(), shutdown).await
+    } else {
+        drop(shutdown);
+        single(&config, &opener).await
+    };
+    // Every exec: child is ended and reaped before we exit (bounded by the kill grace).
+    opener.tasks.close();
+    let limit = crate::endpoint::exec::KILL_GRACE + std::time::Duration::from_secs(1);
+    if tokio::time::timeout(limit, opener.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some child processes did not end in time");
     }
-    drop(shutdown);
+    result
+}
+
+/// No listener: one session between the two addresses.
+async fn single(config: &Config, opener: &Opener) -> Result<()> {
     // Open the far side first: when it fails, the local side (e.g. stdin) is left untouched.
     let none = SessionInfo::default();
     let right = opener.open(&config.right, &none).await?;
@@ -83,10 +99,20 @@ async fn serve(
             let label = local.label().to_string();
             tracing::info!("{label}: session started");
             if let Err(e) = session(local, info, &opener2, &config2).await {
-                tracing::warn!("{label}: {e}");
+                let e = e.to_string();
+                if e.starts_with(&label) {
+                    tracing::warn!("{e}");
+                } else {
+                    tracing::warn!("{label}: {e}");
+                }
             }
         });
     }
+    // Stop the sessions still running (their exec: children are then ended by their guards).
+    // (A graceful Close 1001 and a drain for each is planned; for now they are cut off.)
+    drop(listener);
+    drop(socket_file);
+    sessions.shutdown().await;
     Ok(())
 }
 

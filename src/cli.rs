@@ -16,6 +16,12 @@ ADDRESSES:
   unix:PATH               connect to a Unix socket (also: unix-connect:)
   unix-listen:PATH        accept clients on a Unix socket (also: unix-l:, l-unix:)
   mirror:                 send every message back unchanged (an echo endpoint)
+  ws-listen:HOST:PORT[/PATH]   WebSocket server (also: ws-l:, l-ws:); plain HTTP GET gets
+                          the console page, --static files and /healthz
+  wss-listen:HOST:PORT[/PATH]  the same over TLS (--tls-cert, --tls-key)
+  exec:PROGRAM            a program per connection, stdin/stdout (--exec-args A B …)
+  sh-c:COMMAND            /bin/sh -c COMMAND per connection (also: cmd:)
+  broadcast:              a room: each message goes to every other client (room = URL path)
 
   Kind names are case-insensitive; more websocat spellings are accepted (docs/addresses.md).
   One address that is a ws:// or wss:// URL means: standard input/output <-> that URL.
@@ -28,6 +34,11 @@ EXAMPLES:
            -H @/run/secrets/auth-header                # header lines from a file, not argv
   wsbridge -b unix-listen:/run/app.sock ws://127.0.0.1:9000/
   wsbridge wss://host/x mirror:                       # echo client: answer every message
+  wsbridge ws-listen:127.0.0.1:8080 mirror:           # echo server
+  wsbridge -b ws-listen:0.0.0.0:6080 tcp:127.0.0.1:5900   # websockify-style VNC gateway
+  wsbridge ws-listen:127.0.0.1:8080 exec:./count.sh   # websocketd-style
+  wsbridge ws-listen:127.0.0.1:12345 broadcast:       # chat room per URL path
+  wsbridge --framing webfs unix-listen:/run/ws.sock wss://host/feed   # exact messages
 
 ENVIRONMENT:
   WSBRIDGE_BASIC_AUTH     USER:PASS for --basic-auth (kept out of the process list)
@@ -176,9 +187,9 @@ pub struct Cli {
     #[arg(long, value_name = "PEM", help_heading = "Server")]
     pub tls_client_ca: Option<PathBuf>,
 
-    /// Subprotocols this server speaks, in order of preference (comma-separated). The first one
-    /// the client offers is selected; a client offering only others gets HTTP 400. Without this
-    /// option no subprotocol is selected
+    /// Subprotocols this server speaks (comma-separated). The first subprotocol in the client's
+    /// offer that is in this list is selected; a client offering only others gets HTTP 400.
+    /// Without this option no subprotocol is selected
     #[arg(
         long,
         value_name = "P1,P2",
@@ -187,7 +198,8 @@ pub struct Cli {
     )]
     pub server_protocol: Vec<String>,
 
-    /// Accept only WebSocket clients whose Origin is exactly this (repeatable); others get 403
+    /// Accept only WebSocket clients whose Origin is this (repeatable; compared ignoring ASCII
+    /// case); others, and clients without an Origin, get 403
     #[arg(long, value_name = "ORIGIN", action = ArgAction::Append, help_heading = "Server")]
     pub origin_allow: Vec<String>,
 
@@ -213,7 +225,8 @@ pub struct Cli {
     #[arg(long, help_heading = "Server")]
     pub no_console: bool,
 
-    /// Serve files from DIR to plain HTTP GET requests (never outside DIR)
+    /// Serve files from DIR to plain HTTP GET and HEAD requests (never outside DIR; hidden
+    /// files and directories, except .well-known, are not served)
     #[arg(long = "static", value_name = "DIR", help_heading = "Server")]
     pub static_dir: Option<PathBuf>,
 
@@ -224,8 +237,8 @@ pub struct Cli {
 
     /// Per-client queue of broadcast: rooms, in messages; a client that falls this far behind is
     /// disconnected with Close 1013
-    #[arg(long, value_name = "N", default_value = "256", help_heading = "Server")]
-    pub broadcast_queue: usize,
+    #[arg(long, value_name = "N", help_heading = "Server")]
+    pub broadcast_queue: Option<usize>,
 
     /// Arguments for exec:PROGRAM; takes everything after it, so put it last
     #[arg(long, value_name = "ARG", num_args = 1.., allow_hyphen_values = true, help_heading = "Server")]

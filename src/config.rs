@@ -278,7 +278,7 @@ impl Config {
             ),
             (
                 right == Address::Broadcast,
-                cli.broadcast_queue != 256,
+                cli.broadcast_queue.is_some(),
                 "--broadcast-queue",
                 "broadcast:",
             ),
@@ -315,7 +315,7 @@ impl Config {
         if cli.no_close && cli.unidirectional_reverse {
             return usage("--no-close has no effect with -U (local input is not read)".into());
         }
-        if cli.max_conns == Some(0) || cli.broadcast_queue == 0 {
+        if cli.max_conns == Some(0) || cli.broadcast_queue == Some(0) {
             return usage("--max-conns and --broadcast-queue must be at least 1".into());
         }
         if let Some(auth) = &cli.basic_auth
@@ -473,7 +473,7 @@ impl Config {
                 console: !cli.no_console,
                 static_dir: cli.static_dir,
                 pass_headers,
-                broadcast_queue: cli.broadcast_queue,
+                broadcast_queue: cli.broadcast_queue.unwrap_or(256),
                 max_message_size: cli.max_message_size,
                 max_frame_size: cli.max_frame_size,
             },

@@ -16,7 +16,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// A host name could not be resolved.
     pub const DNS: u8 = 3;
-    /// TCP or Unix connection failed (refused, unreachable, no such socket).
+    /// TCP or Unix connection failed (refused, unreachable, no such socket), or an exec: program
+    /// could not be started.
     pub const CONNECT: u8 = 4;
     /// TLS failed: untrusted or mismatched certificate, handshake failure.
     pub const TLS: u8 = 5;
@@ -61,6 +62,12 @@ pub enum Error {
     PeerClosed { target: String, detail: String },
     #[error("{target}: protocol error: {detail}")]
     Protocol { target: String, detail: String },
+    #[error("{target}: cannot start the program: {source}")]
+    Spawn {
+        target: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{target}: cannot listen: {source}")]
     Listen {
         target: String,
@@ -85,7 +92,7 @@ impl Error {
         match self {
             Error::Usage(_) => exit::USAGE,
             Error::Dns { .. } => exit::DNS,
-            Error::Connect { .. } => exit::CONNECT,
+            Error::Connect { .. } | Error::Spawn { .. } => exit::CONNECT,
             Error::Tls { .. } => exit::TLS,
             Error::Handshake { .. } => exit::HANDSHAKE,
             Error::Timeout { .. } => exit::TIMEOUT,

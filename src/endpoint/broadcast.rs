@@ -88,7 +88,8 @@ impl Hub {
             left: false,
         };
         MsgConn {
-            stream: Box::pin(stream),
+            // Fused: the relay may poll a finished stream again (draining after a Close).
+            stream: Box::pin(futures_util::StreamExt::fuse(stream)),
             sink: Box::pin(sink),
             label: format!("broadcast room '{room}' #{id}"),
             websocket: false,

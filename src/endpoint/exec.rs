@@ -12,6 +12,7 @@ use tokio::process::Command;
 use tokio::sync::{oneshot, watch};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_util::task::TaskTracker;
 
 use super::{ByteConn, SessionInfo};
 use crate::error::{Error, Result};
@@ -21,7 +22,9 @@ pub const KILL_GRACE: Duration = Duration::from_secs(2);
 /// After the child closes its stdout, how long to wait for its exit status.
 const EXIT_WAIT: Duration = Duration::from_secs(2);
 
-pub fn spawn(argv: &[String], info: &SessionInfo) -> Result<ByteConn> {
+/// Start the child for one connection. Its reaper runs on `tasks`, so the caller can wait for
+/// every child to be ended and reaped before the process exits.
+pub fn spawn(argv: &[String], info: &SessionInfo, tasks: &TaskTracker) -> Result<ByteConn> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| Error::Internal("exec: empty command".into()))?;
@@ -55,7 +58,7 @@ pub fn spawn(argv: &[String], info: &SessionInfo) -> Result<ByteConn> {
         cmd.env(var, String::from_utf8_lossy(value.as_bytes()).as_ref());
     }
     let label = format!("exec:{program}");
-    let mut child = cmd.spawn().map_err(|source| Error::Connect {
+    let mut child = cmd.spawn().map_err(|source| Error::Spawn {
         target: label.clone(),
         source,
     })?;
@@ -65,7 +68,7 @@ pub fn spawn(argv: &[String], info: &SessionInfo) -> Result<ByteConn> {
     let (status_tx, status_rx) = watch::channel::<Option<ExitStatus>>(None);
     let (kill_tx, kill_rx) = oneshot::channel::<()>();
     let task_label = label.clone();
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let mut kill_rx = kill_rx;
         tokio::select! {
             status = child.wait() => {

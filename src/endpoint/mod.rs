@@ -112,6 +112,8 @@ pub struct Opener {
     connect_timeout: std::time::Duration,
     exec: Vec<String>,
     hub: Arc<broadcast::Hub>,
+    /// Background work that must finish before the process exits (ending exec children).
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 impl Opener {
@@ -121,6 +123,7 @@ impl Opener {
             connect_timeout: config.ws.connect_timeout,
             exec: config.exec.clone(),
             hub: broadcast::Hub::new(config.server.broadcast_queue),
+            tasks: tokio_util::task::TaskTracker::new(),
         }
     }
 
@@ -140,7 +143,9 @@ impl Opener {
                 .await
                 .map(Conn::Messages),
             Address::Mirror => Ok(Conn::Mirror),
-            Address::Exec(_) | Address::ShC(_) => exec::spawn(&self.exec, info).map(Conn::Bytes),
+            Address::Exec(_) | Address::ShC(_) => {
+                exec::spawn(&self.exec, info, &self.tasks).map(Conn::Bytes)
+            }
             Address::Broadcast => Ok(Conn::Messages(self.hub.join(info.room()))),
             Address::TcpListen(_) | Address::UnixListen(_) | Address::WsListen(_) => Err(
                 Error::Internal(format!("{addr}: a listener cannot be opened as a client")),

@@ -413,16 +413,12 @@ impl WsServer {
                 }
             };
             buf.extend_from_slice(&chunk[..n]);
-            match RequestHead::parse(&buf) {
-                Ok(Some((_, used))) if used > MAX_HEAD => {
-                    write_refusal(&mut stream, &refuse(431, "request head too large")).await;
-                    return None;
-                }
+            let parsed = RequestHead::parse(&buf);
+            let complete = matches!(parsed, Ok(Some(_)));
+            match parsed {
+                Ok(Some((_, used))) if used > MAX_HEAD => {}
                 Ok(Some((head, used))) => return Some((stream, head, buf.split_off(used))),
-                Ok(None) if buf.len() > MAX_HEAD => {
-                    write_refusal(&mut stream, &refuse(431, "request head too large")).await;
-                    return None;
-                }
+                Ok(None) if buf.len() <= MAX_HEAD => continue,
                 Ok(None) => {}
                 Err(why) => {
                     tracing::info!("{who}: bad request: {why}");
@@ -430,6 +426,14 @@ impl WsServer {
                     return None;
                 }
             }
+            let state = if complete {
+                ""
+            } else {
+                " and still incomplete"
+            };
+            tracing::info!("{who}: request head over {MAX_HEAD} bytes{state}: refused with 431");
+            write_refusal(&mut stream, &refuse(431, "request head too large")).await;
+            return None;
         }
     }
 
@@ -590,7 +594,7 @@ async fn write_response<S: AsyncWrite + Unpin>(
 }
 
 async fn write_refusal<S: AsyncWrite + Unpin>(stream: &mut S, r: &Refusal) {
-    let body = format!("{} {}: {}\n", r.status, reason(r.status), r.why);
+    let body = format!("{}\n", r.why);
     write_response(
         stream,
         r.status,

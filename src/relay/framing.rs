@@ -305,15 +305,24 @@ impl LocalDecoder {
     /// Largest buffered frame allowed before it is refused (encodings inflate the payload).
     fn max_buffered(&self) -> usize {
         let max = self.opts.max_message_size;
+        // The limit is on the message, not on its encoded form: allow the largest expansion an
+        // encoding can cause (JSON escapes a control character in 6 bytes, `\n` doubles a byte,
+        // base64 takes 4 bytes for 3).
         let inflated = match self.opts.framing {
-            Framing::Jsonl => max.saturating_mul(2).saturating_add(1024),
-            _ if self.opts.base64 => {
-                max.saturating_mul(4) / 3
-                    + 4
-                    + self.opts.binary_prefix.as_ref().map_or(0, String::len)
+            Framing::Jsonl => max.saturating_mul(6).saturating_add(1024),
+            _ => {
+                let escaped = if self.opts.newline_policy == NewlinePolicy::Escape {
+                    max.saturating_mul(2)
+                } else {
+                    max
+                };
+                let base64 = if self.opts.base64 {
+                    max.saturating_mul(4) / 3 + 4
+                } else {
+                    max
+                };
+                escaped.max(base64)
             }
-            _ if self.opts.newline_policy == NewlinePolicy::Escape => max.saturating_mul(2),
-            _ => max,
         };
         let prefix = self
             .opts

@@ -329,7 +329,8 @@ pub async fn bytes_messages(
             drain_after = true;
             last_word = (frame.clone(), None);
             closed = format!("; peer closed with {}", describe_close(&frame));
-            if is_normal_close(&frame) {
+            // After our own Close the peer's answer (often an echo of our code) is no failure.
+            if is_normal_close(&frame) || close_sent {
                 Ok(())
             } else {
                 Err(Error::PeerClosed {
@@ -395,11 +396,14 @@ pub async fn bytes_messages(
             after: opts.close_timeout,
         }),
     };
-    // Tell the local side (jsonl: a close event), flush, and end its write side.
+    // Tell the local side (jsonl: a close event), flush, and close its write side (dropping the
+    // writer: for a pipe, such as a child's stdin, only closing it is EOF).
     let _ = output
         .send(LocalEvent::Closed(last_word.0, last_word.1))
         .await;
-    let _ = output.get_mut().shutdown().await;
+    let mut writer = output.into_inner();
+    let _ = writer.shutdown().await;
+    drop(writer);
     if drain_after {
         drain(&mut stream, opts.close_timeout).await;
     }
@@ -578,23 +582,25 @@ pub async fn messages_messages(a: MsgConn, b: MsgConn, opts: &RelayOptions) -> R
 
 pub async fn bytes_bytes(a: ByteConn, b: ByteConn, opts: &RelayOptions) -> Result<()> {
     let ByteConn {
-        reader: mut ar,
-        writer: mut aw,
+        reader: ar,
+        writer: aw,
         label: a_label,
         guard: _a_guard,
         ..
     } = a;
     let ByteConn {
-        reader: mut br,
-        writer: mut bw,
+        reader: br,
+        writer: bw,
         label: b_label,
         guard: _b_guard,
         ..
     } = b;
     let exit_on_eof = opts.exit_on_eof;
-    let fwd = copy_half(opts.forward, exit_on_eof, &mut ar, &mut bw);
-    let rev = copy_half(opts.reverse, exit_on_eof, &mut br, &mut aw);
-    let result = if opts.exit_on_eof {
+    let fwd = copy_half(opts.forward, exit_on_eof, ar, bw);
+    let rev = copy_half(opts.reverse, exit_on_eof, br, aw);
+    // With -E the first direction to end ends the session: dropping the other one closes its
+    // writer too.
+    let result = if exit_on_eof {
         tokio::select! {
             r = fwd => r,
             r = rev => r,
@@ -602,8 +608,6 @@ pub async fn bytes_bytes(a: ByteConn, b: ByteConn, opts: &RelayOptions) -> Resul
     } else {
         tokio::try_join!(fwd, rev).map(|_| ())
     };
-    let _ = aw.shutdown().await;
-    let _ = bw.shutdown().await;
     match result {
         Ok(()) => Ok(()),
         Err(e) if is_disconnect(&e) => Ok(()),
@@ -611,20 +615,23 @@ pub async fn bytes_bytes(a: ByteConn, b: ByteConn, opts: &RelayOptions) -> Resul
     }
 }
 
-/// One direction of a byte↔byte bridge: copy, then pass the EOF on (half-close).
+/// One direction of a byte↔byte bridge: copy, then pass the EOF on (half-close). The writer is
+/// dropped at the end, not just shut down: for a pipe (a child's stdin) only closing it is EOF.
 async fn copy_half(
     enabled: bool,
     exit_on_eof: bool,
-    r: &mut BoxReader,
-    w: &mut BoxWriter,
+    mut r: BoxReader,
+    mut w: BoxWriter,
 ) -> std::io::Result<()> {
     if enabled {
-        tokio::io::copy(r, w).await?;
+        tokio::io::copy(&mut r, &mut w).await?;
     } else if exit_on_eof {
         // A direction that is switched off never ends the session by itself.
         std::future::pending::<()>().await;
     }
-    w.shutdown().await
+    let result = w.shutdown().await;
+    drop(w);
+    result
 }
 
 /// Hand `m` to the connection itself, not just to the split sink's one-item slot: `feed` may leave

@@ -56,6 +56,25 @@ pub fn command(args: &[&str]) -> Command {
     cmd
 }
 
+/// wsbridge must never panic, not even in a task that the process survives.
+fn assert_no_panic(lines: &[String]) {
+    if let Some(l) = lines.iter().find(|l| l.contains("panicked at")) {
+        panic!("wsbridge panicked: {l}\nstderr: {lines:#?}");
+    }
+}
+
+impl Drop for Bridge {
+    /// Checks whatever stderr arrived so far (for bridges a test simply drops).
+    fn drop(&mut self) {
+        while let Ok(line) = self.stderr_rx.try_recv() {
+            self.stderr_lines.push(line);
+        }
+        if !std::thread::panicking() {
+            assert_no_panic(&self.stderr_lines);
+        }
+    }
+}
+
 impl Bridge {
     pub fn spawn(args: &[&str]) -> Bridge {
         Bridge::spawn_cmd(command(args))
@@ -171,6 +190,7 @@ impl Bridge {
         while let Ok(Some(line)) = tokio::time::timeout(LIMIT, self.stderr_rx.recv()).await {
             self.stderr_lines.push(line);
         }
+        assert_no_panic(&self.stderr_lines);
         Finished {
             code: status.code(),
             stdout,
