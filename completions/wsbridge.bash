@@ -23,7 +23,7 @@ _wsbridge() {
 
     case "${cmd}" in
         wsbridge)
-            opts="-t -b -E -n -u -U -H -k -q -v -s -0 -1 -h -V --text --binary --exit-on-eof --no-close --unidirectional --unidirectional-reverse --header --protocol --origin --basic-auth --insecure --ca-file --oneshot --unix-mode --announce-stdout --close-timeout --linger --connect-timeout --max-message-size --quiet --verbose --server --tls-cert --tls-key --tls-client-ca --server-protocol --origin-allow --require-header --auth-token-file --max-conns --handshake-timeout --no-console --static --pass-header --broadcast-queue --exec-args --framing --null-terminated --newline-policy --text-prefix --binary-prefix --base64 --split-long --jsonl-events --jsonrpc --ready-line --one-message --max-messages --max-messages-rev --close-code --close-reason --max-frame-size --generate --help --version"
+            opts="-t -b -E -n -u -U -H -k -q -v -s -0 -1 -L -h -V --text --binary --exit-on-eof --no-close --unidirectional --unidirectional-reverse --header --protocol --origin --basic-auth --insecure --ca-file --oneshot --unix-mode --announce-stdout --close-timeout --linger --connect-timeout --max-message-size --quiet --verbose --server --tls-cert --tls-key --tls-client-ca --server-protocol --origin-allow --require-header --auth-token-file --max-conns --handshake-timeout --no-console --static --pass-header --broadcast-queue --exec-args --framing --null-terminated --newline-policy --text-prefix --binary-prefix --base64 --split-long --jsonl-events --jsonrpc --ready-line --one-message --max-messages --max-messages-rev --close-code --close-reason --max-frame-size --ping-interval --ping-timeout --follow-redirects --reconnect --reconnect-min --reconnect-max --reconnect-buffer --shutdown-timeout --proxy --basic-auth-file --header-credential --client-cert --client-key --tls-roots --ready-after-connect --generate --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -167,6 +167,54 @@ _wsbridge() {
                     ;;
                 --max-frame-size)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ping-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ping-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-min)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-max)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reconnect-buffer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --shutdown-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --basic-auth-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header-credential)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-roots)
+                    COMPREPLY=($(compgen -W "webpki system both" -- "${cur}"))
                     return 0
                     ;;
                 --generate)

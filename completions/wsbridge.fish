@@ -38,6 +38,20 @@ complete -c wsbridge -l max-messages-rev -d 'Copy at most N messages ADDR2 -> AD
 complete -c wsbridge -l close-code -d 'Close code sent when the local side ends (default 1000)' -r
 complete -c wsbridge -l close-reason -d 'Close reason sent when the local side ends' -r
 complete -c wsbridge -l max-frame-size -d 'Largest frame (e.g. 16MiB): an oversize incoming frame closes with 1009; outgoing messages larger than this are sent in fragments of this size' -r
+complete -c wsbridge -l ping-interval -d 'Send a ping this often on every WebSocket (e.g. 30, 500ms); 0 turns pings off' -r
+complete -c wsbridge -l ping-timeout -d 'With --ping-interval: end the session (exit 12) when nothing at all has arrived for this long after a ping [default: the ping interval]' -r
+complete -c wsbridge -l reconnect-min -d 'First reconnect delay' -r
+complete -c wsbridge -l reconnect-max -d 'Longest reconnect delay' -r
+complete -c wsbridge -l reconnect-buffer -d 'Local input queued while reconnecting; when full, local input waits (nothing is dropped)' -r
+complete -c wsbridge -l shutdown-timeout -d 'On SIGTERM/SIGINT: send Close 1001 on every WebSocket and wait this long for sessions to finish (a second signal exits at once)' -r
+complete -c wsbridge -l proxy -d 'Connect WebSockets through this proxy: http://[USER:PASS@]HOST:PORT (HTTP CONNECT) or socks5://[USER:PASS@]HOST:PORT. Without it HTTPS_PROXY/HTTP_PROXY/ALL_PROXY and NO_PROXY (or lower case) are honoured; \'none\' ignores them' -r
+complete -c wsbridge -l basic-auth-file -d 'Read USER:PASS for --basic-auth from FILE' -r -F
+complete -c wsbridge -l header-credential -d 'Read header lines from the systemd credential NAME ($CREDENTIALS_DIRECTORY/NAME), like -H @FILE (repeatable)' -r
+complete -c wsbridge -l client-cert -d 'Client certificate chain (PEM) for wss:// servers that require one (mutual TLS)' -r -F
+complete -c wsbridge -l client-key -d 'Private key (PEM) of --client-cert' -r -F
+complete -c wsbridge -l tls-roots -d 'Which roots to trust for wss://: the built-in Mozilla set (webpki), the operating system\'s store (system), or both; --ca-file and SSL_CERT_FILE are always added' -r -f -a "webpki\t'Mozilla\'s roots, built in (webpki-roots)'
+system\t'The operating system\'s certificate store'
+both\t'Both'"
 complete -c wsbridge -l generate -d 'Write the man page and shell completions into DIR and exit (for packagers)' -r -F
 complete -c wsbridge -s t -l text -d 'Text mode: lines <-> text messages (the default)'
 complete -c wsbridge -s b -l binary -d 'Binary mode: byte chunks <-> binary messages, bytes passed through unchanged'
@@ -58,5 +72,8 @@ complete -c wsbridge -l jsonl-events -d 'For jsonl: also write {"type":"open"}, 
 complete -c wsbridge -l jsonrpc -d 'Send each line \'method arg…\' as a JSON-RPC 2.0 call with increasing ids'
 complete -c wsbridge -l ready-line -d 'Write \'websocket ready\' to the local side once the WebSocket is connected (as webfs does)'
 complete -c wsbridge -s 1 -l one-message -d 'Send one message and receive one message, then close (--max-messages 1 --max-messages-rev 1)'
+complete -c wsbridge -s L -l follow-redirects -d 'Follow HTTP redirects (301, 302, 307, 308) of the WebSocket handshake, at most 5; never from wss:// to ws:// unless --insecure'
+complete -c wsbridge -l reconnect -d 'When the WebSocket drops, reconnect (exponential backoff with jitter) while the local side stays open; local input is queued meanwhile (see --reconnect-buffer)'
+complete -c wsbridge -l ready-after-connect -d 'With NOTIFY_SOCKET set: send READY=1 only once the upstream WebSocket is connected (default: once listeners are bound)'
 complete -c wsbridge -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c wsbridge -s V -l version -d 'Print version'

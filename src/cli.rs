@@ -337,9 +337,106 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
     pub max_frame_size: usize,
 
+    /// Send a ping this often on every WebSocket (e.g. 30, 500ms); 0 turns pings off
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Staying up")]
+    pub ping_interval: Option<Duration>,
+
+    /// With --ping-interval: end the session (exit 12) when nothing at all has arrived for this
+    /// long after a ping [default: the ping interval]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Staying up")]
+    pub ping_timeout: Option<Duration>,
+
+    /// Follow HTTP redirects (301, 302, 307, 308) of the WebSocket handshake, at most 5; never
+    /// from wss:// to ws:// unless --insecure
+    #[arg(short = 'L', long, help_heading = "Staying up")]
+    pub follow_redirects: bool,
+
+    /// When the WebSocket drops, reconnect (exponential backoff with jitter) while the local side
+    /// stays open; local input is queued meanwhile (see --reconnect-buffer)
+    #[arg(long, help_heading = "Staying up")]
+    pub reconnect: bool,
+
+    /// First reconnect delay
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration, help_heading = "Staying up")]
+    pub reconnect_min: Duration,
+
+    /// Longest reconnect delay
+    #[arg(long, value_name = "DURATION", default_value = "30", value_parser = parse_duration, help_heading = "Staying up")]
+    pub reconnect_max: Duration,
+
+    /// Local input queued while reconnecting; when full, local input waits (nothing is dropped)
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size, help_heading = "Staying up")]
+    pub reconnect_buffer: usize,
+
+    /// On SIGTERM/SIGINT: send Close 1001 on every WebSocket and wait this long for sessions to
+    /// finish (a second signal exits at once)
+    #[arg(long, value_name = "DURATION", default_value = "5", value_parser = parse_duration, help_heading = "Staying up")]
+    pub shutdown_timeout: Duration,
+
+    /// Connect WebSockets through this proxy: http://[USER:PASS@]HOST:PORT (HTTP CONNECT) or
+    /// socks5://[USER:PASS@]HOST:PORT. Without it HTTPS_PROXY/HTTP_PROXY/ALL_PROXY and NO_PROXY
+    /// (or lower case) are honoured; 'none' ignores them
+    #[arg(long, value_name = "URL", help_heading = "Staying up")]
+    pub proxy: Option<String>,
+
+    /// Read USER:PASS for --basic-auth from FILE
+    #[arg(long, value_name = "FILE", help_heading = "Secrets and TLS")]
+    pub basic_auth_file: Option<PathBuf>,
+
+    /// Read header lines from the systemd credential NAME ($CREDENTIALS_DIRECTORY/NAME), like
+    /// -H @FILE (repeatable)
+    #[arg(long, value_name = "NAME", action = ArgAction::Append, help_heading = "Secrets and TLS")]
+    pub header_credential: Vec<String>,
+
+    /// Client certificate chain (PEM) for wss:// servers that require one (mutual TLS)
+    #[arg(
+        long,
+        value_name = "PEM",
+        requires = "client_key",
+        help_heading = "Secrets and TLS"
+    )]
+    pub client_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --client-cert
+    #[arg(
+        long,
+        value_name = "PEM",
+        requires = "client_cert",
+        help_heading = "Secrets and TLS"
+    )]
+    pub client_key: Option<PathBuf>,
+
+    /// Which roots to trust for wss://: the built-in Mozilla set (webpki), the operating
+    /// system's store (system), or both; --ca-file and SSL_CERT_FILE are always added
+    #[arg(
+        long,
+        value_enum,
+        value_name = "ROOTS",
+        default_value = "webpki",
+        help_heading = "Secrets and TLS"
+    )]
+    pub tls_roots: TlsRoots,
+
+    /// With NOTIFY_SOCKET set: send READY=1 only once the upstream WebSocket is connected
+    /// (default: once listeners are bound)
+    #[arg(long, help_heading = "Staying up")]
+    pub ready_after_connect: bool,
+
     /// Write the man page and shell completions into DIR and exit (for packagers)
     #[arg(long, value_name = "DIR", hide = true)]
     pub generate: Option<PathBuf>,
+}
+
+/// Trust roots for the WebSocket client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum TlsRoots {
+    /// Mozilla's roots, built in (webpki-roots).
+    #[default]
+    Webpki,
+    /// The operating system's certificate store.
+    System,
+    /// Both.
+    Both,
 }
 
 /// `5`, `2.5`, `5s`, `500ms` → Duration.

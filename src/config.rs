@@ -23,6 +23,7 @@ pub struct Config {
     pub ws: WsClientOptions,
     pub listen: ListenOptions,
     pub server: ServerOptions,
+    pub uptime: UptimeOptions,
     /// argv of the program for exec: / sh-c: (empty otherwise).
     pub exec: Vec<String>,
     pub log: LogLevel,
@@ -105,6 +106,26 @@ pub struct WsClientOptions {
     pub connect_timeout: Duration,
     pub max_message_size: usize,
     pub max_frame_size: usize,
+    /// `-L`: follow handshake redirects.
+    pub follow_redirects: bool,
+    /// `--proxy` as given (None: use the environment; `none`: no proxy).
+    pub proxy: Option<String>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    pub tls_roots: crate::cli::TlsRoots,
+}
+
+/// Keepalive, reconnect, shutdown and readiness.
+#[derive(Debug, Clone, Default)]
+pub struct UptimeOptions {
+    pub ping_interval: Option<Duration>,
+    pub ping_timeout: Option<Duration>,
+    pub reconnect: bool,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    pub reconnect_buffer: usize,
+    pub shutdown_timeout: Duration,
+    pub ready_after_connect: bool,
 }
 
 /// Options for listeners.
@@ -449,6 +470,21 @@ impl Config {
                 connect_timeout: cli.connect_timeout,
                 max_message_size: cli.max_message_size,
                 max_frame_size: cli.max_frame_size,
+                follow_redirects: cli.follow_redirects,
+                proxy: cli.proxy.clone(),
+                client_cert: cli.client_cert.clone(),
+                client_key: cli.client_key.clone(),
+                tls_roots: cli.tls_roots,
+            },
+            uptime: UptimeOptions {
+                ping_interval: cli.ping_interval.filter(|d| !d.is_zero()),
+                ping_timeout: cli.ping_timeout,
+                reconnect: cli.reconnect,
+                reconnect_min: cli.reconnect_min,
+                reconnect_max: cli.reconnect_max,
+                reconnect_buffer: cli.reconnect_buffer,
+                shutdown_timeout: cli.shutdown_timeout,
+                ready_after_connect: cli.ready_after_connect,
             },
             listen: ListenOptions {
                 oneshot,
