@@ -32,6 +32,12 @@ pub enum Address {
     ShC(String),
     /// `broadcast:`: a room; every message goes to every other member.
     Broadcast,
+    /// `sd-listen:NAME` or `sd-listen:` (the first): accept clients on a listening socket passed
+    /// by systemd socket activation (`LISTEN_FDS`), TCP or Unix.
+    SdListen(Option<String>),
+    /// `inetd:`: standard input/output, being one client's connection (inetd, or a systemd
+    /// socket with `Accept=yes`).
+    Inetd,
 }
 
 /// A WebSocket server address.
@@ -71,6 +77,11 @@ const KINDS: &[(Kind, &[&str])] = &[
     (Kind::Exec, &["exec"]),
     (Kind::ShC, &["sh-c", "cmd"]),
     (Kind::Broadcast, &["broadcast"]),
+    (
+        Kind::SdListen,
+        &["sd-listen", "listen-sd", "sd-l", "l-sd", "systemd-listen"],
+    ),
+    (Kind::Inetd, &["inetd"]),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +97,8 @@ enum Kind {
     Exec,
     ShC,
     Broadcast,
+    SdListen,
+    Inetd,
 }
 
 /// Why an address did not parse. The message is shown to the user as is.
@@ -98,8 +111,16 @@ impl Address {
     pub fn is_listener(&self) -> bool {
         matches!(
             self,
-            Address::TcpListen(_) | Address::UnixListen(_) | Address::WsListen(_)
+            Address::TcpListen(_)
+                | Address::UnixListen(_)
+                | Address::WsListen(_)
+                | Address::SdListen(_)
         )
+    }
+
+    /// True for the kinds that are this process's standard input/output (`-`, `inetd:`).
+    pub fn uses_stdio(&self) -> bool {
+        matches!(self, Address::Stdio | Address::Inetd)
     }
 
     /// True for the kinds whose connections carry messages (not byte streams).
@@ -186,6 +207,21 @@ impl FromStr for Address {
                 })
             }
             Kind::Broadcast => empty_rest(Address::Broadcast),
+            Kind::Inetd => empty_rest(Address::Inetd),
+            Kind::SdListen => {
+                if rest.is_empty() {
+                    return Ok(Address::SdListen(None));
+                }
+                if rest.len() > 255
+                    || rest.contains(':')
+                    || rest.chars().any(|c| !c.is_ascii_graphic())
+                {
+                    return Err(AddrError(format!(
+                        "'{canonical}:{rest}': a socket name (FileDescriptorName=) is at most 255 printable ASCII characters, without ':' or spaces"
+                    )));
+                }
+                Ok(Address::SdListen(Some(rest.to_string())))
+            }
         }
     }
 }
@@ -479,6 +515,8 @@ impl fmt::Display for Address {
             Address::Exec(c) => write!(f, "exec:{c}"),
             Address::ShC(c) => write!(f, "sh-c:{c}"),
             Address::Broadcast => f.write_str("broadcast:"),
+            Address::SdListen(name) => write!(f, "sd-listen:{}", name.as_deref().unwrap_or("")),
+            Address::Inetd => f.write_str("inetd:"),
         }
     }
 }
@@ -595,6 +633,26 @@ mod tests {
                 }),
                 "wss-listen:0.0.0.0:443/",
             ),
+            ("sd-listen:", Address::SdListen(None), "sd-listen:"),
+            (
+                "sd-listen:web",
+                Address::SdListen(Some("web".into())),
+                "sd-listen:web",
+            ),
+            (
+                "SD-L:admin.sock",
+                Address::SdListen(Some("admin.sock".into())),
+                "sd-listen:admin.sock",
+            ),
+            (
+                "listen-sd:wsbridge.socket",
+                Address::SdListen(Some("wsbridge.socket".into())),
+                "sd-listen:wsbridge.socket",
+            ),
+            ("l-sd:x", Address::SdListen(Some("x".into())), "sd-listen:x"),
+            ("systemd-listen:", Address::SdListen(None), "sd-listen:"),
+            ("inetd:", Address::Inetd, "inetd:"),
+            ("INETD:", Address::Inetd, "inetd:"),
         ];
         for (input, want, display) in table {
             let got: Address = input.parse().unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -670,6 +728,11 @@ mod tests {
             ("ws-listen:8080", "expected HOST:PORT"),
             ("ws-lsten:127.0.0.1:1", "did you mean 'ws-listen:'?"),
             ("stdio:x", "takes no argument"),
+            ("inetd:x", "'inetd:' takes no argument"),
+            ("sd-listen:a:b", "without ':'"),
+            ("sd-listen:a b", "FileDescriptorName="),
+            ("sd-lsten:web", "did you mean 'sd-listen:'?"),
+            ("intd:", "did you mean 'inetd:'?"),
             ("ws://", "bad URL"),
             ("ws://host:99999/", "bad URL"),
             ("ws://host/#frag", "#fragment"),
@@ -724,5 +787,10 @@ mod tests {
                 .is_message_endpoint()
         );
         assert!(!"exec:cat".parse::<Address>().unwrap().is_message_endpoint());
+        let sd = "sd-listen:web".parse::<Address>().unwrap();
+        assert!(sd.is_listener() && !sd.is_message_endpoint() && !sd.uses_stdio());
+        let inetd = "inetd:".parse::<Address>().unwrap();
+        assert!(!inetd.is_listener() && !inetd.is_message_endpoint() && inetd.uses_stdio());
+        assert!(Address::Stdio.uses_stdio());
     }
 }

@@ -17,11 +17,19 @@ use crate::relay;
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
     let config = Arc::new(config);
     let opener = Arc::new(Opener::new(&config));
+    crate::systemd::spawn_watchdog(); // systemd
+    let shutdown = crate::systemd::on_shutdown(shutdown); // systemd
     let result = if config.left.is_listener() {
         serve(config, opener.clone(), shutdown).await
     } else {
-        drop(shutdown);
-        single(&config, &opener).await
+        // The session itself sees the shutdown token (Close 1001, bounded drain); keep
+        // watching for the signal while it runs.
+        let session = single(&config, &opener);
+        tokio::pin!(session, shutdown);
+        tokio::select! {
+            r = &mut session => r,
+            () = &mut shutdown => session.await,
+        }
     };
     // Every exec: child is ended and reaped before we exit (bounded by the kill grace).
     opener.tasks.close();
@@ -37,9 +45,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
 /// No listener: one session between the two addresses.
 async fn single(config: &Config, opener: &Opener) -> Result<()> {
-    // Open the far side first: when it fails, the local side (e.g. stdin) is left untouched.
     let none = SessionInfo::default();
+    if config.uptime.reconnect {
+        let local = opener.open(&config.left, &none).await?;
+        return reconnecting(local, &none, opener, config).await;
+    }
+    // Open the far side first: when it fails, the local side (e.g. stdin) is left untouched.
     let right = opener.open(&config.right, &none).await?;
+    crate::systemd::ready(); // systemd
     let left = opener.open(&config.left, &none).await?;
     relay::bridge(left, right, &config.relay).await
 }
@@ -52,6 +65,7 @@ async fn serve(
     let listener = Arc::new(Listener::bind(&config).await?);
     let socket_file = listener.socket_file();
     announce(&config, &listener.describe());
+    crate::systemd::ready_if(!config.uptime.ready_after_connect); // systemd
     tokio::pin!(shutdown);
     let slots = Slots::new(config.listen.max_conns);
     let mut sessions = JoinSet::new();
@@ -80,10 +94,13 @@ async fn serve(
             };
             drop(listener);
             drop(socket_file);
-            // The one session's error is the run's error: main prints it once.
+            // The one session's error is the run's error: main prints it once. On a signal it
+            // sees the shutdown token and closes gracefully; keep waiting for it.
+            let one = session(local, info, &opener, &config);
+            tokio::pin!(one);
             return tokio::select! {
-                r = session(local, info, &opener, &config) => r,
-                () = &mut shutdown => Ok(()),
+                r = &mut one => r,
+                () = &mut shutdown => one.await,
             };
         }
         let (config2, opener2, listener2, slots2) = (
@@ -108,10 +125,22 @@ async fn serve(
             }
         });
     }
-    // Stop the sessions still running (their exec: children are then ended by their guards).
-    // (A graceful Close 1001 and a drain for each is planned; for now they are cut off.)
+    // Stop accepting, then let the running sessions finish: each has seen the shutdown token,
+    // sent Close 1001 and is draining. After --shutdown-timeout the rest are cut off (their
+    // exec: children are then ended by their guards).
     drop(listener);
     drop(socket_file);
+    let limit = config.relay.shutdown_timeout + std::time::Duration::from_millis(500);
+    let drained = tokio::time::timeout(limit, async {
+        while sessions.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "{} sessions still running after --shutdown-timeout; cutting them off",
+            sessions.len()
+        );
+    }
     sessions.shutdown().await;
     Ok(())
 }
@@ -119,6 +148,9 @@ async fn serve(
 /// One accepted client: open the far side for it, then pump until the session ends. When the far
 /// side cannot be opened, a WebSocket client is told so with Close 1011 (not a dropped socket).
 async fn session(local: Conn, info: SessionInfo, opener: &Opener, config: &Config) -> Result<()> {
+    if config.uptime.reconnect {
+        return reconnecting(local, &info, opener, config).await;
+    }
     let remote = match opener.open(&config.right, &info).await {
         Ok(r) => r,
         Err(e) => {
@@ -128,7 +160,31 @@ async fn session(local: Conn, info: SessionInfo, opener: &Opener, config: &Confi
             return Err(e);
         }
     };
+    crate::systemd::ready_if(config.uptime.ready_after_connect); // systemd
     relay::bridge(local, remote, &config.relay).await
+}
+
+/// `--reconnect`: the local byte stream stays, the WebSocket (ADDR2) is reopened when it drops.
+async fn reconnecting(
+    local: Conn,
+    info: &SessionInfo,
+    opener: &Opener,
+    config: &Config,
+) -> Result<()> {
+    let Conn::Bytes(local) = local else {
+        return Err(crate::error::Error::Internal(
+            "--reconnect needs a byte-stream ADDR1".into(),
+        ));
+    };
+    let connect = || async {
+        match opener.open(&config.right, info).await? {
+            Conn::Messages(m) => Ok(m),
+            _ => Err(crate::error::Error::Internal(
+                "--reconnect needs a ws:// or wss:// ADDR2".into(),
+            )),
+        }
+    };
+    relay::bridge_reconnecting(local, true, connect, &config.relay, &config.uptime).await
 }
 
 /// `wsbridge: listening on tcp 127.0.0.1:PORT` on stderr (and stdout with --announce-stdout).
@@ -144,21 +200,27 @@ fn announce(config: &Config, what: &str) {
     }
 }
 
-/// A future that resolves on SIGINT or SIGTERM. The handlers are installed by this call (it
-/// must run inside the runtime), so a signal that arrives before the future is polled counts.
-pub fn shutdown_signal() -> impl Future<Output = ()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let handlers = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    );
-    async move {
-        let (Ok(mut term), Ok(mut int)) = handlers else {
-            return std::future::pending().await;
-        };
+/// SIGTERM and SIGINT, installed once (before anything is bound, so no early signal is lost).
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Must run inside the runtime. `None` if the handlers cannot be installed.
+    pub fn install() -> Option<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Some(Signals {
+            term: signal(SignalKind::terminate()).ok()?,
+            int: signal(SignalKind::interrupt()).ok()?,
+        })
+    }
+
+    /// The next SIGTERM or SIGINT.
+    pub async fn recv(&mut self) {
         tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
         }
     }
 }

@@ -22,6 +22,10 @@ ADDRESSES:
   exec:PROGRAM            a program per connection, stdin/stdout (--exec-args A B …)
   sh-c:COMMAND            /bin/sh -c COMMAND per connection (also: cmd:)
   broadcast:              a room: each message goes to every other client (room = URL path)
+  sd-listen:NAME          accept clients on a TCP or Unix socket passed by systemd
+                          (FileDescriptorName=NAME); sd-listen: takes the first one
+  inetd:                  standard input/output is one client's connection (inetd, or a
+                          systemd socket with Accept=yes)
 
   Kind names are case-insensitive; more websocat spellings are accepted (docs/addresses.md).
   One address that is a ws:// or wss:// URL means: standard input/output <-> that URL.
@@ -44,6 +48,9 @@ ENVIRONMENT:
   WSBRIDGE_BASIC_AUTH     USER:PASS for --basic-auth (kept out of the process list)
   SSL_CERT_FILE           extra trusted CA certificates (PEM), like --ca-file
   RUST_LOG                log filter (overrides -q/-v); secrets are never logged
+  NOTIFY_SOCKET           systemd Type=notify: READY=1, STOPPING=1, and WATCHDOG=1 at half
+                          of WATCHDOG_USEC (docs/systemd.md)
+  LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES   sockets passed by systemd, for sd-listen:
 
 EXIT CODES:
   0 ok, 1 internal, 2 usage, 3 DNS, 4 connect, 5 TLS,

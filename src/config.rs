@@ -83,6 +83,14 @@ pub struct RelayOptions {
     pub close_reason: String,
     /// Outgoing messages larger than this are sent in fragments.
     pub max_frame_size: usize,
+    /// Ping the WebSocket this often; the peer is dead when nothing arrives within
+    /// `ping_timeout` of a ping.
+    pub ping_interval: Option<Duration>,
+    pub ping_timeout: Duration,
+    /// Cancelled when the process is asked to stop: sessions send Close 1001 and drain.
+    pub shutdown: tokio_util::sync::CancellationToken,
+    /// How long sessions may drain after `shutdown`.
+    pub shutdown_timeout: Duration,
 }
 
 /// One extra request header. `secret` values are never logged.
@@ -180,12 +188,16 @@ impl Config {
             };
             return usage(format!("'{right}': {hint}"));
         }
-        if left == Address::Stdio && right == Address::Stdio {
-            return usage("both addresses are stdio: nothing to bridge".into());
+        if left.uses_stdio() && right.uses_stdio() {
+            return usage(if left == Address::Stdio && right == Address::Stdio {
+                "both addresses are stdio: nothing to bridge".into()
+            } else {
+                format!("'{left}' and '{right}' are both standard input/output: nothing to bridge")
+            });
         }
-        if left.is_listener() && right == Address::Stdio && !oneshot {
+        if left.is_listener() && right.uses_stdio() && !oneshot {
             return usage(format!(
-                "'{left} -': standard input/output can serve only one client: add --oneshot"
+                "'{left} {right}': standard input/output can serve only one client: add --oneshot"
             ));
         }
         if right == Address::Broadcast && !left.is_listener() {
@@ -235,6 +247,42 @@ impl Config {
                 has_ws,
                 !cli.ca_file.is_empty(),
                 "--ca-file",
+                "a ws:// or wss:// address",
+            ),
+            (
+                has_ws,
+                cli.basic_auth_file.is_some(),
+                "--basic-auth-file",
+                "a ws:// or wss:// address",
+            ),
+            (
+                has_ws,
+                !cli.header_credential.is_empty(),
+                "--header-credential",
+                "a ws:// or wss:// address",
+            ),
+            (
+                has_ws,
+                cli.client_cert.is_some(),
+                "--client-cert",
+                "a ws:// or wss:// address",
+            ),
+            (
+                has_ws,
+                cli.tls_roots != crate::cli::TlsRoots::Webpki,
+                "--tls-roots",
+                "a ws:// or wss:// address",
+            ),
+            (
+                has_ws,
+                cli.proxy.is_some(),
+                "--proxy",
+                "a ws:// or wss:// address",
+            ),
+            (
+                has_ws,
+                cli.follow_redirects,
+                "-L/--follow-redirects",
                 "a ws:// or wss:// address",
             ),
             (
@@ -328,7 +376,23 @@ impl Config {
         if ws_listen.is_some_and(|w| w.tls) && (cli.tls_cert.is_none() || cli.tls_key.is_none()) {
             return usage("wss-listen: needs --tls-cert PEM and --tls-key PEM".into());
         }
-        if cli.announce_stdout && (right == Address::Stdio || !left.is_listener()) {
+        if cli.reconnect
+            && !(matches!(right, Address::Ws(_))
+                && !left.is_message_endpoint()
+                && left != Address::Mirror)
+        {
+            return usage("--reconnect needs a ws:// or wss:// ADDR2 and a byte stream (stdio, tcp, unix, exec) as ADDR1".into());
+        }
+        if !cli.reconnect
+            && (cli.reconnect_min != Duration::from_millis(500)
+                || cli.reconnect_max != Duration::from_secs(30)
+                || cli.reconnect_buffer != 1 << 20)
+        {
+            return usage(
+                "--reconnect-min/--reconnect-max/--reconnect-buffer need --reconnect".into(),
+            );
+        }
+        if cli.announce_stdout && (right.uses_stdio() || !left.is_listener()) {
             return usage(
                 "--announce-stdout needs a listener as ADDR1 and ADDR2 other than stdio".into(),
             );
@@ -343,6 +407,20 @@ impl Config {
             && !auth.contains(':')
         {
             return usage("--basic-auth expects USER:PASS".into());
+        }
+        let basic_auth = match &cli.basic_auth_file {
+            None => cli.basic_auth.clone(),
+            Some(_) if cli.basic_auth.is_some() => {
+                return usage(
+                    "--basic-auth-file and --basic-auth (or WSBRIDGE_BASIC_AUTH) both given: use one"
+                        .into(),
+                );
+            }
+            Some(path) => Some(read_basic_auth_file(path)?),
+        };
+        if let Some(proxy) = &cli.proxy {
+            crate::endpoint::proxy::choose(Some(proxy), &|_| None, false, "")
+                .map_err(|e| Error::Usage(format!("--proxy: {e}")))?;
         }
         for (flag, v) in [("--origin", &cli.origin), ("--protocol", &cli.protocol)] {
             if let Some(v) = v {
@@ -377,6 +455,10 @@ impl Config {
         for h in &cli.headers {
             headers.extend(parse_header_arg(h)?);
         }
+        headers.extend(header_credentials(
+            &cli.header_credential,
+            std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+        )?);
         let mut require_headers = Vec::new();
         for h in &cli.require_header {
             require_headers
@@ -459,12 +541,19 @@ impl Config {
                 close_code: cli.close_code,
                 close_reason: cli.close_reason.clone(),
                 max_frame_size: cli.max_frame_size,
+                ping_interval: cli.ping_interval.filter(|d| !d.is_zero()),
+                ping_timeout: cli
+                    .ping_timeout
+                    .or(cli.ping_interval)
+                    .unwrap_or(Duration::from_secs(30)),
+                shutdown: tokio_util::sync::CancellationToken::new(),
+                shutdown_timeout: cli.shutdown_timeout,
             },
             ws: WsClientOptions {
                 headers,
                 protocol: cli.protocol,
                 origin: cli.origin,
-                basic_auth: cli.basic_auth,
+                basic_auth,
                 insecure: cli.insecure,
                 ca_files,
                 connect_timeout: cli.connect_timeout,
@@ -642,7 +731,7 @@ fn addresses(cli: &Cli) -> Result<(Address, Address, bool)> {
             .map(parse)
             .transpose()?
             .unwrap_or(Address::Stdio);
-        let oneshot = cli.oneshot || right == Address::Stdio;
+        let oneshot = cli.oneshot || right.uses_stdio();
         return Ok((left, right, oneshot));
     }
     let first = parse(
@@ -719,25 +808,69 @@ pub fn split_command(s: &str) -> std::result::Result<Vec<String>, String> {
 /// `-H 'Name: value'` or `-H @FILE` (one header per line; blank lines and `#` comments skipped).
 fn parse_header_arg(arg: &str) -> Result<Vec<Header>> {
     if let Some(path) = arg.strip_prefix('@') {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Usage(format!("-H @{path}: cannot read header file: {e}")))?;
-        let mut out = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim_end_matches('\r');
-            if line.trim().is_empty() || line.trim_start().starts_with('#') {
-                continue;
-            }
-            out.push(
-                parse_header(line)
-                    .map_err(|e| Error::Usage(format!("-H @{path}, line {}: {e}", i + 1)))?,
-            );
-        }
-        Ok(out)
+        parse_header_file(std::path::Path::new(path), &format!("-H @{path}"))
     } else {
         Ok(vec![
             parse_header(arg).map_err(|e| Error::Usage(format!("-H: {e}")))?,
         ])
     }
+}
+
+/// Header lines from a file (`-H @FILE`, `--header-credential`); `what` names the source in
+/// errors. Errors name the line, never its value.
+fn parse_header_file(path: &std::path::Path, what: &str) -> Result<Vec<Header>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Usage(format!("{what}: cannot read header file: {e}")))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        out.push(
+            parse_header(line).map_err(|e| Error::Usage(format!("{what}, line {}: {e}", i + 1)))?,
+        );
+    }
+    Ok(out)
+}
+
+/// `--header-credential NAME…`: header lines from `$CREDENTIALS_DIRECTORY/NAME` (systemd's
+/// `LoadCredential=`), read like `-H @FILE`. `dir` is the value of CREDENTIALS_DIRECTORY.
+fn header_credentials(names: &[String], dir: Option<PathBuf>) -> Result<Vec<Header>> {
+    let mut out = Vec::new();
+    for name in names {
+        let what = format!("--header-credential {name}");
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(Error::Usage(format!(
+                "{what}: a credential name is a file name, without '/'"
+            )));
+        }
+        let Some(dir) = dir.as_ref().filter(|d| !d.as_os_str().is_empty()) else {
+            return Err(Error::Usage(format!(
+                "{what}: CREDENTIALS_DIRECTORY is not set (systemd sets it for a unit with \
+                 LoadCredential={name}:FILE; outside systemd use -H @FILE)"
+            )));
+        };
+        out.extend(parse_header_file(&dir.join(name), &what)?);
+    }
+    Ok(out)
+}
+
+/// `--basic-auth-file FILE`: one line `USER:PASS`; a trailing newline is not part of it. Errors
+/// never show the file's content.
+fn read_basic_auth_file(path: &std::path::Path) -> Result<String> {
+    let what = format!("--basic-auth-file {}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Usage(format!("{what}: {e}")))?;
+    let pair = text.trim_end_matches(['\n', '\r']);
+    if pair.contains(['\n', '\r']) {
+        return Err(Error::Usage(format!(
+            "{what}: expected one line USER:PASS, found several lines"
+        )));
+    }
+    if !pair.contains(':') {
+        return Err(Error::Usage(format!("{what}: expected USER:PASS")));
+    }
+    Ok(pair.to_string())
 }
 
 /// `Name: value` → Header. Error messages show the name only, never the value.
@@ -805,6 +938,26 @@ mod tests {
                 "only one address can listen",
             ),
             (&["-", "stdio:"], "nothing to bridge"),
+            (
+                &["inetd:", "-"],
+                "both standard input/output: nothing to bridge",
+            ),
+            (
+                &["sd-listen:web", "inetd:"],
+                "'sd-listen:web inetd:': standard input/output can serve only one client",
+            ),
+            (
+                &["inetd:", "sd-listen:"],
+                "a listener must be the first address: try 'wsbridge sd-listen: inetd:'",
+            ),
+            (
+                &["--unix-mode", "0600", "sd-listen:", "ws://h/"],
+                "--unix-mode needs unix-listen:",
+            ),
+            (
+                &["--announce-stdout", "--oneshot", "sd-listen:", "inetd:"],
+                "--announce-stdout needs",
+            ),
             (
                 &["-H", "A: b", "-", "tcp:h:1"],
                 "-H/--header needs a ws:// or wss:// address",
@@ -913,6 +1066,79 @@ mod tests {
             [("authorization", true), ("x-room", false), ("cookie", true)]
         );
         assert_eq!(c.ws.headers[0].value, "Bearer abc");
+    }
+
+    #[test]
+    fn secrets_from_files_and_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("basic");
+        std::fs::write(&f, "alice:pa:ss\n").unwrap();
+        let path = f.to_str().unwrap();
+        let c = config(&["--basic-auth-file", path, "ws://h/"]).unwrap();
+        assert_eq!(c.ws.basic_auth.as_deref(), Some("alice:pa:ss"));
+        let err = config(&["--basic-auth-file", path, "--basic-auth", "a:b", "ws://h/"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("both given"), "{err}");
+        for (content, want) in [
+            ("nocolon-SECRETX\n", "expected USER:PASS"),
+            ("a:SECRETX\nb:c\n", "several lines"),
+        ] {
+            std::fs::write(&f, content).unwrap();
+            let err = config(&["--basic-auth-file", path, "ws://h/"])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want) && !err.contains("SECRETX"), "{err}");
+        }
+        let err = config(&["--basic-auth-file", path, "-", "tcp:h:1"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--basic-auth-file needs a ws://"), "{err}");
+
+        std::fs::write(dir.path().join("auth"), "Authorization: Bearer xyz\n").unwrap();
+        let names = vec!["auth".to_string()];
+        let h = header_credentials(&names, Some(dir.path().to_path_buf())).unwrap();
+        assert_eq!(h.len(), 1);
+        assert!(h[0].value.is_sensitive());
+        let err = header_credentials(&names, None).unwrap_err().to_string();
+        assert!(err.contains("CREDENTIALS_DIRECTORY is not set"), "{err}");
+        let err = header_credentials(&["missing".into()], Some(dir.path().to_path_buf()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("--header-credential missing: cannot read"),
+            "{err}"
+        );
+        let err = header_credentials(&["../x".into()], Some(dir.path().to_path_buf()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("without '/'"), "{err}");
+    }
+
+    #[test]
+    fn client_options_need_a_websocket_and_a_valid_proxy() {
+        for (args, want) in [
+            (
+                &["--proxy", "http://p:1", "-", "tcp:h:1"][..],
+                "--proxy needs",
+            ),
+            (&["-L", "-", "tcp:h:1"][..], "-L/--follow-redirects needs"),
+            (
+                &["--tls-roots", "system", "-", "tcp:h:1"][..],
+                "--tls-roots needs",
+            ),
+            (
+                &["--proxy", "ftp://u:pw7@p:1", "ws://h/"][..],
+                "--proxy: proxy",
+            ),
+        ] {
+            let err = config(args).expect_err(&format!("{args:?}")).to_string();
+            assert!(err.contains(want), "{args:?}: {err}");
+            assert!(!err.contains("pw7"), "{err}");
+        }
+        let c = config(&["--proxy", "none", "-L", "ws://h/"]).unwrap();
+        assert_eq!(c.ws.proxy.as_deref(), Some("none"));
+        assert!(c.ws.follow_redirects);
     }
 
     #[test]

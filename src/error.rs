@@ -31,8 +31,10 @@ pub mod exit {
     pub const PROTOCOL: u8 = 9;
     /// A listener could not be set up (address in use, permission denied).
     pub const LISTEN: u8 = 10;
-    /// Local input was refused (a line longer than --max-message-size).
+    /// Local input was refused (a message longer than --max-message-size, bad framing input).
     pub const INPUT: u8 = 11;
+    /// The peer stopped answering: nothing arrived within --ping-timeout of a ping.
+    pub const DEAD_PEER: u8 = 12;
 }
 
 /// Everything that can end a run (or a session) with an error.
@@ -68,6 +70,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("{target}: peer not responding: nothing received within {} of a ping", fmt_duration(*after))]
+    DeadPeer { target: String, after: Duration },
     #[error("{target}: cannot listen: {source}")]
     Listen {
         target: String,
@@ -100,6 +104,7 @@ impl Error {
             Error::Protocol { .. } => exit::PROTOCOL,
             Error::Listen { .. } => exit::LISTEN,
             Error::Input(_) => exit::INPUT,
+            Error::DeadPeer { .. } => exit::DEAD_PEER,
             Error::Io { .. } | Error::Internal(_) => exit::INTERNAL,
         }
     }

@@ -17,7 +17,8 @@
 //! Modules: [`cli`] (what the user typed), [`addr`] (address specifiers), [`config`] (validated
 //! options), [`error`] (typed errors, exit codes), [`app`] (listener loop and sessions),
 //! [`endpoint`] (one module per address kind), [`relay`] (the pumps and framing codecs),
-//! [`generate`] (man page and completions).
+//! [`generate`] (man page and completions), [`systemd`] (readiness notification, watchdog and
+//! socket activation).
 
 pub mod addr;
 pub mod app;
@@ -27,3 +28,4 @@ pub mod endpoint;
 pub mod error;
 pub mod generate;
 pub mod relay;
+pub mod systemd;

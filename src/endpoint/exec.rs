@@ -40,6 +40,10 @@ pub fn spawn(argv: &[String], info: &SessionInfo, tasks: &TaskTracker) -> Result
             "SERVER_SOFTWARE",
             concat!("wsbridge/", env!("CARGO_PKG_VERSION")),
         );
+    // systemd's variables are for wsbridge, not its children (their sockets are close-on-exec).
+    for var in crate::systemd::CHILD_ENV_REMOVE {
+        cmd.env_remove(var);
+    }
     if let Some(peer) = info.peer {
         cmd.env("REMOTE_ADDR", peer.ip().to_string())
             .env("REMOTE_PORT", peer.port().to_string());

@@ -3,6 +3,8 @@
 
 pub mod broadcast;
 pub mod exec;
+pub mod proxy;
+pub mod sd_listen;
 pub mod stdio;
 pub mod tcp;
 pub mod tls;
@@ -131,6 +133,7 @@ impl Opener {
     pub async fn open(&self, addr: &Address, info: &SessionInfo) -> Result<Conn> {
         match addr {
             Address::Stdio => Ok(Conn::Bytes(stdio::open())),
+            Address::Inetd => Ok(Conn::Bytes(stdio::inetd())),
             Address::Tcp(hp) => tcp::connect(hp, self.connect_timeout)
                 .await
                 .map(Conn::Bytes),
@@ -147,9 +150,12 @@ impl Opener {
                 exec::spawn(&self.exec, info, &self.tasks).map(Conn::Bytes)
             }
             Address::Broadcast => Ok(Conn::Messages(self.hub.join(info.room()))),
-            Address::TcpListen(_) | Address::UnixListen(_) | Address::WsListen(_) => Err(
-                Error::Internal(format!("{addr}: a listener cannot be opened as a client")),
-            ),
+            Address::TcpListen(_)
+            | Address::UnixListen(_)
+            | Address::WsListen(_)
+            | Address::SdListen(_) => Err(Error::Internal(format!(
+                "{addr}: a listener cannot be opened as a client"
+            ))),
         }
     }
 }
@@ -196,6 +202,9 @@ pub enum Listener {
     Tcp(tokio::net::TcpListener),
     Unix(unix::BoundUnixListener),
     Ws(Box<ws_server::WsServer>),
+    /// A Unix listener passed by systemd (`sd-listen:`; a passed TCP one is `Tcp`). Its socket
+    /// file is systemd's: never removed.
+    SdUnix(sd_listen::PassedUnix),
 }
 
 /// A client accepted at the transport level, not yet handshaken.
@@ -214,6 +223,10 @@ impl Listener {
             Address::WsListen(w) => ws_server::WsServer::bind(w, &config.server)
                 .await
                 .map(|s| Listener::Ws(Box::new(s))),
+            Address::SdListen(name) => match sd_listen::take(name.as_deref())? {
+                sd_listen::Passed::Tcp(l) => Ok(Listener::Tcp(l)),
+                sd_listen::Passed::Unix(u) => Ok(Listener::SdUnix(u)),
+            },
             other => Err(Error::Internal(format!("{other}: not a listener"))),
         }
     }
@@ -235,6 +248,7 @@ impl Listener {
             },
             Listener::Unix(u) => format!("unix {}", u.path().display()),
             Listener::Ws(w) => w.describe(),
+            Listener::SdUnix(u) => format!("unix {}", u.shown()),
         }
     }
 
@@ -246,6 +260,7 @@ impl Listener {
                 Ok(Incoming::Tcp(s, peer))
             }
             Listener::Unix(u) => u.accept().await.map(Incoming::Unix),
+            Listener::SdUnix(u) => u.accept().await.map(Incoming::Unix),
             Listener::Ws(w) => w.accept().await.map(|(s, peer)| Incoming::Tcp(s, peer)),
         }
     }
@@ -275,6 +290,7 @@ impl Listener {
                         let (r, w) = s.into_split();
                         let label = match self {
                             Listener::Unix(u) => format!("unix client on {}", u.path().display()),
+                            Listener::SdUnix(u) => format!("unix client on {}", u.shown()),
                             _ => "unix client".into(),
                         };
                         (ByteConn::new(Box::new(r), Box::new(w), label), None)

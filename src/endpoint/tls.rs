@@ -1,49 +1,191 @@
-//! TLS for the WebSocket client: rustls with Mozilla's roots (webpki-roots) plus `--ca-file` /
-//! `SSL_CERT_FILE`, `-k` to skip verification, and plain-words explanations of TLS failures.
-//! Roots are loaded only when a `wss://` connection is made, once per process.
+//! TLS for the WebSocket client: rustls with Mozilla's roots (webpki-roots), the operating
+//! system's store (`--tls-roots system`, via rustls-native-certs) or both, plus `--ca-file` /
+//! `SSL_CERT_FILE`; `-k` to skip verification; client certificates (`--client-cert`,
+//! `--client-key`); and plain-words explanations of TLS failures. Roots and keys are loaded only
+//! when a `wss://` connection is made, once per process.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use rustls::client::ResolvesClientCert;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use crate::cli::TlsRoots;
+use crate::config::WsClientOptions;
+
 /// Build the client configuration. Errors are one line, naming the file at fault.
-pub fn client_config(ca_files: &[PathBuf], insecure: bool) -> Result<Arc<ClientConfig>, String> {
+pub fn client_config(opts: &WsClientOptions) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?;
-    let mut config = if insecure {
+    let builder = if opts.insecure {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-            .with_no_client_auth()
     } else {
-        let mut roots = RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        for path in ca_files {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("CA file {}: {e}", path.display()))?;
-            if certs.is_empty() {
-                return Err(format!(
-                    "CA file {}: no PEM certificates in it",
-                    path.display()
-                ));
-            }
-            for cert in certs {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("CA file {}: {e}", path.display()))?;
-            }
+        builder.with_root_certificates(roots(opts.tls_roots, &opts.ca_files)?)
+    };
+    let mut config = match (&opts.client_cert, &opts.client_key) {
+        (Some(cert), Some(key)) => {
+            let (chain, key) = client_identity(cert, key)?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("--client-cert/--client-key: {e}"))?
         }
-        builder.with_root_certificates(roots).with_no_client_auth()
+        (None, None) => builder.with_no_client_auth(),
+        _ => return Err("--client-cert and --client-key must be given together".into()),
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The trust roots: the chosen built-in or system set, then every `--ca-file` / `SSL_CERT_FILE`.
+fn roots(which: TlsRoots, ca_files: &[PathBuf]) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    if matches!(which, TlsRoots::Webpki | TlsRoots::Both) {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    if matches!(which, TlsRoots::System | TlsRoots::Both) {
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            tracing::debug!("system trust store: {e}");
+        }
+        let (added, ignored) = roots.add_parsable_certificates(found.certs);
+        tracing::debug!(
+            "system trust store: {added} certificates loaded, {ignored} unusable ones skipped"
+        );
+        if added == 0 && ca_files.is_empty() && which == TlsRoots::System {
+            let why = found
+                .errors
+                .first()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            return Err(format!(
+                "--tls-roots system: no usable certificates in the operating system's store{why}"
+            ));
+        }
+    }
+    for path in ca_files {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "CA file {}: no PEM certificates in it",
+                path.display()
+            ));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+        }
+    }
+    Ok(roots)
+}
+
+/// `--client-cert` (a PEM chain, leaf first) and `--client-key` (PKCS#8, RSA or EC PEM).
+fn client_identity(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("--client-cert {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "--client-cert {}: no PEM certificates in it",
+            cert.display()
+        ));
+    }
+    // The key's bytes never appear in messages: rustls-pki-types' errors name only the problem.
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("--client-key {}: {e}", key.display()))?;
+    Ok((chain, key))
+}
+
+/// A per-connection copy of `base` that notes in the returned flag whether the server asked for
+/// a client certificate. A server that requires one and gets none may simply hang up (Python's
+/// `ssl` does, with TLS 1.3, after our side of the handshake is done); the flag lets the client
+/// say why instead of reporting a lost connection.
+pub fn with_request_probe(base: &Arc<ClientConfig>) -> (Arc<ClientConfig>, Arc<AtomicBool>) {
+    let asked = Arc::new(AtomicBool::new(false));
+    let mut config = (**base).clone();
+    config.client_auth_cert_resolver = Arc::new(CertRequestProbe {
+        inner: base.client_auth_cert_resolver.clone(),
+        asked: asked.clone(),
+    });
+    (Arc::new(config), asked)
+}
+
+#[derive(Debug)]
+struct CertRequestProbe {
+    inner: Arc<dyn ResolvesClientCert>,
+    asked: Arc<AtomicBool>,
+}
+
+impl ResolvesClientCert for CertRequestProbe {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.asked.store(true, Ordering::Relaxed);
+        self.inner.resolve(root_hint_subjects, sigschemes)
+    }
+
+    fn only_raw_public_keys(&self) -> bool {
+        self.inner.only_raw_public_keys()
+    }
+
+    fn has_certs(&self) -> bool {
+        self.inner.has_certs()
+    }
+}
+
+/// The server asked for a client certificate and then the connection failed without a clearer
+/// reason: say what to do.
+pub fn client_cert_hint(have_cert: bool) -> String {
+    if have_cert {
+        "the server asked for a client certificate and closed the connection: it did not accept ours".into()
+    } else {
+        "the server requires a client certificate and closed the connection (--client-cert PEM --client-key PEM)".into()
+    }
+}
+
+/// [`explain`] for the WebSocket client: an alert about our (missing or untrusted) client
+/// certificate gets a hint. With TLS 1.3 such an alert arrives after our side of the handshake
+/// is done, so it can surface while the HTTP upgrade is being read.
+pub fn explain_client(err: &std::io::Error, host: &str, have_cert: bool) -> String {
+    use rustls::AlertDescription as A;
+    let alert = match err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::AlertReceived(a)) => *a,
+        _ => return explain(err, host),
+    };
+    match alert {
+        A::CertificateRequired | A::HandshakeFailure if !have_cert => format!(
+            "server sent TLS alert {alert:?}: it requires a client certificate \
+             (--client-cert PEM --client-key PEM)"
+        ),
+        A::CertificateRequired
+        | A::BadCertificate
+        | A::UnknownCA
+        | A::CertificateUnknown
+        | A::AccessDenied
+            if have_cert =>
+        {
+            format!("server sent TLS alert {alert:?}: it did not accept our client certificate")
+        }
+        _ => explain(err, host),
+    }
 }
 
 /// Turn a TLS I/O error into words a user can act on.
@@ -126,7 +268,6 @@ pub fn server_config(
     key: &std::path::Path,
     client_ca: Option<&std::path::Path>,
 ) -> Result<Arc<rustls::ServerConfig>, String> {
-    use rustls::pki_types::PrivateKeyDer;
     use rustls::server::WebPkiClientVerifier;
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());

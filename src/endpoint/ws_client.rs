@@ -1,7 +1,9 @@
-//! The `ws://` / `wss://` client: DNS, TCP connect, TLS, the HTTP upgrade with the user's headers,
+//! The `ws://` / `wss://` client: DNS, TCP connect (direct or through a proxy, see `proxy`),
+//! TLS, the HTTP upgrade with the user's headers, and with `-L` the redirects of the upgrade;
 //! each step under `--connect-timeout` and each failure mapped to its own typed error.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -18,7 +20,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::either::Either;
 
-use super::{MsgConn, tls};
+use super::{MsgConn, proxy, tls};
 use crate::addr::WsUrl;
 use crate::config::WsClientOptions;
 use crate::error::{Error, Result};
@@ -49,118 +51,173 @@ impl WsConnector {
     }
 
     /// Connect to `url`; `passed` are client request headers to pass on (`--pass-header`).
+    /// With `-L`, redirects of the upgrade are followed (each hop is a new connection).
     pub async fn connect(
         &self,
         url: &WsUrl,
         passed: &[(HeaderName, HeaderValue)],
     ) -> Result<MsgConn> {
-        let target = url.to_string();
+        let limit = self.opts.connect_timeout;
+        let mut current = url.clone();
+        let mut redirects = 0;
+        loop {
+            let target = current.to_string();
+            let (stream, how) = self.open(&current, &target).await?;
+            let keep_secrets = same_site(url, &current);
+            let request = self.request(&current, url, passed, keep_secrets)?;
+            let cfg = self.ws_config();
+            let result = within(
+                limit,
+                &target,
+                "WebSocket handshake",
+                tokio_tungstenite::client_async_with_config(request, stream, Some(cfg)),
+            )
+            .await?;
+            let (ws, response) = match result {
+                Ok(ok) => ok,
+                Err(WsError::Http(resp))
+                    if self.opts.follow_redirects && FOLLOWED.contains(&resp.status().as_u16()) =>
+                {
+                    let status = resp.status().as_u16();
+                    let loc = resp
+                        .headers()
+                        .get(header::LOCATION)
+                        .and_then(|v| v.to_str().ok())
+                        .ok_or_else(|| Error::Handshake {
+                            target: target.clone(),
+                            detail: format!("HTTP {status} redirect without a Location header"),
+                        })?;
+                    let next = self.follow(&current, loc, &target)?;
+                    if redirects == MAX_REDIRECTS {
+                        return Err(Error::Handshake {
+                            target,
+                            detail: format!(
+                                "too many redirects (more than {MAX_REDIRECTS}); the last one was HTTP {status} to {next}"
+                            ),
+                        });
+                    }
+                    redirects += 1;
+                    tracing::info!("{target}: HTTP {status} redirect to {next}");
+                    current = next;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(handshake_error(&target, &current, e, &how));
+                }
+            };
+            tracing::info!("{target}: connected (HTTP {})", response.status().as_u16());
+            let (sink, stream) = ws.split();
+            return Ok(MsgConn {
+                stream: Box::pin(stream),
+                sink: Box::pin(sink),
+                label: target,
+                websocket: true,
+            });
+        }
+    }
+
+    /// A byte stream to `url`'s host: TCP (direct or through a proxy), then TLS for `wss://`.
+    async fn open(&self, url: &WsUrl, target: &str) -> Result<(Stream, Route)> {
         let host = url.host();
         let port = url.port();
         let limit = self.opts.connect_timeout;
-
-        let addrs: Vec<_> = within(
+        let via = proxy::choose(
+            self.opts.proxy.as_deref(),
+            &|name| std::env::var(name).ok(),
+            url.is_tls(),
+            &host,
+        )
+        .map_err(Error::Usage)?;
+        let (tcp, via) = match via {
+            Some((p, source)) => {
+                tracing::info!("{target}: connecting through proxy {p} (from {source})");
+                (
+                    p.connect(&host, port, target, limit).await?,
+                    Some(p.to_string()),
+                )
+            }
+            None => (direct(&host, port, target, limit).await?, None),
+        };
+        let mut route = Route {
+            via,
+            cert_asked: None,
+            have_cert: self.opts.client_cert.is_some(),
+        };
+        if !url.is_tls() {
+            return Ok((Either::Left(tcp), route));
+        }
+        let base = self
+            .tls
+            .get_or_init(|| tls::client_config(&self.opts))
+            .clone()
+            .map_err(|detail| Error::Tls {
+                target: target.to_string(),
+                detail,
+            })?;
+        let (config, asked) = tls::with_request_probe(&base);
+        route.cert_asked = Some(asked);
+        let name = ServerName::try_from(host.clone()).map_err(|_| Error::Tls {
+            target: target.to_string(),
+            detail: format!("'{host}' is not a valid TLS server name"),
+        })?;
+        let tls = within(
             limit,
-            &target,
-            "DNS lookup",
-            tokio::net::lookup_host((host.as_str(), port)),
+            target,
+            "TLS handshake",
+            TlsConnector::from(config).connect(name, tcp),
         )
         .await?
-        .map_err(|e| Error::Dns {
-            target: target.clone(),
-            detail: dns_detail(&e, &host),
-        })?
-        .collect();
-        if addrs.is_empty() {
-            return Err(Error::Dns {
-                target,
-                detail: format!("'{host}' has no addresses"),
-            });
-        }
-        let mut last_err = None;
-        let mut tcp = None;
-        for addr in &addrs {
-            match within(limit, &target, "TCP connect", TcpStream::connect(addr)).await? {
-                Ok(s) => {
-                    tcp = Some(s);
-                    break;
-                }
-                Err(e) => {
-                    tracing::debug!("{target}: connect to {addr} failed: {e}");
-                    last_err = Some(e);
-                }
-            }
-        }
-        let tcp = match tcp {
-            Some(t) => t,
-            None => {
-                return Err(Error::Connect {
-                    target,
-                    source: last_err
-                        .unwrap_or_else(|| std::io::Error::other("no address to connect to")),
-                });
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        tracing::debug!(
-            "{target}: TCP connected to {}",
-            tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default()
-        );
+        .map_err(|e| Error::Tls {
+            target: target.to_string(),
+            detail: if route.cert_was_asked() && !is_alert(&e) {
+                tls::client_cert_hint(route.have_cert)
+            } else {
+                tls::explain_client(&e, &host, route.have_cert)
+            },
+        })?;
+        Ok((Either::Right(tls), route))
+    }
 
-        let stream = if url.is_tls() {
-            let config = self
-                .tls
-                .get_or_init(|| tls::client_config(&self.opts.ca_files, self.opts.insecure))
-                .clone()
-                .map_err(|detail| Error::Tls {
-                    target: target.clone(),
-                    detail,
-                })?;
-            let name = ServerName::try_from(host.clone()).map_err(|_| Error::Tls {
-                target: target.clone(),
-                detail: format!("'{host}' is not a valid TLS server name"),
-            })?;
-            let tls = within(
-                limit,
-                &target,
-                "TLS handshake",
-                TlsConnector::from(config).connect(name, tcp),
-            )
-            .await?
-            .map_err(|e| Error::Tls {
-                target: target.clone(),
-                detail: tls::explain(&e, &host),
-            })?;
-            Either::Right(tls)
-        } else {
-            Either::Left(tcp)
+    /// The next URL of a redirect: `Location` resolved against `current`, `http`/`https` mapped to
+    /// `ws`/`wss`, and never from `wss://` to `ws://` unless `--insecure`.
+    fn follow(&self, current: &WsUrl, location: &str, target: &str) -> Result<WsUrl> {
+        let refuse = |detail: String| Error::Handshake {
+            target: target.to_string(),
+            detail,
         };
-
-        let request = self.request(url, passed)?;
-        let cfg = self.ws_config();
-        let (ws, response) = within(
-            limit,
-            &target,
-            "WebSocket handshake",
-            tokio_tungstenite::client_async_with_config(request, stream, Some(cfg)),
-        )
-        .await?
-        .map_err(|e| handshake_error(&target, e))?;
-        tracing::info!("{target}: connected (HTTP {})", response.status().as_u16());
-        let (sink, stream) = ws.split();
-        Ok(MsgConn {
-            stream: Box::pin(stream),
-            sink: Box::pin(sink),
-            label: target,
-            websocket: true,
-        })
+        let mut next = resolve_location(current, location)
+            .ok_or_else(|| refuse("redirect to an invalid or unsupported Location".into()))?;
+        if current.is_tls() && !next.is_tls() {
+            if !self.opts.insecure {
+                return Err(refuse(format!(
+                    "redirect from wss:// to {next} refused: it would drop TLS (--insecure allows it)"
+                )));
+            }
+            tracing::warn!("{target}: following a redirect from wss:// to {next} (--insecure)");
+        }
+        if !same_site(current, &next) {
+            tracing::debug!(
+                "{target}: redirect to another host: Authorization, Cookie, basic auth and other secret headers are not sent there"
+            );
+        }
+        // A redirect must not smuggle a fragment into the request line.
+        if next.url().fragment().is_some() {
+            let mut u = next.url().clone();
+            u.set_fragment(None);
+            next = WsUrl::parse(u.as_str()).map_err(|e| refuse(e.to_string()))?;
+        }
+        Ok(next)
     }
 
     /// The upgrade request: URL without credentials, then Origin, subprotocol, auth, user headers.
+    /// `keep_secrets` is false on a redirect hop to another host than `original`'s: then only
+    /// credentials in the hop's own URL are used, and no secret header is sent.
     fn request(
         &self,
         url: &WsUrl,
+        original: &WsUrl,
         passed: &[(HeaderName, HeaderValue)],
+        keep_secrets: bool,
     ) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request> {
         let bad = |e: WsError| Error::Usage(format!("{url}: {e}"));
         let mut req = url
@@ -181,11 +238,23 @@ impl WsConnector {
                 HeaderValue::from_str(p).map_err(|_| Error::Usage("bad --protocol".into()))?,
             );
         }
-        let basic = self
+        let from_url = |u: &WsUrl| u.credentials().map(|(u, p)| format!("{u}:{p}"));
+        let basic = if keep_secrets {
+            self.opts
+                .basic_auth
+                .clone()
+                .or_else(|| from_url(url))
+                .or_else(|| from_url(original))
+        } else {
+            from_url(url)
+        };
+        let secret = |name: &HeaderName| crate::config::is_secret_header(name.as_str());
+        let user_headers: Vec<_> = self
             .opts
-            .basic_auth
-            .clone()
-            .or_else(|| url.credentials().map(|(u, p)| format!("{u}:{p}")));
+            .headers
+            .iter()
+            .filter(|h| keep_secrets || !secret(&h.name))
+            .collect();
         if let Some(userpass) = basic {
             let mut v = HeaderValue::from_str(&format!(
                 "Basic {}",
@@ -198,14 +267,17 @@ impl WsConnector {
             headers.insert(header::AUTHORIZATION, v);
         }
         // User headers replace defaults of the same name; repeated user headers are all sent.
-        for h in &self.opts.headers {
+        for h in &user_headers {
             headers.remove(&h.name);
         }
-        for h in &self.opts.headers {
+        for h in &user_headers {
             headers.append(h.name.clone(), h.value.clone());
         }
         // Headers passed on from our own client, unless -H set the same name.
         for (name, value) in passed {
+            if !keep_secrets && secret(name) {
+                continue;
+            }
             if !self.opts.headers.iter().any(|h| h.name == *name) {
                 let mut value = value.clone();
                 value.set_sensitive(crate::config::is_secret_header(name.as_str()));
@@ -213,6 +285,116 @@ impl WsConnector {
             }
         }
         Ok(req)
+    }
+}
+
+/// How a connection was made, for describing its failures.
+struct Route {
+    /// The proxy used (as printed: without its password).
+    via: Option<String>,
+    /// For `wss://`: set when the server asked for a client certificate.
+    cert_asked: Option<Arc<AtomicBool>>,
+    have_cert: bool,
+}
+
+impl Route {
+    fn cert_was_asked(&self) -> bool {
+        self.cert_asked
+            .as_ref()
+            .is_some_and(|a| a.load(Ordering::Relaxed))
+    }
+}
+
+/// Is this I/O error a TLS alert from the server (which [`tls::explain_client`] describes)?
+fn is_alert(e: &std::io::Error) -> bool {
+    matches!(
+        e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::AlertReceived(_))
+    )
+}
+
+/// Redirect statuses that `-L` follows.
+const FOLLOWED: [u16; 4] = [301, 302, 307, 308];
+
+/// At most this many redirects are followed.
+const MAX_REDIRECTS: usize = 5;
+
+type Stream = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// DNS, then TCP to each address in turn, each step under `limit`.
+async fn direct(host: &str, port: u16, target: &str, limit: Duration) -> Result<TcpStream> {
+    let addrs: Vec<_> = within(
+        limit,
+        target,
+        "DNS lookup",
+        tokio::net::lookup_host((host, port)),
+    )
+    .await?
+    .map_err(|e| Error::Dns {
+        target: target.to_string(),
+        detail: dns_detail(&e, host),
+    })?
+    .collect();
+    if addrs.is_empty() {
+        return Err(Error::Dns {
+            target: target.to_string(),
+            detail: format!("'{host}' has no addresses"),
+        });
+    }
+    let mut last_err = None;
+    for addr in &addrs {
+        match within(limit, target, "TCP connect", TcpStream::connect(addr)).await? {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                tracing::debug!("{target}: TCP connected to {addr}");
+                return Ok(s);
+            }
+            Err(e) => {
+                tracing::debug!("{target}: connect to {addr} failed: {e}");
+                last_err = Some(e);
+            }
+        }
+    }
+    Err(Error::Connect {
+        target: target.to_string(),
+        source: last_err.unwrap_or_else(|| std::io::Error::other("no address to connect to")),
+    })
+}
+
+/// Is `b` the same site as `a` for credentials: the same host and port, or the same host moved
+/// from `ws://` to `wss://` on the default ports.
+fn same_site(a: &WsUrl, b: &WsUrl) -> bool {
+    a.host().eq_ignore_ascii_case(&b.host())
+        && (a.port() == b.port()
+            || (!a.is_tls() && b.is_tls() && a.port() == 80 && b.port() == 443))
+}
+
+/// `Location` resolved against `current` (relative references allowed), with `http`→`ws` and
+/// `https`→`wss`. None for an unparsable Location or another scheme.
+fn resolve_location(current: &WsUrl, location: &str) -> Option<WsUrl> {
+    let mut next = current.without_credentials().join(location.trim()).ok()?;
+    let scheme = match next.scheme() {
+        "http" | "ws" => "ws",
+        "https" | "wss" => "wss",
+        _ => return None,
+    };
+    next.set_scheme(scheme).ok()?;
+    WsUrl::parse(next.as_str()).ok()
+}
+
+/// A Location for an error message: resolved, with secret query values and password hidden
+/// (as every URL wsbridge prints), in its own scheme.
+fn show_location(current: &WsUrl, location: &str) -> String {
+    let Some(resolved) = resolve_location(current, location) else {
+        return "an invalid or non-WebSocket Location".into();
+    };
+    let shown = resolved.to_string();
+    let scheme = url::Url::parse(location)
+        .map(|u| u.scheme().to_string())
+        .unwrap_or_else(|_| resolved.url().scheme().to_string());
+    match shown.split_once(':') {
+        Some((_, rest)) => format!("{scheme}:{rest}"),
+        None => shown,
     }
 }
 
@@ -241,7 +423,34 @@ fn dns_detail(e: &std::io::Error, host: &str) -> String {
 }
 
 /// Describe a failed upgrade: the HTTP status (and a short body excerpt) or the protocol problem.
-fn handshake_error(target: &str, e: WsError) -> Error {
+/// A TLS alert read during the upgrade (TLS 1.3 reports a refused client certificate only then)
+/// is a TLS error.
+fn handshake_error(target: &str, url: &WsUrl, e: WsError, route: &Route) -> Error {
+    let have_cert = route.have_cert;
+    // Through a proxy, a connection that ends early often means the proxy could not reach the
+    // server (some SOCKS5 proxies report success before they try).
+    let proxy_hint = route
+        .via
+        .as_ref()
+        .map(|p| format!(" (through proxy {p}: it may not have reached the server)"))
+        .unwrap_or_default();
+    // A server that asked for a client certificate and then hung up did not like what it got.
+    let lost = matches!(
+        &e,
+        WsError::Io(_)
+            | WsError::ConnectionClosed
+            | WsError::AlreadyClosed
+            | WsError::Protocol(ProtocolError::HandshakeIncomplete)
+    );
+    if lost
+        && route.cert_was_asked()
+        && !matches!(&e, WsError::Io(io) if is_alert(io))
+    {
+        return Error::Tls {
+            target: target.to_string(),
+            detail: tls::client_cert_hint(have_cert),
+        };
+    }
     match e {
         WsError::Http(resp) => {
             let status = resp.status();
@@ -271,20 +480,35 @@ fn handshake_error(target: &str, e: WsError) -> Error {
                     .get(header::LOCATION)
                     .and_then(|v| v.to_str().ok())
             {
-                detail.push_str(&format!(" (redirect to {loc})"));
+                detail.push_str(&format!(" (redirect to {})", show_location(url, loc)));
+                if FOLLOWED.contains(&status.as_u16()) {
+                    detail.push_str("; -L follows redirects");
+                }
             }
             Error::Handshake {
                 target: target.to_string(),
                 detail,
             }
         }
+        WsError::Io(io)
+            if io
+                .get_ref()
+                .is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some()) =>
+        {
+            Error::Tls {
+                target: target.to_string(),
+                detail: tls::explain_client(&io, &url.host(), have_cert),
+            }
+        }
         WsError::Io(io) => Error::Handshake {
             target: target.to_string(),
-            detail: format!("connection lost during handshake: {io}"),
+            detail: format!("connection lost during handshake: {io}{proxy_hint}"),
         },
-        WsError::ConnectionClosed | WsError::AlreadyClosed => Error::Handshake {
+        WsError::ConnectionClosed
+        | WsError::AlreadyClosed
+        | WsError::Protocol(ProtocolError::HandshakeIncomplete) => Error::Handshake {
             target: target.to_string(),
-            detail: "server closed the connection during the handshake".into(),
+            detail: format!("server closed the connection during the handshake{proxy_hint}"),
         },
         WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(e)) => Error::Handshake {
             target: target.to_string(),

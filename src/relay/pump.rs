@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
@@ -35,6 +36,8 @@ impl Counter {
 
 /// How the local → WebSocket direction ended.
 enum Up {
+    /// Nothing arrived within --ping-timeout of a ping.
+    DeadPeer,
     /// Local EOF; Close sent unless `--no-close`.
     Eof,
     /// Bad local input or a local read error; a Close has been attempted.
@@ -43,8 +46,72 @@ enum Up {
     SendFailed,
 }
 
+/// What the keepalive timer asks for.
+enum Keep {
+    Ping,
+    Dead,
+    Wait,
+}
+
+/// `--ping-interval`/`--ping-timeout`: a ping every interval; the peer is dead when nothing at
+/// all arrives within the timeout of a ping.
+struct Keepalive {
+    interval: Option<Duration>,
+    timeout: Duration,
+    next_ping: Instant,
+    /// When the oldest unanswered ping was sent.
+    outstanding: Option<Instant>,
+}
+
+impl Keepalive {
+    fn new(interval: Option<Duration>, timeout: Duration) -> Self {
+        let now = Instant::now();
+        Keepalive {
+            interval,
+            timeout,
+            next_ping: now + interval.unwrap_or_default(),
+            outstanding: None,
+        }
+    }
+
+    /// Resolves when there is something to do (never without an interval).
+    async fn due(&self) {
+        let Some(_) = self.interval else {
+            return std::future::pending().await;
+        };
+        let at = match self.outstanding {
+            Some(sent) => self.next_ping.min(sent + self.timeout),
+            None => self.next_ping,
+        };
+        tokio::time::sleep_until(at).await;
+    }
+
+    /// `last_seen`: when the last frame of any kind arrived.
+    fn act(&mut self, last_seen: Instant) -> Keep {
+        let Some(interval) = self.interval else {
+            return Keep::Wait;
+        };
+        let now = Instant::now();
+        if let Some(sent) = self.outstanding {
+            if last_seen >= sent {
+                self.outstanding = None;
+            } else if now >= sent + self.timeout {
+                return Keep::Dead;
+            }
+        }
+        if now >= self.next_ping {
+            self.next_ping = now + interval;
+            self.outstanding.get_or_insert(now);
+            return Keep::Ping;
+        }
+        Keep::Wait
+    }
+}
+
 /// How the WebSocket → local direction ended.
 enum Down {
+    /// Nothing arrived within --ping-timeout of a ping.
+    DeadPeer,
     Closed(Option<CloseFrame>),
     /// `--max-messages-rev` reached.
     Limit,
@@ -110,6 +177,77 @@ async fn send_data(
     Ok(())
 }
 
+/// The byte side of a bytes↔messages session, with its codecs. With `--reconnect` it outlives
+/// the WebSocket connections made for it.
+pub struct LocalSide {
+    input: FramedRead<BoxReader, LocalDecoder>,
+    output: FramedWrite<BoxWriter, LocalEncoder>,
+    label: String,
+    on_eof: Option<std::pin::Pin<Box<dyn std::future::Future<Output = CloseFrame> + Send>>>,
+    _guard: Option<Box<dyn std::any::Any + Send>>,
+    /// Local messages read while disconnected, sent first on the next connection.
+    queued: std::collections::VecDeque<Message>,
+    queued_bytes: usize,
+    /// Local input ended while disconnected.
+    eof: bool,
+}
+
+impl LocalSide {
+    pub fn new(local: ByteConn, opts: &RelayOptions) -> LocalSide {
+        let ByteConn {
+            reader,
+            writer,
+            label,
+            on_eof,
+            guard,
+        } = local;
+        LocalSide {
+            input: FramedRead::with_capacity(
+                reader,
+                LocalDecoder::new(opts.framing.clone()),
+                READ_CAPACITY,
+            ),
+            output: FramedWrite::new(writer, LocalEncoder::new(opts.framing.clone())),
+            label,
+            on_eof,
+            _guard: guard,
+            queued: Default::default(),
+            queued_bytes: 0,
+            eof: false,
+        }
+    }
+
+    /// While disconnected: read local input into the queue, up to `limit` bytes (then the local
+    /// writer is made to wait). Returns when input ends, fails, or the queue is full.
+    pub async fn fill_queue(&mut self, limit: usize) -> Result<()> {
+        while !self.eof && self.queued_bytes < limit {
+            match self.input.next().await {
+                None => self.eof = true,
+                Some(Ok(m)) => {
+                    self.queued_bytes += m.len();
+                    self.queued.push_back(m);
+                }
+                Some(Err(e)) => return Err(Error::Input(format!("{}: {e}", self.label))),
+            }
+        }
+        std::future::pending().await
+    }
+
+    /// Nothing more can come: tell the local side why (jsonl), and close its write side.
+    pub async fn finish(mut self, why: Option<String>) {
+        let _ = self.output.send(LocalEvent::Closed(None, why)).await;
+        let _ = self.output.get_mut().shutdown().await;
+    }
+}
+
+/// How a bytes↔messages session over one WebSocket connection ended.
+pub enum Ended {
+    /// The session is over (the local side was told and closed).
+    Done(Result<()>),
+    /// The WebSocket went away while the local side is still open: reconnect if you like.
+    Dropped(Error),
+}
+
 pub async fn bytes_messages(
     local: ByteConn,
     ws: MsgConn,
@@ -118,13 +256,36 @@ pub async fn bytes_messages(
     limits: (Option<u64>, Option<u64>),
     opts: &RelayOptions,
 ) -> Result<()> {
-    let ByteConn {
-        reader,
-        writer,
+    let mut side = LocalSide::new(local, opts);
+    match pump(&mut side, ws, send, recv, limits, opts, false).await {
+        Ended::Done(r) => r,
+        Ended::Dropped(e) => Err(e),
+    }
+}
+
+/// Pump between the local side and one WebSocket connection. With `reconnecting`, a WebSocket
+/// that goes away while the local side is open ends in [`Ended::Dropped`] and leaves the local
+/// side untouched.
+pub async fn pump(
+    side: &mut LocalSide,
+    ws: MsgConn,
+    send: bool,
+    recv: bool,
+    limits: (Option<u64>, Option<u64>),
+    opts: &RelayOptions,
+    reconnecting: bool,
+) -> Ended {
+    let LocalSide {
+        input,
+        output,
         label: local_label,
         on_eof,
-        guard: _guard,
-    } = local;
+        queued,
+        queued_bytes,
+        eof: local_eof,
+        ..
+    } = side;
+    let local_label = local_label.as_str();
     let MsgConn {
         mut stream,
         mut sink,
@@ -132,28 +293,62 @@ pub async fn bytes_messages(
         websocket,
     } = ws;
     let (up_limit, down_limit) = limits;
-    let mut input = FramedRead::with_capacity(
-        reader,
-        LocalDecoder::new(opts.framing.clone()),
-        READ_CAPACITY,
-    );
-    let mut output = FramedWrite::new(writer, LocalEncoder::new(opts.framing.clone()));
     let (mut sent, mut received) = (Counter::default(), Counter::default());
     let mut close_sent = false;
     // Milliseconds since `start` at which the last data message arrived (for --linger).
     let start = Instant::now();
     let last_rx = AtomicU64::new(0);
+    // Microseconds since `start` of the last frame of any kind (pongs too), for --ping-timeout.
+    let last_seen = AtomicU64::new(0);
+    let seen = |at: &AtomicU64| start + Duration::from_micros(at.load(Ordering::Relaxed));
     // Set when --max-messages-rev is reached, so the sending side stops waiting for replies.
     let replies_done = tokio::sync::Notify::new();
 
     let (up_end, down_end) = {
         let up = async {
+            let mut keepalive = Keepalive::new(opts.ping_interval, opts.ping_timeout);
             if !send {
-                return std::future::pending::<Up>().await;
+                // Local input is not read; pings and shutdown still are this side's job.
+                loop {
+                    tokio::select! {
+                        () = keepalive.due() => match keepalive.act(seen(&last_seen)) {
+                            Keep::Ping => {
+                                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                                    return Up::SendFailed;
+                                }
+                            }
+                            Keep::Dead => return Up::DeadPeer,
+                            Keep::Wait => {}
+                        },
+                        () = opts.shutdown.cancelled() => {
+                            send_close(&mut sink, close(CloseCode::Away, "shutting down"), opts.close_timeout).await;
+                            return Up::Eof;
+                        }
+                    }
+                }
             }
             let mut warned = 0u64;
             let mut local_close = None;
+            let mut shutting_down = false;
+            // What was read while disconnected goes first.
+            while let Some(m) = queued.pop_front() {
+                *queued_bytes -= m.len();
+                sent.add(&m);
+                if send_data(&mut sink, m, opts.max_frame_size, websocket)
+                    .await
+                    .is_err()
+                {
+                    return Up::SendFailed;
+                }
+            }
             loop {
+                if *local_eof {
+                    break;
+                }
+                if opts.shutdown.is_cancelled() {
+                    shutting_down = true;
+                    break;
+                }
                 if up_limit.is_some_and(|n| sent.messages >= n) {
                     // Enough sent. With a reply limit pending, wait for the replies first.
                     if down_limit.is_some() {
@@ -168,7 +363,22 @@ pub async fn bytes_messages(
                         if sink.flush().await.is_err() {
                             return Up::SendFailed;
                         }
-                        input.next().await
+                        tokio::select! {
+                            n = input.next() => n,
+                            () = keepalive.due() => {
+                                match keepalive.act(seen(&last_seen)) {
+                                    Keep::Ping => {
+                                        if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                                            return Up::SendFailed;
+                                        }
+                                    }
+                                    Keep::Dead => return Up::DeadPeer,
+                                    Keep::Wait => {}
+                                }
+                                continue;
+                            }
+                            () = opts.shutdown.cancelled() => continue,
+                        }
                     }
                 };
                 let fallbacks = input.decoder().binary_fallbacks;
@@ -227,6 +437,17 @@ pub async fn bytes_messages(
             if sink.flush().await.is_err() {
                 return Up::SendFailed;
             }
+            if shutting_down {
+                // Asked to stop: say so, whatever --no-close says.
+                if sink
+                    .send(close(CloseCode::Away, "shutting down"))
+                    .await
+                    .is_err()
+                {
+                    return Up::SendFailed;
+                }
+                return Up::Eof;
+            }
             if !opts.no_close || local_close.is_some() {
                 if local_close.is_none() && !opts.linger.is_zero() {
                     let give_up = Instant::now() + opts.close_timeout;
@@ -240,7 +461,7 @@ pub async fn bytes_messages(
                         tokio::time::sleep_until(until).await;
                     }
                 }
-                let frame = match (local_close, on_eof) {
+                let frame = match (local_close, on_eof.take()) {
                     (Some(frame), _) => frame,
                     (None, Some(f)) => Some(f.await),
                     (None, None) => Some(CloseFrame {
@@ -268,6 +489,10 @@ pub async fn bytes_messages(
                         stream.next().await
                     }
                 };
+                if let Some(Ok(_)) = &next {
+                    // Rounded up, so a frame is never seen as older than a ping sent just before it.
+                    last_seen.store(start.elapsed().as_micros() as u64 + 1, Ordering::Relaxed);
+                }
                 match next {
                     None => return Down::Ended,
                     Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
@@ -302,12 +527,17 @@ pub async fn bytes_messages(
         };
         tokio::pin!(up, down);
         let mut up_end: Option<Up> = None;
+        let silence_limit = opts.ping_interval.unwrap_or_default() + opts.ping_timeout;
         let mut deadline: Option<Instant> = None;
         let down_end = loop {
             tokio::select! {
                 u = &mut up, if up_end.is_none() => {
+                    if matches!(u, Up::DeadPeer) {
+                        break Some(Down::DeadPeer);
+                    }
                     match &u {
                         Up::Eof if opts.no_close => {}
+                        _ if opts.shutdown.is_cancelled() => deadline = Some(Instant::now() + opts.shutdown_timeout),
                         _ => deadline = Some(Instant::now() + opts.close_timeout),
                     }
                     close_sent = matches!(u, Up::Eof) && !opts.no_close;
@@ -315,11 +545,59 @@ pub async fn bytes_messages(
                 }
                 d = &mut down => break Some(d),
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => break None,
+                // A peer that stops reading can block our writes, and the pings with them:
+                // silence for longer than a ping interval plus the timeout is a dead peer too.
+                () = tokio::time::sleep(silence_limit), if opts.ping_interval.is_some() => {
+                    if Instant::now().duration_since(seen(&last_seen)) > silence_limit {
+                        break Some(Down::DeadPeer);
+                    }
+                }
             }
         };
         (up_end, down_end)
     };
 
+    let local_open = matches!(up_end, None | Some(Up::SendFailed));
+    let down_end = if reconnecting && local_open && !opts.shutdown.is_cancelled() {
+        let dropped = match down_end {
+            Some(Down::Closed(frame)) => {
+                drain(&mut stream, opts.close_timeout).await;
+                Err(Error::PeerClosed {
+                    target: label.clone(),
+                    detail: describe_close(&frame),
+                })
+            }
+            Some(Down::Ended) => Err(Error::PeerClosed {
+                target: label.clone(),
+                detail: "connection ended".into(),
+            }),
+            Some(Down::DeadPeer) => Err(Error::DeadPeer {
+                target: label.clone(),
+                after: opts.ping_timeout,
+            }),
+            Some(Down::ReadError(e)) => {
+                let (code, err) = classify_read_error(&label, e);
+                if let Some(code) = code {
+                    send_close(&mut sink, close(code, ""), opts.close_timeout).await;
+                }
+                Err(err)
+            }
+            other => Ok(other),
+        };
+        match dropped {
+            Ok(other) => other,
+            Err(err) => {
+                tracing::info!(
+                    "{label}: connection lost after sending {} and receiving {} messages: {err}",
+                    sent.messages,
+                    received.messages
+                );
+                return Ended::Dropped(err);
+            }
+        }
+    } else {
+        down_end
+    };
     let mut closed = String::new();
     let mut drain_after = false;
     // What the local side is told last (jsonl writes it as a close event).
@@ -360,6 +638,27 @@ pub async fn bytes_messages(
             Ok(())
         }
         Some(Down::Ended) => Ok(()),
+        Some(Down::DeadPeer) => {
+            // Nothing will answer: a short, best-effort goodbye.
+            send_close(
+                &mut sink,
+                close(CloseCode::Away, "not responding"),
+                Duration::from_millis(100),
+            )
+            .await;
+            let after = opts.ping_timeout;
+            last_word = (
+                None,
+                Some(format!(
+                    "peer not responding after {}",
+                    crate::error::fmt_duration(after)
+                )),
+            );
+            Err(Error::DeadPeer {
+                target: label.clone(),
+                after,
+            })
+        }
         Some(Down::ReadError(e)) => {
             let (code, err) = classify_read_error(&label, e);
             if let Some(code) = code {
@@ -401,7 +700,12 @@ pub async fn bytes_messages(
     let _ = output
         .send(LocalEvent::Closed(last_word.0, last_word.1))
         .await;
-    let mut writer = output.into_inner();
+    let encoder = output.encoder().clone();
+    let mut writer = std::mem::replace(
+        output,
+        FramedWrite::new(Box::new(tokio::io::sink()), encoder),
+    )
+    .into_inner();
     let _ = writer.shutdown().await;
     drop(writer);
     if drain_after {
@@ -422,7 +726,7 @@ pub async fn bytes_messages(
             Err(e) => format!("; {e}"),
         }
     );
-    result
+    Ended::Done(result)
 }
 
 /// How one direction of a messages↔messages bridge ended.
@@ -440,15 +744,25 @@ async fn forward(
     data: bool,
     pings: bool,
     count: &mut Counter,
-    max_frame: usize,
     dst_ws: bool,
+    opts: &RelayOptions,
 ) -> Dir {
+    let mut closing = false;
     loop {
         let next = match src.next().now_or_never() {
             Some(n) => n,
             None => {
                 let _ = dst.flush().await;
-                src.next().await
+                tokio::select! {
+                    n = src.next() => n,
+                    () = opts.shutdown.cancelled(), if !closing => {
+                        // Asked to stop: Close 1001 to the side we write to; its answer ends
+                        // the other direction, and this one ends with the source's answer.
+                        closing = true;
+                        let _ = dst.send(close(CloseCode::Away, "shutting down")).await;
+                        continue;
+                    }
+                }
             }
         };
         match next {
@@ -459,7 +773,7 @@ async fn forward(
             Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
                 count.add(&m);
                 if data {
-                    let _ = send_data(dst, m, max_frame, dst_ws).await;
+                    let _ = send_data(dst, m, opts.max_frame_size, dst_ws).await;
                 }
             }
             Some(Ok(Message::Close(f))) => {
@@ -498,8 +812,8 @@ pub async fn messages_messages(a: MsgConn, b: MsgConn, opts: &RelayOptions) -> R
             opts.forward,
             pings,
             &mut ab_count,
-            opts.max_frame_size,
             b_ws,
+            opts,
         );
         let ba = forward(
             &mut b_rx,
@@ -507,8 +821,8 @@ pub async fn messages_messages(a: MsgConn, b: MsgConn, opts: &RelayOptions) -> R
             opts.reverse,
             pings,
             &mut ba_count,
-            opts.max_frame_size,
             a_ws,
+            opts,
         );
         tokio::pin!(ab, ba);
         // The first direction to end decides; the other gets the close timeout to finish.
@@ -653,12 +967,21 @@ pub async fn echo_messages(m: MsgConn, echo: bool, opts: &RelayOptions) -> Resul
         ..
     } = m;
     let mut count = Counter::default();
+    let mut closing = false;
     let result = loop {
         let next = match stream.next().now_or_never() {
             Some(n) => n,
             None => {
                 let _ = sink.flush().await;
-                stream.next().await
+                tokio::select! {
+                    n = stream.next() => n,
+                    () = opts.shutdown.cancelled(), if !closing => {
+                        // Asked to stop: say goodbye, keep echoing until the peer's Close.
+                        closing = true;
+                        let _ = sink.send(close(CloseCode::Away, "shutting down")).await;
+                        continue;
+                    }
+                }
             }
         };
         match next {

@@ -1,0 +1,916 @@
+//! Proxies for the WebSocket client: HTTP CONNECT and SOCKS5 (RFC 1928, with RFC 1929
+//! user/password authentication), chosen by `--proxy` or by the usual environment variables
+//! (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, also in lower case).
+//!
+//! The proxy resolves the target's host name (SOCKS5 is always used the `socks5h` way), so a
+//! host that only the proxy can resolve works. The proxy password is never printed: errors and
+//! logs show the proxy as `scheme://user:***@host:port`.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use base64::Engine;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::error::{Error, Result};
+
+/// The protocol spoken to the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `http://`: an HTTP/1.1 `CONNECT` tunnel.
+    Http,
+    /// `socks5://` or `socks5h://`: SOCKS version 5, host names resolved by the proxy.
+    Socks5,
+}
+
+/// A parsed proxy URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Proxy {
+    pub kind: Kind,
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    pub port: u16,
+    /// User and password, percent-decoded.
+    pub auth: Option<(String, String)>,
+}
+
+/// `Debug` must not show the password either (it can end up in logs through `{:?}`).
+impl fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Proxy({self})")
+    }
+}
+
+/// `http://user:***@host:port`: the password is always replaced by `***`.
+impl fmt::Display for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = match self.kind {
+            Kind::Http => "http",
+            Kind::Socks5 => "socks5",
+        };
+        write!(f, "{scheme}://")?;
+        if let Some((user, _)) = &self.auth {
+            write!(f, "{}:***@", url_escape(user))?;
+        }
+        write!(f, "{}:{}", bracket(&self.host), self.port)
+    }
+}
+
+impl Proxy {
+    /// Parse `http://[USER:PASS@]HOST[:PORT]`, `socks5://…` or `socks5h://…`. A URL without a
+    /// scheme is taken as `http://`, as curl does. Errors never contain the password.
+    pub fn parse(spec: &str) -> std::result::Result<Proxy, String> {
+        let spec = spec.trim();
+        let with_scheme = if spec.contains("://") {
+            spec.to_string()
+        } else {
+            format!("http://{spec}")
+        };
+        let shown = redact_spec(&with_scheme);
+        let url = url::Url::parse(&with_scheme)
+            .map_err(|e| format!("proxy '{shown}' is not a valid URL: {e}"))?;
+        let kind = match url.scheme() {
+            "http" => Kind::Http,
+            "socks5" | "socks5h" => Kind::Socks5,
+            "https" => {
+                return Err(format!(
+                    "proxy '{shown}': https:// proxies (TLS to the proxy) are not supported; use http:// or socks5://"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "proxy '{shown}': unsupported scheme '{other}' (use http:// or socks5://)"
+                ));
+            }
+        };
+        let host = match url.host() {
+            Some(url::Host::Ipv6(a)) => a.to_string(),
+            Some(h) => h.to_string(),
+            None => return Err(format!("proxy '{shown}': missing host")),
+        };
+        if host.is_empty() {
+            return Err(format!("proxy '{shown}': missing host"));
+        }
+        if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
+            return Err(format!(
+                "proxy '{shown}': a proxy URL is only scheme://[USER:PASS@]HOST:PORT"
+            ));
+        }
+        let port = url.port().unwrap_or(match kind {
+            Kind::Http => 80,
+            Kind::Socks5 => 1080,
+        });
+        let auth = if url.username().is_empty() && url.password().is_none() {
+            None
+        } else {
+            Some((
+                percent_decode(url.username()),
+                percent_decode(url.password().unwrap_or("")),
+            ))
+        };
+        if kind == Kind::Socks5
+            && let Some((u, p)) = &auth
+            && (u.len() > 255 || p.len() > 255)
+        {
+            return Err(format!(
+                "proxy '{shown}': SOCKS5 user names and passwords are at most 255 bytes"
+            ));
+        }
+        Ok(Proxy {
+            kind,
+            host,
+            port,
+            auth,
+        })
+    }
+
+    /// Open a TCP connection to `host:port` through this proxy. `target` names the WebSocket URL
+    /// in errors; `limit` bounds each step (DNS, connect, proxy negotiation).
+    pub async fn connect(
+        &self,
+        host: &str,
+        port: u16,
+        target: &str,
+        limit: Duration,
+    ) -> Result<TcpStream> {
+        let mut tcp = self.connect_to_proxy(target, limit).await?;
+        let negotiate = async {
+            match self.kind {
+                Kind::Http => self.http_connect(&mut tcp, host, port, target).await,
+                Kind::Socks5 => self.socks5_connect(&mut tcp, host, port, target).await,
+            }
+        };
+        tokio::time::timeout(limit, negotiate)
+            .await
+            .map_err(|_| Error::Timeout {
+                target: target.to_string(),
+                what: "proxy negotiation",
+                after: limit,
+            })??;
+        tracing::debug!("{target}: proxy {self} opened a tunnel to {host}:{port}");
+        Ok(tcp)
+    }
+
+    async fn connect_to_proxy(&self, target: &str, limit: Duration) -> Result<TcpStream> {
+        let timeout = |what| Error::Timeout {
+            target: target.to_string(),
+            what,
+            after: limit,
+        };
+        let addrs: Vec<_> = tokio::time::timeout(
+            limit,
+            tokio::net::lookup_host((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| timeout("DNS lookup of the proxy"))?
+        .map_err(|e| Error::Dns {
+            target: target.to_string(),
+            detail: format!("proxy {self}: '{}': {}", self.host, lookup_detail(&e)),
+        })?
+        .collect();
+        let mut last_err = None;
+        for addr in &addrs {
+            match tokio::time::timeout(limit, TcpStream::connect(addr))
+                .await
+                .map_err(|_| timeout("TCP connect to the proxy"))?
+            {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    tracing::debug!("{target}: TCP connected to proxy {self} ({addr})");
+                    return Ok(s);
+                }
+                Err(e) => {
+                    tracing::debug!("{target}: connect to proxy {self} at {addr} failed: {e}");
+                    last_err = Some(e);
+                }
+            }
+        }
+        let e = last_err.unwrap_or_else(|| std::io::Error::other("no address to connect to"));
+        Err(Error::Connect {
+            target: target.to_string(),
+            source: std::io::Error::new(e.kind(), format!("proxy {self}: {e}")),
+        })
+    }
+
+    /// `CONNECT host:port HTTP/1.1`, then read the answer's head byte by byte (so nothing after
+    /// it, e.g. the start of a TLS handshake, is consumed).
+    async fn http_connect<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        s: &mut S,
+        host: &str,
+        port: u16,
+        target: &str,
+    ) -> Result<()> {
+        let authority = format!("{}:{port}", bracket(host));
+        let mut req = format!(
+            "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: wsbridge\r\n"
+        );
+        if let Some((user, pass)) = &self.auth {
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+            req.push_str(&format!("Proxy-Authorization: Basic {token}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes())
+            .await
+            .map_err(|e| self.lost(target, "sending CONNECT", e))?;
+        s.flush()
+            .await
+            .map_err(|e| self.lost(target, "sending CONNECT", e))?;
+
+        let mut head = Vec::with_capacity(256);
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if head.len() >= 16 * 1024 {
+                return Err(self.refused_connect(target, "answer to CONNECT is too long".into()));
+            }
+            match s.read(&mut byte).await {
+                Ok(0) => {
+                    return Err(self.refused_connect(
+                        target,
+                        "closed the connection without answering CONNECT".into(),
+                    ));
+                }
+                Ok(_) => head.push(byte[0]),
+                Err(e) => return Err(self.lost(target, "reading the answer to CONNECT", e)),
+            }
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut resp = httparse::Response::new(&mut headers);
+        let code = match resp.parse(&head) {
+            Ok(httparse::Status::Complete(_)) => resp.code.unwrap_or(0),
+            _ => {
+                return Err(self.refused_connect(
+                    target,
+                    "answered CONNECT with something that is not HTTP".into(),
+                ));
+            }
+        };
+        if (200..300).contains(&code) {
+            return Ok(());
+        }
+        let reason = resp.reason.unwrap_or("").trim();
+        let status = format!("HTTP {code} {reason}").trim_end().to_string();
+        match code {
+            407 => {
+                let hint = if self.auth.is_some() {
+                    "the proxy user or password was not accepted"
+                } else {
+                    "the proxy needs a user and password: http://USER:PASS@HOST:PORT"
+                };
+                Err(self.refused(target, format!("{status} ({hint})")))
+            }
+            // The proxy's decision about this target or about us: retrying will not help.
+            400..=499 => Err(self.refused(target, status)),
+            // 502/503/504: the proxy could not reach the target; that may be transient.
+            _ => Err(self.refused_connect(target, format!("refused the tunnel: {status}"))),
+        }
+    }
+
+    /// RFC 1928 with the RFC 1929 user/password method; the host name goes to the proxy.
+    async fn socks5_connect<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        s: &mut S,
+        host: &str,
+        port: u16,
+        target: &str,
+    ) -> Result<()> {
+        // Greeting: offer "no authentication", and user/password when we have one.
+        let greeting: &[u8] = if self.auth.is_some() {
+            &[5, 2, 0x00, 0x02]
+        } else {
+            &[5, 1, 0x00]
+        };
+        self.send(s, greeting, target).await?;
+        let mut choice = [0u8; 2];
+        match s.read_exact(&mut choice).await {
+            Ok(_) => {}
+            // Some proxies (pproxy) hang up instead of answering "no acceptable method".
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                let hint = if self.auth.is_some() {
+                    ""
+                } else {
+                    " (does it require a user and password? socks5://USER:PASS@HOST:PORT)"
+                };
+                return Err(self.refused(
+                    target,
+                    format!("closed the connection after the SOCKS5 greeting{hint}"),
+                ));
+            }
+            Err(e) => return Err(self.lost(target, "SOCKS5 greeting", e)),
+        }
+        if choice[0] != 5 {
+            return Err(self.refused_connect(
+                target,
+                format!("is not a SOCKS5 proxy (answered version {})", choice[0]),
+            ));
+        }
+        match choice[1] {
+            0x00 => {}
+            0x02 => {
+                let Some((user, pass)) = &self.auth else {
+                    return Err(self.refused(
+                        target,
+                        "SOCKS5 proxy needs a user and password: socks5://USER:PASS@HOST:PORT"
+                            .into(),
+                    ));
+                };
+                let mut msg = vec![1, user.len() as u8];
+                msg.extend_from_slice(user.as_bytes());
+                msg.push(pass.len() as u8);
+                msg.extend_from_slice(pass.as_bytes());
+                self.send(s, &msg, target).await?;
+                let mut status = [0u8; 2];
+                match s.read_exact(&mut status).await {
+                    Ok(_) if status[1] == 0 => {}
+                    Ok(_) => {
+                        return Err(
+                            self.refused(target, "SOCKS5 user or password not accepted".into())
+                        );
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        return Err(self.refused(
+                            target,
+                            "SOCKS5 proxy closed the connection after authentication (user or password not accepted?)"
+                                .into(),
+                        ));
+                    }
+                    Err(e) => return Err(self.lost(target, "SOCKS5 authentication", e)),
+                }
+            }
+            0xff => {
+                let hint = if self.auth.is_some() {
+                    "SOCKS5 proxy accepts none of our authentication methods (none, user/password)"
+                } else {
+                    "SOCKS5 proxy requires authentication: socks5://USER:PASS@HOST:PORT"
+                };
+                return Err(self.refused(target, hint.into()));
+            }
+            other => {
+                return Err(self.refused(
+                    target,
+                    format!(
+                        "SOCKS5 proxy chose an authentication method we did not offer ({other})"
+                    ),
+                ));
+            }
+        }
+
+        // CONNECT request.
+        let mut req = vec![5, 1, 0];
+        match host.parse::<IpAddr>() {
+            Ok(IpAddr::V4(a)) => {
+                req.push(1);
+                req.extend_from_slice(&a.octets());
+            }
+            Ok(IpAddr::V6(a)) => {
+                req.push(4);
+                req.extend_from_slice(&a.octets());
+            }
+            Err(_) => {
+                if host.len() > 255 {
+                    return Err(Error::Usage(format!(
+                        "{target}: host name too long for SOCKS5"
+                    )));
+                }
+                req.push(3);
+                req.push(host.len() as u8);
+                req.extend_from_slice(host.as_bytes());
+            }
+        }
+        req.extend_from_slice(&port.to_be_bytes());
+        self.send(s, &req, target).await?;
+        let mut head = [0u8; 4];
+        self.recv(s, &mut head, target, "SOCKS5 CONNECT").await?;
+        if head[1] != 0 {
+            let (why, give_up) = match head[1] {
+                1 => ("general SOCKS server failure", false),
+                2 => ("connection not allowed by ruleset", true),
+                3 => ("network unreachable", false),
+                4 => ("host unreachable", false),
+                5 => ("connection refused", false),
+                6 => ("TTL expired", false),
+                7 => ("command not supported", true),
+                8 => ("address type not supported", true),
+                _ => ("unknown SOCKS5 error", false),
+            };
+            let detail = format!(
+                "SOCKS5 CONNECT to {}:{port} failed: {why} (reply {})",
+                bracket(host),
+                head[1]
+            );
+            return Err(if give_up {
+                self.refused(target, detail)
+            } else {
+                self.refused_connect(target, detail)
+            });
+        }
+        // Skip the bound address.
+        let rest = match head[3] {
+            1 => 4 + 2,
+            4 => 16 + 2,
+            3 => {
+                let mut len = [0u8; 1];
+                self.recv(s, &mut len, target, "SOCKS5 CONNECT").await?;
+                len[0] as usize + 2
+            }
+            other => {
+                return Err(self.refused_connect(
+                    target,
+                    format!("SOCKS5 proxy answered with an unknown address type {other}"),
+                ));
+            }
+        };
+        let mut skip = vec![0u8; rest];
+        self.recv(s, &mut skip, target, "SOCKS5 CONNECT").await?;
+        Ok(())
+    }
+
+    async fn send<S: AsyncWrite + Unpin>(
+        &self,
+        s: &mut S,
+        data: &[u8],
+        target: &str,
+    ) -> Result<()> {
+        s.write_all(data)
+            .await
+            .map_err(|e| self.lost(target, "SOCKS5 negotiation", e))
+    }
+
+    async fn recv<S: AsyncRead + Unpin>(
+        &self,
+        s: &mut S,
+        buf: &mut [u8],
+        target: &str,
+        step: &str,
+    ) -> Result<()> {
+        s.read_exact(buf).await.map(|_| ()).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                self.refused_connect(target, format!("closed the connection during the {step}"))
+            } else {
+                self.lost(target, step, e)
+            }
+        })
+    }
+
+    /// The proxy said no for a reason that retrying will not fix (exit code 6).
+    fn refused(&self, target: &str, detail: String) -> Error {
+        Error::Handshake {
+            target: target.to_string(),
+            detail: format!("proxy {self} refused: {detail}"),
+        }
+    }
+
+    /// The tunnel could not be opened; may be transient (exit code 4).
+    fn refused_connect(&self, target: &str, detail: String) -> Error {
+        Error::Connect {
+            target: target.to_string(),
+            source: std::io::Error::other(format!("proxy {self}: {detail}")),
+        }
+    }
+
+    fn lost(&self, target: &str, step: &str, e: std::io::Error) -> Error {
+        Error::Connect {
+            target: target.to_string(),
+            source: std::io::Error::new(e.kind(), format!("proxy {self}: {step}: {e}")),
+        }
+    }
+}
+
+/// Where a proxy setting came from, for logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Flag,
+    Env(&'static str),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Flag => f.write_str("--proxy"),
+            Source::Env(name) => f.write_str(name),
+        }
+    }
+}
+
+/// The proxy to use for a connection to `host` (`tls`: a `wss://` URL), or None for a direct
+/// connection. `flag` is `--proxy` as given (`none` disables proxies); without it the
+/// environment is consulted through `env` (a lookup function, for tests).
+pub fn choose(
+    flag: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+    tls: bool,
+    host: &str,
+) -> std::result::Result<Option<(Proxy, Source)>, String> {
+    if let Some(flag) = flag {
+        if flag.trim().eq_ignore_ascii_case("none") || flag.trim().is_empty() {
+            return Ok(None);
+        }
+        return Proxy::parse(flag).map(|p| Some((p, Source::Flag)));
+    }
+    let get = |names: [&'static str; 2]| {
+        names
+            .into_iter()
+            .find_map(|n| env(n).filter(|v| !v.trim().is_empty()).map(|v| (n, v)))
+    };
+    let scheme_var = if tls {
+        ["https_proxy", "HTTPS_PROXY"]
+    } else {
+        ["http_proxy", "HTTP_PROXY"]
+    };
+    let Some((name, value)) = get(scheme_var).or_else(|| get(["all_proxy", "ALL_PROXY"])) else {
+        return Ok(None);
+    };
+    if let Some((_, no_proxy)) = get(["no_proxy", "NO_PROXY"])
+        && bypass(&no_proxy, host)
+    {
+        tracing::debug!("{host}: not using the proxy from {name}: NO_PROXY matches");
+        return Ok(None);
+    }
+    if value.trim().eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    Proxy::parse(&value)
+        .map(|p| Some((p, Source::Env(name))))
+        .map_err(|e| format!("{name}: {e}"))
+}
+
+/// Does `NO_PROXY` (a comma- or space-separated list) exempt `host`? Entries: `*` (everything),
+/// a domain (matches itself and its subdomains; a leading `.` or `*.` is ignored), an exact IP
+/// address, or an IP network in CIDR form (`10.0.0.0/8`). A `:PORT` after an entry is ignored.
+pub fn bypass(no_proxy: &str, host: &str) -> bool {
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let host_ip = host.parse::<IpAddr>().ok();
+    no_proxy
+        .split([',', ' ', '\t'])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .any(|entry| {
+            if entry == "*" {
+                return true;
+            }
+            let entry = entry.to_ascii_lowercase();
+            if let Some((net, bits)) = entry.split_once('/') {
+                return match (host_ip, net.parse::<IpAddr>(), bits.parse::<u8>()) {
+                    (Some(ip), Ok(net), Ok(bits)) => in_network(ip, net, bits),
+                    _ => false,
+                };
+            }
+            let entry = strip_port(&entry);
+            if let Ok(ip) = entry.parse::<IpAddr>() {
+                return host_ip == Some(ip);
+            }
+            let domain = entry
+                .trim_start_matches("*.")
+                .trim_start_matches('.')
+                .trim_end_matches('.');
+            !domain.is_empty()
+                && (host == domain
+                    || (host.ends_with(domain) && host[..host.len() - domain.len()].ends_with('.')))
+        })
+}
+
+/// `host:port` → `host`, `[::1]:port` → `::1`; a bare IPv6 address stays as it is.
+fn strip_port(entry: &str) -> &str {
+    if let Some(rest) = entry.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match entry.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && p.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => entry,
+    }
+}
+
+fn in_network(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) if bits <= 32 => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) if bits <= 128 => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+fn lookup_detail(e: &std::io::Error) -> String {
+    let msg = e.to_string();
+    msg.strip_prefix("failed to lookup address information: ")
+        .unwrap_or(&msg)
+        .to_string()
+}
+
+/// `%41` → `A`; anything else (including `+`) as it is.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Percent-encode the characters that would make a user name ambiguous in a URL.
+fn url_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        match c {
+            ':' | '@' | '/' | '%' | '?' | '#' => out.push_str(&format!("%{:02X}", c as u32)),
+            c if c.is_control() => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The proxy spec for an error message about a URL that did not parse: drop anything between
+/// `://` and the last `@` except the user name.
+fn redact_spec(spec: &str) -> String {
+    let Some((scheme, rest)) = spec.split_once("://") else {
+        return spec.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, hostpart)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{hostpart}")
+        }
+        None => spec.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn parse_and_redact() {
+        let p = Proxy::parse("http://alice:s%3Acr%40t@127.0.0.1:3128").unwrap();
+        assert_eq!(p.kind, Kind::Http);
+        assert_eq!((p.host.as_str(), p.port), ("127.0.0.1", 3128));
+        assert_eq!(p.auth, Some(("alice".into(), "s:cr@t".into())));
+        assert_eq!(p.to_string(), "http://alice:***@127.0.0.1:3128");
+        assert!(!format!("{p:?}").contains("cr"));
+
+        let p = Proxy::parse("socks5h://[::1]").unwrap();
+        assert_eq!(
+            (p.kind, p.host.as_str(), p.port),
+            (Kind::Socks5, "::1", 1080)
+        );
+        assert_eq!(p.to_string(), "socks5://[::1]:1080");
+        let p = Proxy::parse("proxy.example:8080").unwrap();
+        assert_eq!((p.kind, p.port), (Kind::Http, 8080));
+        assert_eq!(Proxy::parse("http://p").unwrap().port, 80);
+
+        for (bad, want) in [
+            ("https://u:pw1@p:1", "not supported"),
+            ("ftp://p:1", "unsupported scheme"),
+            ("http://u:pw1@p:1/path", "only scheme://"),
+            ("http://u:pw1@:99999", "not a valid URL"),
+        ] {
+            let e = Proxy::parse(bad).unwrap_err();
+            assert!(e.contains(want), "{bad}: {e}");
+            assert!(!e.contains("pw1"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b+c%"), "a b+c%");
+        assert_eq!(percent_decode("%zz%41"), "%zzA");
+    }
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn choose_from_flag_and_environment() {
+        let none = env(&[]);
+        assert_eq!(choose(None, &none, true, "h").unwrap(), None);
+        let (p, s) = choose(Some("socks5://p:1"), &none, true, "h")
+            .unwrap()
+            .unwrap();
+        assert_eq!((p.kind, s), (Kind::Socks5, Source::Flag));
+
+        let e = env(&[
+            ("HTTPS_PROXY", "http://secure:1"),
+            ("HTTP_PROXY", "http://plain:2"),
+            ("ALL_PROXY", "socks5://all:3"),
+            ("NO_PROXY", "internal.example, 10.0.0.0/8"),
+        ]);
+        let host = |tls, h| choose(None, &e, tls, h).unwrap().map(|(p, _)| p.host);
+        assert_eq!(host(true, "a.example").as_deref(), Some("secure"));
+        assert_eq!(host(false, "a.example").as_deref(), Some("plain"));
+        assert_eq!(host(true, "x.internal.example"), None);
+        assert_eq!(host(true, "10.1.2.3"), None);
+        // --proxy ignores NO_PROXY; --proxy none ignores everything.
+        assert!(
+            choose(Some("http://p:1"), &e, true, "x.internal.example")
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(choose(Some("none"), &e, true, "a.example").unwrap(), None);
+
+        // Lower case wins; ALL_PROXY is the fallback.
+        let e = env(&[
+            ("https_proxy", "http://lower:1"),
+            ("HTTPS_PROXY", "http://upper:1"),
+            ("all_proxy", "socks5://all:3"),
+            ("no_proxy", "*"),
+        ]);
+        assert_eq!(choose(None, &e, true, "h").unwrap(), None);
+        let e = env(&[
+            ("https_proxy", "http://lower:1"),
+            ("ALL_PROXY", "socks5://all:3"),
+        ]);
+        let pick = |tls| choose(None, &e, tls, "h").unwrap().unwrap();
+        assert_eq!(pick(true).0.host, "lower");
+        assert_eq!(pick(false).0.host, "all");
+        assert_eq!(pick(false).1, Source::Env("ALL_PROXY"));
+
+        let e = env(&[("HTTP_PROXY", "gopher://u:pw9@x:1")]);
+        let err = choose(None, &e, false, "h").unwrap_err();
+        assert!(err.starts_with("HTTP_PROXY: "), "{err}");
+        assert!(!err.contains("pw9"), "{err}");
+    }
+
+    #[test]
+    fn no_proxy_matching() {
+        let list = "localhost, .corp.example,*.svc, 192.168.1.7, ::1, 10.0.0.0/8, db:5432";
+        for h in [
+            "localhost",
+            "corp.example",
+            "a.corp.example",
+            "x.svc",
+            "192.168.1.7",
+            "::1",
+            "[::1]",
+            "10.20.30.40",
+            "db",
+            "LOCALHOST",
+        ] {
+            assert!(bypass(list, h), "{h}");
+        }
+        for h in [
+            "notlocalhost",
+            "xcorp.example",
+            "192.168.1.8",
+            "11.0.0.1",
+            "example.com",
+            "::2",
+        ] {
+            assert!(!bypass(list, h), "{h}");
+        }
+        assert!(bypass("*", "anything"));
+        assert!(!bypass("", "anything"));
+    }
+
+    #[tokio::test]
+    async fn socks5_wire_format() {
+        // A scripted SOCKS5 server: checks our bytes and answers.
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        let p = Proxy::parse("socks5://u:pw@proxy:1").unwrap();
+        let peer = tokio::spawn(async move {
+            let mut g = [0u8; 4];
+            server.read_exact(&mut g).await.unwrap();
+            assert_eq!(g, [5, 2, 0, 2]);
+            server.write_all(&[5, 2]).await.unwrap();
+            let mut a = [0u8; 6];
+            server.read_exact(&mut a).await.unwrap();
+            assert_eq!(a, [1, 1, b'u', 2, b'p', b'w']);
+            server.write_all(&[1, 0]).await.unwrap();
+            let mut r = [0u8; 5 + 11 + 2];
+            server.read_exact(&mut r).await.unwrap();
+            assert_eq!(&r[..5], &[5, 1, 0, 3, 11]);
+            assert_eq!(&r[5..16], b"example.com");
+            assert_eq!(&r[16..], &443u16.to_be_bytes());
+            server
+                .write_all(&[5, 0, 0, 1, 127, 0, 0, 1, 0, 80, b'X'])
+                .await
+                .unwrap();
+        });
+        p.socks5_connect(&mut client, "example.com", 443, "wss://example.com/")
+            .await
+            .unwrap();
+        // Nothing after the reply was consumed.
+        let mut x = [0u8; 1];
+        client.read_exact(&mut x).await.unwrap();
+        assert_eq!(&x, b"X");
+        peer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn socks5_reply_codes() {
+        for (code, exit) in [(2u8, 6u8), (5, 4)] {
+            let (mut client, mut server) = tokio::io::duplex(1024);
+            let p = Proxy::parse("socks5://proxy:1").unwrap();
+            tokio::spawn(async move {
+                let mut g = [0u8; 3];
+                server.read_exact(&mut g).await.unwrap();
+                server.write_all(&[5, 0]).await.unwrap();
+                let mut r = [0u8; 10];
+                server.read_exact(&mut r).await.unwrap();
+                server
+                    .write_all(&[5, code, 0, 1, 0, 0, 0, 0, 0, 0])
+                    .await
+                    .unwrap();
+            });
+            let e = p
+                .socks5_connect(&mut client, "10.0.0.1", 80, "ws://10.0.0.1/")
+                .await
+                .unwrap_err();
+            assert_eq!(e.exit_code(), exit, "{e}");
+            assert!(e.to_string().contains("socks5://proxy:1"), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn http_connect_answers() {
+        for (answer, ok, exit) in [
+            ("HTTP/1.1 200 Connection established\r\n\r\nX", true, 0u8),
+            (
+                "HTTP/1.1 407 Proxy Authentication Required\r\n\r\n",
+                false,
+                6,
+            ),
+            ("HTTP/1.1 403 Forbidden\r\n\r\n", false, 6),
+            ("HTTP/1.1 502 Bad Gateway\r\n\r\n", false, 4),
+        ] {
+            let (mut client, mut server) = tokio::io::duplex(4096);
+            let p = Proxy::parse("http://bob:hunter2@proxy:3128").unwrap();
+            let peer = tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut b = [0u8; 1];
+                while !got.ends_with(b"\r\n\r\n") {
+                    server.read_exact(&mut b).await.unwrap();
+                    got.push(b[0]);
+                }
+                server.write_all(answer.as_bytes()).await.unwrap();
+                String::from_utf8(got).unwrap()
+            });
+            let r = p
+                .http_connect(&mut client, "::1", 9000, "ws://[::1]:9000/")
+                .await;
+            let req = peer.await.unwrap();
+            assert!(req.starts_with("CONNECT [::1]:9000 HTTP/1.1\r\n"), "{req}");
+            assert!(
+                req.contains("Proxy-Authorization: Basic Ym9iOmh1bnRlcjI=\r\n"),
+                "{req}"
+            );
+            match r {
+                Ok(()) => {
+                    assert!(ok);
+                    let mut x = [0u8; 1];
+                    client.read_exact(&mut x).await.unwrap();
+                    assert_eq!(&x, b"X");
+                }
+                Err(e) => {
+                    assert!(!ok, "{answer}");
+                    assert_eq!(e.exit_code(), exit, "{e}");
+                    let m = e.to_string();
+                    assert!(m.contains("http://bob:***@proxy:3128"), "{m}");
+                    assert!(!m.contains("hunter2"), "{m}");
+                }
+            }
+        }
+    }
+}
