@@ -51,11 +51,15 @@ ENVIRONMENT:
   NOTIFY_SOCKET           systemd Type=notify: READY=1, STOPPING=1, and WATCHDOG=1 at half
                           of WATCHDOG_USEC (docs/systemd.md)
   LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES   sockets passed by systemd, for sd-listen:
+  CREDENTIALS_DIRECTORY   where --header-credential NAME is read (set by systemd)
+  HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY (or lower case)
+                          proxies for the WebSocket client when --proxy is not given
 
 EXIT CODES:
   0 ok, 1 internal, 2 usage, 3 DNS, 4 connect, 5 TLS,
   6 handshake refused, 7 timeout, 8 peer closed abnormally, 9 protocol error,
-  10 cannot listen, 11 local input refused. See docs/exit-codes.md.";
+  10 cannot listen, 11 local input refused, 12 peer not responding (--ping-timeout),
+  130 second signal. See docs/exit-codes.md.";
 
 /// Bridge WebSockets to TCP, Unix sockets and standard input/output.
 ///

@@ -155,6 +155,31 @@ async fn proxy_that_is_not_there_is_a_connect_error() {
 }
 
 #[tokio::test]
+async fn silent_proxy_times_out() {
+    let silent = servers::silent().await;
+    for scheme in ["http", "socks5"] {
+        let via = format!("{scheme}://{USER}:{PASSWORD}@127.0.0.1:{silent}");
+        let f = run(
+            support::command(&[
+                "--connect-timeout",
+                "300ms",
+                "--proxy",
+                &via,
+                "ws://h.example/",
+            ]),
+            b"",
+        )
+        .await;
+        assert_eq!(f.code, Some(7), "stderr: {}", f.stderr);
+        assert_one_line_error(
+            &f,
+            "wsbridge: ws://h.example/: proxy negotiation timed out after 300ms",
+        );
+        assert_no_password(&f, PASSWORD);
+    }
+}
+
+#[tokio::test]
 async fn https_proxy_from_environment_for_wss() {
     let pki = Pki::new();
     let server = tls_echo_server(&pki, false).await;

@@ -104,8 +104,13 @@ fn client_identity(
         ));
     }
     // The key's bytes never appear in messages: rustls-pki-types' errors name only the problem.
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("--client-key {}: {e}", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound => format!(
+            "--client-key {}: no private key in it (PEM: PKCS#8, RSA or EC)",
+            key.display()
+        ),
+        e => format!("--client-key {}: {e}", key.display()),
+    })?;
     Ok((chain, key))
 }
 

@@ -64,6 +64,11 @@ impl WsConnector {
             let target = current.to_string();
             let (stream, how) = self.open(&current, &target).await?;
             let keep_secrets = same_site(url, &current);
+            if !keep_secrets {
+                tracing::debug!(
+                    "{target}: not the original host: Authorization, Cookie, basic auth and other secret headers are not sent"
+                );
+            }
             let request = self.request(&current, url, passed, keep_secrets)?;
             let cfg = self.ws_config();
             let result = within(
@@ -185,7 +190,7 @@ impl WsConnector {
             target: target.to_string(),
             detail,
         };
-        let mut next = resolve_location(current, location)
+        let next = resolve_location(current, location)
             .ok_or_else(|| refuse("redirect to an invalid or unsupported Location".into()))?;
         if current.is_tls() && !next.is_tls() {
             if !self.opts.insecure {
@@ -194,17 +199,6 @@ impl WsConnector {
                 )));
             }
             tracing::warn!("{target}: following a redirect from wss:// to {next} (--insecure)");
-        }
-        if !same_site(current, &next) {
-            tracing::debug!(
-                "{target}: redirect to another host: Authorization, Cookie, basic auth and other secret headers are not sent there"
-            );
-        }
-        // A redirect must not smuggle a fragment into the request line.
-        if next.url().fragment().is_some() {
-            let mut u = next.url().clone();
-            u.set_fragment(None);
-            next = WsUrl::parse(u.as_str()).map_err(|e| refuse(e.to_string()))?;
         }
         Ok(next)
     }
@@ -379,6 +373,8 @@ fn resolve_location(current: &WsUrl, location: &str) -> Option<WsUrl> {
         _ => return None,
     };
     next.set_scheme(scheme).ok()?;
+    // A fragment is never sent (and a WebSocket URL cannot have one).
+    next.set_fragment(None);
     WsUrl::parse(next.as_str()).ok()
 }
 
@@ -442,10 +438,7 @@ fn handshake_error(target: &str, url: &WsUrl, e: WsError, route: &Route) -> Erro
             | WsError::AlreadyClosed
             | WsError::Protocol(ProtocolError::HandshakeIncomplete)
     );
-    if lost
-        && route.cert_was_asked()
-        && !matches!(&e, WsError::Io(io) if is_alert(io))
-    {
+    if lost && route.cert_was_asked() && !matches!(&e, WsError::Io(io) if is_alert(io)) {
         return Error::Tls {
             target: target.to_string(),
             detail: tls::client_cert_hint(have_cert),
@@ -518,5 +511,59 @@ fn handshake_error(target: &str, url: &WsUrl, e: WsError, route: &Route) -> Erro
             target: target.to_string(),
             detail: other.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(s: &str) -> WsUrl {
+        WsUrl::parse(s).unwrap()
+    }
+
+    #[test]
+    fn locations_resolve_and_map_schemes() {
+        let cur = u("wss://user:pw@h.example:8443/a/b?x=1");
+        let r = |loc: &str| resolve_location(&cur, loc).map(|w| w.url().to_string());
+        assert_eq!(r("/c").as_deref(), Some("wss://h.example:8443/c"));
+        assert_eq!(r("c?y=2").as_deref(), Some("wss://h.example:8443/a/c?y=2"));
+        assert_eq!(r("https://o.example/").as_deref(), Some("wss://o.example/"));
+        assert_eq!(
+            r("http://o.example:80/p").as_deref(),
+            Some("ws://o.example/p")
+        );
+        assert_eq!(
+            r("ws://o.example/p#frag").as_deref(),
+            Some("ws://o.example/p")
+        );
+        assert_eq!(r("//o.example/p").as_deref(), Some("wss://o.example/p"));
+        assert_eq!(r("ftp://o.example/"), None);
+        assert_eq!(r("mailto:x@y"), None);
+    }
+
+    #[test]
+    fn shown_locations_hide_secrets() {
+        let cur = u("ws://h/");
+        assert_eq!(
+            show_location(&cur, "https://u:pw@o.example/x?token=abc&room=1"),
+            "https://u:***@o.example/x?token=***&room=1"
+        );
+        assert_eq!(show_location(&cur, "/new"), "ws://h/new");
+        assert_eq!(
+            show_location(&cur, "gopher://x/"),
+            "an invalid or non-WebSocket Location"
+        );
+    }
+
+    #[test]
+    fn same_site_for_credentials() {
+        let a = u("ws://Host.example/");
+        assert!(same_site(&a, &u("ws://host.example:80/other")));
+        assert!(same_site(&a, &u("wss://host.example/")));
+        assert!(!same_site(&a, &u("ws://host.example:8080/")));
+        assert!(!same_site(&a, &u("ws://other.example/")));
+        assert!(!same_site(&u("wss://h/"), &u("ws://h/")));
+        assert!(!same_site(&u("ws://127.0.0.1/"), &u("ws://localhost/")));
     }
 }

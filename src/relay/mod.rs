@@ -253,8 +253,12 @@ where
 /// Errors that retrying cannot fix.
 fn gives_up(e: &Error) -> bool {
     match e {
+        // 401/403 from the server, or a proxy refusing us (407, 403, SOCKS login/ruleset):
+        // the same credentials will be refused again.
         Error::Handshake { detail, .. } => {
-            detail.starts_with("HTTP 401") || detail.starts_with("HTTP 403")
+            detail.starts_with("HTTP 401")
+                || detail.starts_with("HTTP 403")
+                || detail.starts_with("proxy")
         }
         Error::Usage(_) | Error::Input(_) | Error::Internal(_) => true,
         _ => false,

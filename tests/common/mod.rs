@@ -52,6 +52,15 @@ pub fn command(args: &[&str]) -> Command {
         .env_remove("RUST_LOG")
         .env_remove("SSL_CERT_FILE")
         .env_remove("WSBRIDGE_BASIC_AUTH")
+        // The client honours proxy variables; loopback test traffic must not go through one.
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
         .kill_on_drop(true);
     cmd
 }

@@ -224,6 +224,19 @@ pub async fn tls_echo_server(pki: &Pki, mtls: bool) -> Peer {
 /// `--auth 0`: pproxy otherwise remembers an authenticated client address for 30 days and lets
 /// later connections from it in without credentials.
 pub async fn pproxy(scheme: &str, userpass: Option<&str>) -> Peer {
+    let have = Command::new(python())
+        .args(["-c", "import pproxy"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .expect("run the test Python");
+    assert!(
+        have.success(),
+        "the test virtualenv has no `pproxy`: install tests/peers/requirements.txt into it \
+         (.venv/bin/pip install -r tests/peers/requirements.txt)"
+    );
     let listen = match userpass {
         Some(up) => format!("{scheme}://127.0.0.1:0#{up}"),
         None => format!("{scheme}://127.0.0.1:0"),
