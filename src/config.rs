@@ -671,6 +671,11 @@ fn framing_options(cli: &Cli) -> Result<FramingOptions> {
             framing_name(framing)
         )));
     }
+    if cli.split_long && (cli.base64 || cli.jsonrpc) {
+        return Err(Error::Usage(
+            "--split-long cannot cut base64 or JSON-RPC lines; drop one of them".into(),
+        ));
+    }
     if cli.text_prefix.is_some() && cli.text_prefix == cli.binary_prefix {
         return Err(Error::Usage(
             "--text-prefix and --binary-prefix must differ".into(),

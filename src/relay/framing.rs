@@ -134,6 +134,8 @@ pub struct LocalDecoder {
     pending: VecDeque<Message>,
     /// Next JSON-RPC id.
     rpc_id: u64,
+    /// The type of a long line whose first pieces were already sent (`--split-long`).
+    continuing: Option<bool>,
     /// Text-mode frames sent as binary because they were not UTF-8.
     pub binary_fallbacks: u64,
 }
@@ -145,6 +147,7 @@ impl LocalDecoder {
             scanned: 0,
             pending: VecDeque::new(),
             rpc_id: 1,
+            continuing: None,
             binary_fallbacks: 0,
         }
     }
@@ -168,16 +171,39 @@ impl LocalDecoder {
         }
     }
 
+    /// Where to cut a long line for `--split-long`: at most the limit, not inside a UTF-8
+    /// character, not between a backslash and what it escapes.
+    fn cut_point(&self, buf: &[u8]) -> usize {
+        let max = self.opts.max_message_size.min(buf.len()).max(1);
+        let mut n = max;
+        while n > 1 && n < buf.len() && (buf[n] & 0xC0) == 0x80 {
+            n -= 1;
+        }
+        if self.opts.newline_policy == NewlinePolicy::Escape {
+            let backslashes = buf[..n].iter().rev().take_while(|&&b| b == b'\\').count();
+            if backslashes % 2 == 1 && n > 1 {
+                n -= 1;
+            }
+        }
+        n
+    }
+
     fn too_long(&self) -> FramingError {
         FramingError::TooLong {
             limit: self.opts.max_message_size,
         }
     }
 
-    /// One delimited frame (without its separator) → message, per the line options.
-    fn delimited(&mut self, mut frame: BytesMut) -> Result<Option<Message>, FramingError> {
+    /// One delimited frame (without its separator) → message, per the line options. `last` is
+    /// false for a piece of a long line cut off early (`--split-long`): the line's type comes
+    /// from its first piece (the prefix), and later pieces keep it.
+    fn delimited(
+        &mut self,
+        mut frame: BytesMut,
+        last: bool,
+    ) -> Result<Option<Message>, FramingError> {
         let o = &self.opts;
-        if o.framing == Framing::Lines && frame.last() == Some(&b'\r') {
+        if last && o.framing == Framing::Lines && frame.last() == Some(&b'\r') {
             frame.truncate(frame.len() - 1);
         }
         if o.framing == Framing::Jsonl {
@@ -186,7 +212,9 @@ impl LocalDecoder {
         let mut frame = frame.freeze();
         let mut text = o.mode == Mode::Text;
         let mut from_base64 = false;
-        if let Some(p) = o
+        if let Some(t) = self.continuing {
+            text = t;
+        } else if let Some(p) = o
             .binary_prefix
             .as_deref()
             .filter(|p| frame.starts_with(p.as_bytes()))
@@ -202,6 +230,7 @@ impl LocalDecoder {
             frame.advance(p.len());
             text = true;
         }
+        self.continuing = if last { None } else { Some(text) };
         let mut payload = if o.newline_policy == NewlinePolicy::Escape {
             unescape(&frame)
         } else {
@@ -354,6 +383,15 @@ impl Decoder for LocalDecoder {
                 let sep = self.opts.separator().expect("delimited framing");
                 let Some(i) = buf[self.scanned..].iter().position(|&b| b == sep) else {
                     self.scanned = buf.len();
+                    if self.opts.split_long && buf.len() > self.opts.max_message_size {
+                        // --split-long: send what we have now, so the buffer stays bounded.
+                        let piece = buf.split_to(self.cut_point(buf));
+                        self.scanned = buf.len();
+                        match self.delimited(piece, false)? {
+                            Some(m) => return Ok(Some(m)),
+                            None => continue,
+                        }
+                    }
                     if buf.len() > self.max_buffered() && !self.opts.split_long {
                         return Err(self.too_long());
                     }
@@ -367,7 +405,7 @@ impl Decoder for LocalDecoder {
                     return Err(self.too_long());
                 }
                 // Skipped frames (blank jsonl / JSON-RPC lines) do not end the search.
-                if let Some(m) = self.delimited(frame)? {
+                if let Some(m) = self.delimited(frame, true)? {
                     return Ok(Some(m));
                 }
             },
@@ -442,7 +480,7 @@ impl Decoder for LocalDecoder {
                 if frame.len() > self.max_buffered() && !self.opts.split_long {
                     return Err(self.too_long());
                 }
-                match self.delimited(frame)? {
+                match self.delimited(frame, true)? {
                     Some(m) => Ok(Some(m)),
                     None => Ok(self.pending.pop_front()),
                 }
@@ -741,6 +779,36 @@ mod tests {
             decode_all(&o, "a€€".as_bytes(), 100).unwrap(),
             [text("a€"), text("€")]
         );
+    }
+
+    #[test]
+    fn split_long_keeps_the_buffer_bounded_and_the_type() {
+        let mut o = opts(Framing::Lines);
+        o.max_message_size = 10;
+        o.split_long = true;
+        o.binary_prefix = Some("B:".into());
+        let mut d = LocalDecoder::new(o);
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        // A binary-prefixed line of 1000 bytes, fed in chunks: pieces come out as it arrives.
+        let mut line = b"B:".to_vec();
+        line.extend(std::iter::repeat_n(b'x', 1000));
+        line.push(b'\n');
+        for chunk in line.chunks(7) {
+            buf.extend_from_slice(chunk);
+            while let Some(m) = d.decode(&mut buf).unwrap() {
+                out.push(m);
+            }
+            assert!(buf.len() <= 10 + 7, "buffer grew to {}", buf.len());
+        }
+        assert!(
+            out.iter().all(|m| m.is_binary() && m.len() <= 10),
+            "{out:?}"
+        );
+        assert_eq!(out.iter().map(Message::len).sum::<usize>(), 1000);
+        // The next line starts afresh.
+        buf.extend_from_slice(b"short\n");
+        assert_eq!(d.decode(&mut buf).unwrap(), Some(text("short")));
     }
 
     #[test]
