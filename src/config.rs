@@ -676,9 +676,12 @@ fn framing_options(cli: &Cli) -> Result<FramingOptions> {
             "--split-long cannot cut base64 or JSON-RPC lines; drop one of them".into(),
         ));
     }
-    if cli.text_prefix.is_some() && cli.text_prefix == cli.binary_prefix {
+    if let (Some(t), Some(b)) = (&cli.text_prefix, &cli.binary_prefix)
+        && (t.starts_with(b.as_str()) || b.starts_with(t.as_str()))
+    {
         return Err(Error::Usage(
-            "--text-prefix and --binary-prefix must differ".into(),
+            "--text-prefix and --binary-prefix must differ, and neither may start with the other"
+                .into(),
         ));
     }
     if [&cli.text_prefix, &cli.binary_prefix]

@@ -18,8 +18,6 @@
 //! Text frames never carry invalid UTF-8: a text-mode frame that is not UTF-8 is sent as a
 //! binary message (counted in [`LocalDecoder::binary_fallbacks`], the relay warns).
 
-use std::collections::VecDeque;
-
 use base64::Engine;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -130,8 +128,8 @@ pub struct LocalDecoder {
     opts: FramingOptions,
     /// How far the buffer has already been searched for a separator.
     scanned: usize,
-    /// Messages made by splitting one long line (`--split-long`), not yet returned.
-    pending: VecDeque<Message>,
+    /// The rest of a long line being cut into pieces (`--split-long`) and its type.
+    pending: Option<(Bytes, bool)>,
     /// Next JSON-RPC id.
     rpc_id: u64,
     /// The type of a long line whose first pieces were already sent (`--split-long`).
@@ -145,7 +143,7 @@ impl LocalDecoder {
         LocalDecoder {
             opts,
             scanned: 0,
-            pending: VecDeque::new(),
+            pending: None,
             rpc_id: 1,
             continuing: None,
             binary_fallbacks: 0,
@@ -259,25 +257,31 @@ impl LocalDecoder {
         Ok(Some(self.typed(payload, text)))
     }
 
-    /// `--split-long`: cut into messages of at most the limit (text: on character boundaries).
-    fn split(&mut self, mut payload: Bytes, text: bool) -> Option<Message> {
-        let max = self.opts.max_message_size;
+    /// `--split-long`: the first piece of at most the limit (text: on a character boundary);
+    /// the rest waits in `pending` and is cut piece by piece as messages are asked for.
+    fn split(&mut self, payload: Bytes, text: bool) -> Option<Message> {
         let text = text && std::str::from_utf8(&payload).is_ok();
-        while !payload.is_empty() {
-            let mut n = payload.len().min(max);
-            if text {
-                while n > 0 && n < payload.len() && (payload[n] & 0xC0) == 0x80 {
-                    n -= 1;
-                }
-                if n == 0 {
-                    n = payload.len().min(max);
-                }
+        self.pending = Some((payload, text));
+        self.next_piece()
+    }
+
+    fn next_piece(&mut self) -> Option<Message> {
+        let (mut payload, text) = self.pending.take()?;
+        let max = self.opts.max_message_size;
+        let mut n = payload.len().min(max);
+        if text {
+            while n > 0 && n < payload.len() && (payload[n] & 0xC0) == 0x80 {
+                n -= 1;
             }
-            let piece = payload.split_to(n);
-            let m = self.typed(piece, text);
-            self.pending.push_back(m);
+            if n == 0 {
+                n = payload.len().min(max);
+            }
         }
-        self.pending.pop_front()
+        let piece = payload.split_to(n);
+        if !payload.is_empty() {
+            self.pending = Some((payload, text));
+        }
+        Some(self.typed(piece, text))
     }
 
     /// A jsonl line → message. Blank lines are skipped.
@@ -325,6 +329,17 @@ impl LocalDecoder {
             }
             other => return Err(bad(format!("unknown type {other:?}"))),
         };
+        // RFC 6455 §5.5: control frames carry at most 125 bytes (a close reason 123).
+        let control = match &msg {
+            Message::Ping(p) | Message::Pong(p) => Some(p.len()),
+            Message::Close(Some(f)) => Some(f.reason.len() + 2),
+            _ => None,
+        };
+        if control.is_some_and(|n| n > 125) {
+            return Err(bad(format!(
+                "{kind} payload over 125 bytes (RFC 6455 control frame limit)"
+            )));
+        }
         if msg.len() > self.opts.max_message_size {
             return Err(self.too_long());
         }
@@ -368,7 +383,7 @@ impl Decoder for LocalDecoder {
     type Error = FramingError;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, FramingError> {
-        if let Some(m) = self.pending.pop_front() {
+        if let Some(m) = self.next_piece() {
             return Ok(Some(m));
         }
         match self.opts.framing {
@@ -482,7 +497,7 @@ impl Decoder for LocalDecoder {
                 }
                 match self.delimited(frame, true)? {
                     Some(m) => Ok(Some(m)),
-                    None => Ok(self.pending.pop_front()),
+                    None => Ok(self.next_piece()),
                 }
             }
             Framing::Webfs | Framing::LengthPrefixed => {
@@ -950,6 +965,7 @@ mod tests {
             b"{\"type\":\"x\"}\n",
             b"{\"type\":\"binary\",\"data\":\"!\"}\n",
             b"{\"type\":\"close\",\"code\":1005}\n",
+            b"{\"type\":\"ping\",\"data\":\"eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4\"}\n",
         ] {
             assert!(
                 decode_all(&o, bad, 100)

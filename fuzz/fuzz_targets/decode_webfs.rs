@@ -1,0 +1,17 @@
+//! Arbitrary bytes → `webfs` decoder (`t`/`b`, space, 20 digits, payload).
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use wsbridge::relay::framing::{Framing, FramingOptions};
+use wsbridge_fuzz::{Cursor, Limits, run_decoder};
+
+fuzz_target!(|data: &[u8]| {
+    let mut c = Cursor::new(data);
+    let max = c.max_size();
+    let mode = c.mode();
+    let pattern = c.chunks();
+    let opts = FramingOptions {
+        framing: Framing::Webfs,
+        ..FramingOptions::simple(mode, max)
+    };
+    run_decoder(&opts, pattern, c.rest(), Limits::standard(max));
+});
