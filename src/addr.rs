@@ -442,11 +442,11 @@ impl WsUrl {
         if self.url.username().is_empty() && self.url.password().is_none() {
             return None;
         }
+        // Percent-decoding only: in userinfo a '+' is a plus, not a space.
         let dec = |s: &str| {
-            url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
         };
         Some((
             dec(self.url.username()),
@@ -761,6 +761,11 @@ mod tests {
             "wss://bob:***@h/x?access_token=***&room=1&api_key=***"
         );
         assert_eq!(u.credentials(), Some(("bob".into(), "hunter2".into())));
+        // Userinfo is percent-decoded only: '+' stays a plus.
+        let Address::Ws(plus) = "ws://u%40x:a+b%2Fc@h/".parse().unwrap() else {
+            panic!()
+        };
+        assert_eq!(plus.credentials(), Some(("u@x".into(), "a+b/c".into())));
         assert_eq!(
             u.without_credentials().as_str(),
             "wss://h/x?access_token=abc&room=1&api_key=k"

@@ -28,7 +28,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tokio::pin!(session, shutdown);
         tokio::select! {
             r = &mut session => r,
-            () = &mut shutdown => session.await,
+            () = &mut shutdown => drain_after_signal(session, &config).await,
         }
     };
     // Every exec: child is ended and reaped before we exit (bounded by the kill grace).
@@ -100,7 +100,7 @@ async fn serve(
             tokio::pin!(one);
             return tokio::select! {
                 r = &mut one => r,
-                () = &mut shutdown => one.await,
+                () = &mut shutdown => drain_after_signal(one, &config).await,
             };
         }
         let (config2, opener2, listener2, slots2) = (
@@ -162,6 +162,22 @@ async fn session(local: Conn, info: SessionInfo, opener: &Opener, config: &Confi
     };
     crate::systemd::ready_if(config.uptime.ready_after_connect); // systemd
     relay::bridge(local, remote, &config.relay).await
+}
+
+/// After a signal: the session has seen the shutdown token and is closing; give it
+/// `--shutdown-timeout` (and a little), then stop waiting — that is still a clean exit.
+async fn drain_after_signal(
+    session: impl Future<Output = Result<()>>,
+    config: &Config,
+) -> Result<()> {
+    let limit = config.relay.shutdown_timeout + std::time::Duration::from_millis(500);
+    match tokio::time::timeout(limit, session).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::warn!("session still running after --shutdown-timeout; stopping it");
+            Ok(())
+        }
+    }
 }
 
 /// `--reconnect`: the local byte stream stays, the WebSocket (ADDR2) is reopened when it drops.

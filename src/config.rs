@@ -123,16 +123,13 @@ pub struct WsClientOptions {
     pub tls_roots: crate::cli::TlsRoots,
 }
 
-/// Keepalive, reconnect, shutdown and readiness.
+/// Reconnect and readiness (keepalive and shutdown live in `RelayOptions`).
 #[derive(Debug, Clone, Default)]
 pub struct UptimeOptions {
-    pub ping_interval: Option<Duration>,
-    pub ping_timeout: Option<Duration>,
     pub reconnect: bool,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
     pub reconnect_buffer: usize,
-    pub shutdown_timeout: Duration,
     pub ready_after_connect: bool,
 }
 
@@ -216,8 +213,6 @@ impl Config {
             Address::WsListen(w) => Some(w),
             _ => None,
         };
-        let has_exec = matches!(right, Address::Exec(_) | Address::ShC(_))
-            || matches!(left, Address::Exec(_) | Address::ShC(_));
         let needs = [
             (
                 has_ws,
@@ -429,7 +424,6 @@ impl Config {
                 })?;
             }
         }
-        let _ = has_exec;
 
         let framing = framing_options(&cli)?;
         let code = CloseCode::from(cli.close_code);
@@ -445,6 +439,17 @@ impl Config {
         if cli.one_message && (cli.max_messages.is_some() || cli.max_messages_rev.is_some()) {
             return usage(
                 "-1 means --max-messages 1 --max-messages-rev 1: give one or the others".into(),
+            );
+        }
+        if cli.reconnect && cli.reconnect_min.is_zero() {
+            return usage("--reconnect-min must be more than 0 (the backoff doubles it)".into());
+        }
+        if cli.ping_timeout.is_some_and(|t| t.is_zero()) {
+            return usage("--ping-timeout must be more than 0".into());
+        }
+        if framing.framing == Framing::LengthPrefixed && cli.max_message_size > 0x7FFF_FFFF {
+            return usage(
+                "--max-message-size: length-prefixed headers hold at most 2 GiB - 1".into(),
             );
         }
         if cli.max_messages == Some(0) || cli.max_messages_rev == Some(0) {
@@ -566,13 +571,10 @@ impl Config {
                 tls_roots: cli.tls_roots,
             },
             uptime: UptimeOptions {
-                ping_interval: cli.ping_interval.filter(|d| !d.is_zero()),
-                ping_timeout: cli.ping_timeout,
                 reconnect: cli.reconnect,
                 reconnect_min: cli.reconnect_min,
                 reconnect_max: cli.reconnect_max,
                 reconnect_buffer: cli.reconnect_buffer,
-                shutdown_timeout: cli.shutdown_timeout,
                 ready_after_connect: cli.ready_after_connect,
             },
             listen: ListenOptions {

@@ -179,3 +179,51 @@ async fn frozen_server_is_detected_as_a_dead_peer() {
         "peer not responding: nothing received within 300ms of a ping",
     );
 }
+
+#[tokio::test]
+async fn no_close_keeps_pinging_after_local_eof() {
+    // `echo subscribe | wsbridge -n --ping-interval …`: after stdin ends the feed stays checked
+    // and a live (answering) peer is never declared dead.
+    let (port, mut conns) = raw::listen().await;
+    let mut b = Bridge::spawn(&[
+        "-n",
+        "--ping-interval",
+        "150ms",
+        "--ping-timeout",
+        "150ms",
+        &format!("ws://127.0.0.1:{port}/"),
+    ]);
+    let mut peer = tokio::time::timeout(LIMIT, conns.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    b.write_stdin(b"subscribe\n").await;
+    b.close_stdin();
+    assert_eq!(peer.read().await.unwrap().payload, b"subscribe");
+    for _ in 0..4 {
+        let f = peer.read().await.unwrap();
+        assert_eq!(f.opcode, PING, "no Close after EOF with -n, only pings");
+        peer.send(true, PONG, &f.payload).await;
+    }
+    peer.send(true, raw::TEXT, b"feed item").await;
+    peer.send_close(1000, "").await;
+    drop(peer);
+    let f = b.finish().await;
+    assert_eq!(f.stdout_str(), "feed item\n");
+    assert_eq!(f.code, Some(0), "{}", f.stderr);
+}
+
+#[tokio::test]
+async fn sigterm_ends_a_byte_to_byte_session() {
+    let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = backend.local_addr().unwrap().port();
+    let held = tokio::spawn(async move { backend.accept().await.map(|(s, _)| s) });
+    let b = Bridge::spawn(&["-", &format!("tcp:127.0.0.1:{port}")]);
+    let _conn = held.await.unwrap().unwrap();
+    b.signal("TERM");
+    let mut b = b;
+    let stdin = b.stdin.take();
+    let f = b.finish().await;
+    drop(stdin);
+    assert_eq!(f.code, Some(0), "{}", f.stderr);
+}

@@ -118,8 +118,8 @@ pub fn spawn(argv: &[String], info: &SessionInfo, tasks: &TaskTracker) -> Result
 /// SIGTERM the child's process group, reap the child, give the group `KILL_GRACE` to go, then
 /// SIGKILL whatever is left.
 async fn end_group(pgid: libc::pid_t, child: &mut tokio::process::Child, label: &str) {
-    // SAFETY: kill(2) on a process group we created (the child is its leader and is reaped only
-    // below, so the id cannot have been reused while the group is alive).
+    // SAFETY: kill(2) on the process group we created for the child. Its id stays ours while
+    // any member is alive; once the group is empty, kill(-pgid, 0) fails and nothing is sent.
     let signal = |sig| unsafe { libc::kill(-pgid, sig) == 0 };
     let group_alive = || signal(0);
     if !group_alive() {

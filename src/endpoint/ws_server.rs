@@ -297,7 +297,13 @@ impl WsServer {
             }
         };
         if !req.is_upgrade() {
-            self.serve_http(&mut stream, &req, &who).await;
+            // Bounded too: a client that never reads its answer must not hold a task forever.
+            if tokio::time::timeout(limit, self.serve_http(&mut stream, &req, &who))
+                .await
+                .is_err()
+            {
+                tracing::info!("{who}: answer not taken within {limit:?}; dropped");
+            }
             return None;
         }
         // Capacity is decided last, atomically: a slot is taken only by a client that passed every
@@ -322,7 +328,7 @@ impl WsServer {
                         r.why
                     );
                 }
-                write_refusal(&mut stream, &r).await;
+                let _ = tokio::time::timeout(limit, write_refusal(&mut stream, &r)).await;
                 return None;
             }
         };
@@ -334,7 +340,8 @@ impl WsServer {
             resp.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
         }
         resp.push_str("\r\n");
-        if let Err(e) = stream.write_all(resp.as_bytes()).await {
+        let written = tokio::time::timeout(limit, stream.write_all(resp.as_bytes())).await;
+        if let Err(e) = written.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())) {
             tracing::info!("{who}: lost during handshake: {e}");
             return None;
         }

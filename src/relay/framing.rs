@@ -452,7 +452,8 @@ impl Decoder for LocalDecoder {
                 }
                 let len = len as usize;
                 if buf.len() < 22 + len {
-                    buf.reserve(22 + len - buf.len());
+                    // Grow towards the payload, but never reserve a claimed size up front.
+                    buf.reserve((22 + len - buf.len()).min(64 * 1024));
                     return Ok(None);
                 }
                 buf.advance(22);
@@ -470,7 +471,7 @@ impl Decoder for LocalDecoder {
                     return Err(self.too_long());
                 }
                 if buf.len() < 4 + len {
-                    buf.reserve(4 + len - buf.len());
+                    buf.reserve((4 + len - buf.len()).min(64 * 1024));
                     return Ok(None);
                 }
                 buf.advance(4);

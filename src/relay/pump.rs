@@ -46,6 +46,47 @@ enum Up {
     SendFailed,
 }
 
+/// How an idle wait ended.
+enum Idle {
+    /// What we waited for happened.
+    Done,
+    Dead,
+    SendFailed,
+    /// Shutdown was asked for; Close 1001 has been sent.
+    ShutDown,
+}
+
+/// Wait for `until` while keeping the WebSocket checked (pings, dead peer) and watching for
+/// shutdown. For times when this side has nothing to send.
+async fn idle(
+    sink: &mut MsgSink,
+    keepalive: &mut Keepalive,
+    seen: &impl Fn(&AtomicU64) -> Instant,
+    last_seen: &AtomicU64,
+    opts: &RelayOptions,
+    until: impl std::future::Future<Output = ()>,
+) -> Idle {
+    tokio::pin!(until);
+    loop {
+        tokio::select! {
+            () = &mut until => return Idle::Done,
+            () = keepalive.due() => match keepalive.act(seen(last_seen)) {
+                Keep::Ping => {
+                    if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                        return Idle::SendFailed;
+                    }
+                }
+                Keep::Dead => return Idle::Dead,
+                Keep::Wait => {}
+            },
+            () = opts.shutdown.cancelled() => {
+                send_close(sink, close(CloseCode::Away, "shutting down"), opts.close_timeout).await;
+                return Idle::ShutDown;
+            }
+        }
+    }
+}
+
 /// What the keepalive timer asks for.
 enum Keep {
     Ping,
@@ -227,6 +268,9 @@ impl LocalSide {
                     self.queued_bytes += m.len();
                     self.queued.push_back(m);
                 }
+                Some(Err(FramingError::Io(e))) => {
+                    return Err(Error::io(format!("{}: read failed", self.label), e));
+                }
                 Some(Err(e)) => return Err(Error::Input(format!("{}: {e}", self.label))),
             }
         }
@@ -303,29 +347,34 @@ pub async fn pump(
     let seen = |at: &AtomicU64| start + Duration::from_micros(at.load(Ordering::Relaxed));
     // Set when --max-messages-rev is reached, so the sending side stops waiting for replies.
     let replies_done = tokio::sync::Notify::new();
+    // Whether this side has sent a Close (the peer's answer is then expected, bounded).
+    let close_was_sent = std::sync::atomic::AtomicBool::new(false);
 
     let (up_end, down_end) = {
         let up = async {
-            let mut keepalive = Keepalive::new(opts.ping_interval, opts.ping_timeout);
+            // Pings only on a real WebSocket (a broadcast room would never answer them).
+            let mut keepalive =
+                Keepalive::new(opts.ping_interval.filter(|_| websocket), opts.ping_timeout);
             if !send {
                 // Local input is not read; pings and shutdown still are this side's job.
-                loop {
-                    tokio::select! {
-                        () = keepalive.due() => match keepalive.act(seen(&last_seen)) {
-                            Keep::Ping => {
-                                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
-                                    return Up::SendFailed;
-                                }
-                            }
-                            Keep::Dead => return Up::DeadPeer,
-                            Keep::Wait => {}
-                        },
-                        () = opts.shutdown.cancelled() => {
-                            send_close(&mut sink, close(CloseCode::Away, "shutting down"), opts.close_timeout).await;
-                            return Up::Eof;
-                        }
+                return match idle(
+                    &mut sink,
+                    &mut keepalive,
+                    &seen,
+                    &last_seen,
+                    opts,
+                    std::future::pending(),
+                )
+                .await
+                {
+                    Idle::Done => unreachable!("pending() never resolves"),
+                    Idle::Dead => Up::DeadPeer,
+                    Idle::SendFailed => Up::SendFailed,
+                    Idle::ShutDown => {
+                        close_was_sent.store(true, Ordering::Relaxed);
+                        Up::Eof
                     }
-                }
+                };
             }
             let mut warned = 0u64;
             let mut local_close = None;
@@ -353,7 +402,24 @@ pub async fn pump(
                     // Enough sent. With a reply limit pending, wait for the replies first.
                     if down_limit.is_some() {
                         let _ = sink.flush().await;
-                        replies_done.notified().await;
+                        match idle(
+                            &mut sink,
+                            &mut keepalive,
+                            &seen,
+                            &last_seen,
+                            opts,
+                            replies_done.notified(),
+                        )
+                        .await
+                        {
+                            Idle::Done => {}
+                            Idle::Dead => return Up::DeadPeer,
+                            Idle::SendFailed => return Up::SendFailed,
+                            Idle::ShutDown => {
+                                close_was_sent.store(true, Ordering::Relaxed);
+                                return Up::Eof;
+                            }
+                        }
                     }
                     break;
                 }
@@ -425,6 +491,7 @@ pub async fn pump(
                         };
                         let _ = sink.flush().await;
                         send_close(&mut sink, msg, opts.close_timeout).await;
+                        close_was_sent.store(true, Ordering::Relaxed);
                         return Up::Failed(err);
                     }
                 }
@@ -446,6 +513,7 @@ pub async fn pump(
                 {
                     return Up::SendFailed;
                 }
+                close_was_sent.store(true, Ordering::Relaxed);
                 return Up::Eof;
             }
             if !opts.no_close || local_close.is_some() {
@@ -472,8 +540,28 @@ pub async fn pump(
                 if sink.send(Message::Close(frame)).await.is_err() {
                     return Up::SendFailed;
                 }
+                close_was_sent.store(true, Ordering::Relaxed);
+                return Up::Eof;
             }
-            Up::Eof
+            // --no-close: local input is over, the WebSocket stays; keep it checked.
+            match idle(
+                &mut sink,
+                &mut keepalive,
+                &seen,
+                &last_seen,
+                opts,
+                std::future::pending(),
+            )
+            .await
+            {
+                Idle::Done => unreachable!("pending() never resolves"),
+                Idle::Dead => Up::DeadPeer,
+                Idle::SendFailed => Up::SendFailed,
+                Idle::ShutDown => {
+                    close_was_sent.store(true, Ordering::Relaxed);
+                    Up::Eof
+                }
+            }
         };
         let down = async {
             if let Err(e) = output.feed(LocalEvent::Open).await {
@@ -528,6 +616,7 @@ pub async fn pump(
         tokio::pin!(up, down);
         let mut up_end: Option<Up> = None;
         let silence_limit = opts.ping_interval.unwrap_or_default() + opts.ping_timeout;
+        let keepalive_on = opts.ping_interval.is_some() && websocket;
         let mut deadline: Option<Instant> = None;
         let down_end = loop {
             tokio::select! {
@@ -535,19 +624,17 @@ pub async fn pump(
                     if matches!(u, Up::DeadPeer) {
                         break Some(Down::DeadPeer);
                     }
-                    match &u {
-                        Up::Eof if opts.no_close => {}
-                        _ if opts.shutdown.is_cancelled() => deadline = Some(Instant::now() + opts.shutdown_timeout),
-                        _ => deadline = Some(Instant::now() + opts.close_timeout),
-                    }
-                    close_sent = matches!(u, Up::Eof) && !opts.no_close;
+                    // Whoever sent a Close waits for the answer, bounded; shutdown has its own bound.
+                    close_sent = close_was_sent.load(Ordering::Relaxed);
+                    let limit = if opts.shutdown.is_cancelled() { opts.shutdown_timeout } else { opts.close_timeout };
+                    deadline = Some(Instant::now() + limit);
                     up_end = Some(u);
                 }
                 d = &mut down => break Some(d),
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => break None,
                 // A peer that stops reading can block our writes, and the pings with them:
                 // silence for longer than a ping interval plus the timeout is a dead peer too.
-                () = tokio::time::sleep(silence_limit), if opts.ping_interval.is_some() => {
+                () = tokio::time::sleep(silence_limit), if keepalive_on && up_end.is_none() => {
                     if Instant::now().duration_since(seen(&last_seen)) > silence_limit {
                         break Some(Down::DeadPeer);
                     }
@@ -637,7 +724,10 @@ pub async fn pump(
             .await;
             Ok(())
         }
-        Some(Down::Ended) => Ok(()),
+        Some(Down::Ended) => {
+            last_word = (None, Some("connection ended".into()));
+            Ok(())
+        }
         Some(Down::DeadPeer) => {
             // Nothing will answer: a short, best-effort goodbye.
             send_close(
@@ -672,7 +762,10 @@ pub async fn pump(
             }
             match err {
                 // We had said goodbye; a peer that just hangs up has answered well enough.
-                Error::PeerClosed { .. } if close_sent => Ok(()),
+                Error::PeerClosed { .. } if close_sent => {
+                    last_word = (None, Some("connection ended after our Close".into()));
+                    Ok(())
+                }
                 err => {
                     last_word = (None, Some(err.to_string()));
                     Err(err)
@@ -689,24 +782,35 @@ pub async fn pump(
                 Err(Error::io(format!("{local_label}: write failed"), e))
             }
         }
-        None => Err(Error::Timeout {
-            target: label.clone(),
-            what: "closing handshake (no Close from the peer)",
-            after: opts.close_timeout,
-        }),
+        // Shutting down: we said goodbye and waited long enough; that is a clean stop.
+        None if opts.shutdown.is_cancelled() => {
+            last_word = (None, Some("shutting down".into()));
+            Ok(())
+        }
+        None => {
+            last_word = (None, Some("no Close from the peer".into()));
+            Err(Error::Timeout {
+                target: label.clone(),
+                what: "closing handshake (no Close from the peer)",
+                after: opts.close_timeout,
+            })
+        }
     };
     // Tell the local side (jsonl: a close event), flush, and close its write side (dropping the
     // writer: for a pipe, such as a child's stdin, only closing it is EOF).
-    let _ = output
-        .send(LocalEvent::Closed(last_word.0, last_word.1))
-        .await;
+    // Bounded: a local reader that stopped reading must not hold the session forever.
+    let _ = tokio::time::timeout(
+        opts.close_timeout,
+        output.send(LocalEvent::Closed(last_word.0, last_word.1)),
+    )
+    .await;
     let encoder = output.encoder().clone();
     let mut writer = std::mem::replace(
         output,
         FramedWrite::new(Box::new(tokio::io::sink()), encoder),
     )
     .into_inner();
-    let _ = writer.shutdown().await;
+    let _ = tokio::time::timeout(opts.close_timeout, writer.shutdown()).await;
     drop(writer);
     if drain_after {
         drain(&mut stream, opts.close_timeout).await;
@@ -914,13 +1018,20 @@ pub async fn bytes_bytes(a: ByteConn, b: ByteConn, opts: &RelayOptions) -> Resul
     let rev = copy_half(opts.reverse, exit_on_eof, br, aw);
     // With -E the first direction to end ends the session: dropping the other one closes its
     // writer too.
-    let result = if exit_on_eof {
-        tokio::select! {
-            r = fwd => r,
-            r = rev => r,
+    let both = async {
+        if exit_on_eof {
+            tokio::select! {
+                r = fwd => r,
+                r = rev => r,
+            }
+        } else {
+            tokio::try_join!(fwd, rev).map(|_| ())
         }
-    } else {
-        tokio::try_join!(fwd, rev).map(|_| ())
+    };
+    // Byte streams have no goodbye of their own: on shutdown both are simply closed.
+    let result = tokio::select! {
+        r = both => r,
+        () = opts.shutdown.cancelled() => Ok(()),
     };
     match result {
         Ok(()) => Ok(()),
@@ -1050,7 +1161,10 @@ pub async fn echo_bytes(b: ByteConn, echo: bool, opts: &RelayOptions) -> Result<
                 if let Err(e) = output.flush().await {
                     break Err(FramingError::Io(e));
                 }
-                input.next().await
+                tokio::select! {
+                    n = input.next() => n,
+                    () = opts.shutdown.cancelled() => None,
+                }
             }
         };
         match next {
