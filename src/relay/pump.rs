@@ -839,6 +839,30 @@ pub async fn pump(
     Ended::Done(result)
 }
 
+/// The next message from `src`. When none is ready, `dst` is flushed first (writes are batched
+/// while input keeps coming). On the first shutdown request, Close 1001 ("shutting down") is sent
+/// on `dst` and reading goes on, so the peers' answers can still arrive.
+async fn next_batched(
+    src: &mut MsgStream,
+    dst: &mut MsgSink,
+    closing: &mut bool,
+    opts: &RelayOptions,
+) -> Option<std::result::Result<Message, WsError>> {
+    if let Some(n) = src.next().now_or_never() {
+        return n;
+    }
+    let _ = dst.flush().await;
+    loop {
+        tokio::select! {
+            n = src.next() => return n,
+            () = opts.shutdown.cancelled(), if !*closing => {
+                *closing = true;
+                let _ = dst.send(close(CloseCode::Away, "shutting down")).await;
+            }
+        }
+    }
+}
+
 /// How one direction of a messages↔messages bridge ended.
 enum Dir {
     Closed(Option<CloseFrame>),
@@ -859,22 +883,9 @@ async fn forward(
 ) -> Dir {
     let mut closing = false;
     loop {
-        let next = match src.next().now_or_never() {
-            Some(n) => n,
-            None => {
-                let _ = dst.flush().await;
-                tokio::select! {
-                    n = src.next() => n,
-                    () = opts.shutdown.cancelled(), if !closing => {
-                        // Asked to stop: Close 1001 to the side we write to; its answer ends
-                        // the other direction, and this one ends with the source's answer.
-                        closing = true;
-                        let _ = dst.send(close(CloseCode::Away, "shutting down")).await;
-                        continue;
-                    }
-                }
-            }
-        };
+        // On shutdown: Close 1001 to the side we write to; its answer ends the other
+        // direction, and this one ends with the source's answer.
+        let next = next_batched(src, dst, &mut closing, opts).await;
         match next {
             None => {
                 let _ = dst.send(close(CloseCode::Away, "")).await;
@@ -1086,21 +1097,8 @@ pub async fn echo_messages(m: MsgConn, echo: bool, opts: &RelayOptions) -> Resul
     let mut count = Counter::default();
     let mut closing = false;
     let result = loop {
-        let next = match stream.next().now_or_never() {
-            Some(n) => n,
-            None => {
-                let _ = sink.flush().await;
-                tokio::select! {
-                    n = stream.next() => n,
-                    () = opts.shutdown.cancelled(), if !closing => {
-                        // Asked to stop: say goodbye, keep echoing until the peer's Close.
-                        closing = true;
-                        let _ = sink.send(close(CloseCode::Away, "shutting down")).await;
-                        continue;
-                    }
-                }
-            }
-        };
+        // On shutdown: say goodbye, keep echoing until the peer's Close.
+        let next = next_batched(&mut stream, &mut sink, &mut closing, opts).await;
         match next {
             None => break Ok(()),
             Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
