@@ -11,6 +11,7 @@ pub mod tls;
 pub mod unix;
 pub mod ws_client;
 pub mod ws_server;
+pub mod wsconn;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -8,7 +8,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine;
-use futures_util::StreamExt;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
@@ -20,7 +19,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::either::Either;
 
-use super::{MsgConn, proxy, tls};
+use super::{MsgConn, proxy, tls, wsconn};
 use crate::addr::WsUrl;
 use crate::config::WsClientOptions;
 use crate::error::{Error, Result};
@@ -75,10 +74,14 @@ impl WsConnector {
                 limit,
                 &target,
                 "WebSocket handshake",
-                tokio_tungstenite::client_async_with_config(request, stream, Some(cfg)),
+                tokio_tungstenite::client_async_with_config(
+                    request,
+                    wsconn::HeadLimited::new(stream),
+                    Some(cfg),
+                ),
             )
             .await?;
-            let (ws, response) = match result {
+            let (mut ws, response) = match result {
                 Ok(ok) => ok,
                 Err(WsError::Http(resp))
                     if self.opts.follow_redirects && FOLLOWED.contains(&resp.status().as_u16()) =>
@@ -111,10 +114,18 @@ impl WsConnector {
                 }
             };
             tracing::info!("{target}: connected (HTTP {})", response.status().as_u16());
-            let (sink, stream) = ws.split();
+            // From here on the connection is ours (wsconn), with what tungstenite left unread.
+            let (stream, leftover) = ws.get_mut().take().ok_or_else(|| {
+                Error::Internal(format!("{target}: connection lost after the handshake"))
+            })?;
+            let limits = wsconn::Limits {
+                max_message: self.opts.max_message_size,
+                max_frame: self.opts.max_frame_size,
+            };
+            let (stream, sink) = wsconn::split(stream, leftover, wsconn::Role::Client, limits);
             return Ok(MsgConn {
-                stream: Box::pin(stream),
-                sink: Box::pin(sink),
+                stream,
+                sink,
                 label: target,
                 websocket: true,
             });

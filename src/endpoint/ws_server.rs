@@ -7,17 +7,15 @@
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 
-use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
 use tokio_util::either::Either;
 
-use super::{MsgConn, SessionInfo, Slot, Slots, tls};
+use super::{MsgConn, SessionInfo, Slot, Slots, tls, wsconn};
 use crate::addr::WsListen;
 use crate::config::ServerOptions;
 use crate::error::{Error, Result};
@@ -345,14 +343,11 @@ impl WsServer {
             tracing::info!("{who}: lost during handshake: {e}");
             return None;
         }
-        let config = WebSocketConfig::default()
-            .read_buffer_size(8 * 1024)
-            .write_buffer_size(32 * 1024)
-            .max_write_buffer_size(self.opts.max_message_size.saturating_mul(2).max(1 << 20))
-            .max_message_size(Some(self.opts.max_message_size))
-            .max_frame_size(Some(self.opts.max_frame_size));
-        let ws = WebSocketStream::from_partially_read(stream, leftover, Role::Server, Some(config))
-            .await;
+        let limits = wsconn::Limits {
+            max_message: self.opts.max_message_size,
+            max_frame: self.opts.max_frame_size,
+        };
+        let (ws_stream, ws_sink) = wsconn::split(stream, leftover, wsconn::Role::Server, limits);
         let label = format!("{who} {}", req.path());
         tracing::info!(
             "{label}: accepted{}",
@@ -380,11 +375,10 @@ impl WsServer {
             request_uri: Some(req.uri.clone()),
             headers,
         };
-        let (sink, stream) = ws.split();
         Some((
             MsgConn {
-                stream: Box::pin(stream),
-                sink: Box::pin(sink),
+                stream: ws_stream,
+                sink: ws_sink,
                 label,
                 websocket: true,
             },

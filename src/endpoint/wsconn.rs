@@ -1,0 +1,813 @@
+//! The WebSocket protocol after the handshake (RFC 6455 §5–7) over any byte stream: frames,
+//! masking, fragmented messages, answers to pings and the closing handshake. Both roles use it
+//! in place of tokio-tungstenite's `WebSocketStream` (which still does the client handshake):
+//!
+//! - the two halves share the connection through a plain mutex, taken for one poll at a time
+//!   (no BiLock and no lock futures per message);
+//! - received payloads are cut out of the read buffer without copying;
+//! - buffers start small (an idle connection holds a few KiB) and grow with the traffic (bulk
+//!   transfers read up to 256 KiB per call).
+//!
+//! Errors and closing follow tungstenite's (the same `tungstenite::Error` values, the same
+//! states), so the relay classifies them exactly as before.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker, ready};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures_util::{Sink, Stream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::{MsgSink, MsgStream};
+
+/// First read buffer of a connection.
+const INITIAL_READ: usize = 4 * 1024;
+/// Reads grow (doubling each time one fills the buffer) up to this.
+const MAX_READ: usize = 256 * 1024;
+/// Above this many unwritten bytes, `poll_ready` writes before taking more.
+const WRITE_HIGH: usize = 64 * 1024;
+/// Pongs are not queued beyond this (a peer that pings and never reads).
+const MAX_PENDING_WRITE: usize = 1 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Server,
+}
+
+/// Size limits for received frames and messages.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_message: usize,
+    pub max_frame: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Active,
+    /// We sent a Close; the peer's is awaited.
+    ClosedByUs,
+    /// The peer sent a Close (answered).
+    ClosedByPeer,
+    /// Both Closes were exchanged.
+    CloseAcknowledged,
+    /// Nothing more can be read or written.
+    Terminated,
+}
+
+impl State {
+    fn can_read(self) -> bool {
+        matches!(self, State::Active | State::ClosedByUs)
+    }
+}
+
+const READER: usize = 0;
+const WRITER: usize = 1;
+
+struct Core<S> {
+    io: S,
+    role: Role,
+    limits: Limits,
+    state: State,
+    rbuf: BytesMut,
+    /// Bytes asked for in the next read.
+    read_size: usize,
+    /// Frames not yet written.
+    wbuf: BytesMut,
+    /// An answer (pong or Close) is in `wbuf` and was not written yet.
+    reply_pending: bool,
+    /// A fragmented message being received: text?, payload so far, bytes checked as UTF-8.
+    incomplete: Option<(bool, BytesMut, usize)>,
+    /// A half that found the write side blocked (so the other wakes it after progress).
+    write_waiters: [Option<Waker>; 2],
+}
+
+/// A frame header as read.
+struct Header {
+    fin: bool,
+    rsv: bool,
+    opcode: u8,
+    mask: Option<[u8; 4]>,
+    len: usize,
+    header_len: usize,
+}
+
+/// Split a connection whose handshake is done into the relay's two halves. `leftover`: bytes
+/// read past the end of the handshake (the first frames).
+pub fn split<S>(io: S, leftover: Vec<u8>, role: Role, limits: Limits) -> (MsgStream, MsgSink)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let core = Arc::new(Mutex::new(Core {
+        io,
+        role,
+        limits,
+        state: State::Active,
+        rbuf: BytesMut::from(&leftover[..]),
+        read_size: INITIAL_READ,
+        wbuf: BytesMut::new(),
+        reply_pending: false,
+        incomplete: None,
+        write_waiters: [None, None],
+    }));
+    (
+        Box::pin(WsReader {
+            core: core.clone(),
+            ended: false,
+        }),
+        Box::pin(WsWriter { core }),
+    )
+}
+
+struct WsReader<S> {
+    core: Arc<Mutex<Core<S>>>,
+    ended: bool,
+}
+
+struct WsWriter<S> {
+    core: Arc<Mutex<Core<S>>>,
+}
+
+fn lock<S>(core: &Mutex<Core<S>>) -> MutexGuard<'_, Core<S>> {
+    core.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsReader<S> {
+    type Item = Result<Message, WsError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let r = lock(&self.core).poll_message(cx);
+        if let Poll::Ready(None | Some(Err(_))) = r {
+            // Like tokio-tungstenite: after an error or the end, the stream is over.
+            self.ended = true;
+        }
+        r
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WsWriter<S> {
+    type Error = WsError;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        let mut core = lock(&self.core);
+        if core.wbuf.len() < WRITE_HIGH {
+            return Poll::Ready(Ok(()));
+        }
+        core.poll_write_out(cx, WRITER).map_err(WsError::Io)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), WsError> {
+        lock(&self.core).send(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        lock(&self.core).poll_flush(cx, WRITER)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        let mut core = lock(&self.core);
+        if core.state == State::Active {
+            core.state = State::ClosedByUs;
+            core.put_close(None);
+        }
+        core.poll_flush(cx, WRITER)
+    }
+}
+
+/// XOR `buf` with the 4-byte `mask`, starting at mask byte 0.
+fn apply_mask(buf: &mut [u8], mask: [u8; 4]) {
+    let m = u32::from_ne_bytes(mask);
+    let wide = (u64::from(m) << 32) | u64::from(m);
+    let mut chunks = buf.chunks_exact_mut(8);
+    for c in &mut chunks {
+        let v = u64::from_ne_bytes(c.try_into().expect("8 bytes")) ^ wide;
+        c.copy_from_slice(&v.to_ne_bytes());
+    }
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+        *b ^= mask[i & 3];
+    }
+}
+
+fn too_long(size: usize, max_size: usize) -> WsError {
+    WsError::Capacity(CapacityError::MessageTooLong { size, max_size })
+}
+
+fn utf8_error() -> WsError {
+    WsError::Utf8("invalid UTF-8 in a text message".into())
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
+    // ---- writing ----
+
+    fn put_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
+        let len = payload.len();
+        let masked = self.role == Role::Client;
+        self.wbuf.reserve(14 + len);
+        self.wbuf.put_u8(if fin { 0x80 } else { 0 } | opcode);
+        let mask_bit = if masked { 0x80 } else { 0 };
+        if len < 126 {
+            self.wbuf.put_u8(mask_bit | len as u8);
+        } else if len <= 0xFFFF {
+            self.wbuf.put_u8(mask_bit | 126);
+            self.wbuf.put_u16(len as u16);
+        } else {
+            self.wbuf.put_u8(mask_bit | 127);
+            self.wbuf.put_u64(len as u64);
+        }
+        if masked {
+            // RFC 6455 §5.3: a fresh, unpredictable key for every frame.
+            let mask: [u8; 4] = rand::random();
+            self.wbuf.put_slice(&mask);
+            let start = self.wbuf.len();
+            self.wbuf.put_slice(payload);
+            apply_mask(&mut self.wbuf[start..], mask);
+        } else {
+            self.wbuf.put_slice(payload);
+        }
+    }
+
+    fn put_close(&mut self, frame: Option<&CloseFrame>) {
+        match frame {
+            None => self.put_frame(true, 8, &[]),
+            Some(f) => {
+                let mut p = Vec::with_capacity(2 + f.reason.len());
+                p.extend_from_slice(&u16::from(f.code).to_be_bytes());
+                p.extend_from_slice(f.reason.as_bytes());
+                self.put_frame(true, 8, &p);
+            }
+        }
+    }
+
+    fn send(&mut self, msg: Message) -> Result<(), WsError> {
+        if self.state == State::Terminated {
+            return Err(WsError::AlreadyClosed);
+        }
+        if self.state != State::Active {
+            return Err(WsError::Protocol(ProtocolError::SendAfterClosing));
+        }
+        match msg {
+            Message::Text(t) => self.put_frame(true, 1, t.as_bytes()),
+            Message::Binary(b) => self.put_frame(true, 2, &b),
+            Message::Ping(p) => self.put_frame(true, 9, &p),
+            Message::Pong(p) => self.put_frame(true, 10, &p),
+            Message::Close(f) => {
+                self.state = State::ClosedByUs;
+                self.put_close(f.as_ref());
+            }
+            Message::Frame(f) => {
+                let h = f.header();
+                self.put_frame(h.is_final, u8::from(h.opcode), f.payload());
+            }
+        }
+        Ok(())
+    }
+
+    /// Write out `wbuf`. `who` is the half asking (woken again when the other half makes
+    /// progress, since the transport keeps only one waker for writing).
+    fn poll_write_out(&mut self, cx: &mut Context<'_>, who: usize) -> Poll<io::Result<()>> {
+        while !self.wbuf.is_empty() {
+            match Pin::new(&mut self.io).poll_write(cx, &self.wbuf) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.wbuf.advance(n);
+                    if let Some(w) = self.write_waiters[1 - who].take() {
+                        w.wake();
+                    }
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    self.write_waiters[who] = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+            }
+        }
+        self.reply_pending = false;
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>, who: usize) -> Poll<Result<(), WsError>> {
+        ready!(self.poll_write_out(cx, who)).map_err(WsError::Io)?;
+        ready!(Pin::new(&mut self.io).poll_flush(cx)).map_err(WsError::Io)?;
+        // A server whose closing handshake is complete is done (tungstenite's rule).
+        if self.role == Role::Server
+            && matches!(self.state, State::ClosedByPeer | State::CloseAcknowledged)
+        {
+            self.state = State::Terminated;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    // ---- reading ----
+
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, WsError>>> {
+        if self.state == State::Terminated {
+            return Poll::Ready(None);
+        }
+        loop {
+            if self.reply_pending {
+                // Answers go out even while only reading; a blocked write is retried later.
+                if let Poll::Ready(Err(e)) = self.poll_flush(cx, READER) {
+                    return Poll::Ready(Some(Err(e)));
+                }
+                if self.state == State::Terminated {
+                    return Poll::Ready(None);
+                }
+            } else if self.role == Role::Server && !self.state.can_read() {
+                self.state = State::Terminated;
+                return Poll::Ready(None);
+            }
+            match self.parse_header() {
+                Err(e) => return Poll::Ready(Some(Err(e))),
+                Ok(Some(h)) if self.rbuf.len() >= h.header_len + h.len => {
+                    match self.take_frame(h) {
+                        Ok(Some(m)) => return Poll::Ready(Some(Ok(m))),
+                        Ok(None) => continue,
+                        Err(e) => return Poll::Ready(Some(Err(e))),
+                    }
+                }
+                Ok(h) => {
+                    // More bytes needed: room for the rest of this frame (bounded), or a read.
+                    let want = h.map_or(0, |h| h.header_len + h.len - self.rbuf.len());
+                    let spare = self.rbuf.capacity() - self.rbuf.len();
+                    if spare < 1024 || spare < want.min(MAX_READ) {
+                        self.rbuf
+                            .reserve(self.read_size.max(want.min(4 * MAX_READ)));
+                    }
+                    let spare = self.rbuf.capacity() - self.rbuf.len();
+                    let n = match ready!(tokio_util::io::poll_read_buf(
+                        Pin::new(&mut self.io),
+                        cx,
+                        &mut self.rbuf
+                    )) {
+                        Ok(n) => n,
+                        Err(e) => return Poll::Ready(self.read_failed(e)),
+                    };
+                    if n == 0 {
+                        return Poll::Ready(self.ended());
+                    }
+                    if n == spare && self.read_size < MAX_READ {
+                        self.read_size *= 2;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The transport ended.
+    fn ended(&mut self) -> Option<Result<Message, WsError>> {
+        match std::mem::replace(&mut self.state, State::Terminated) {
+            State::ClosedByPeer | State::CloseAcknowledged => None,
+            _ => Some(Err(WsError::Protocol(
+                ProtocolError::ResetWithoutClosingHandshake,
+            ))),
+        }
+    }
+
+    fn read_failed(&mut self, e: io::Error) -> Option<Result<Message, WsError>> {
+        if e.kind() == io::ErrorKind::ConnectionReset && !self.state.can_read() {
+            // A reset after the Closes were exchanged is just the end.
+            self.state = State::Terminated;
+            return None;
+        }
+        Some(Err(WsError::Io(e)))
+    }
+
+    /// The header at the front of `rbuf`, if complete; frame size limits are checked here.
+    fn parse_header(&self) -> Result<Option<Header>, WsError> {
+        let b = &self.rbuf[..];
+        if b.len() < 2 {
+            return Ok(None);
+        }
+        let masked = b[1] & 0x80 != 0;
+        let (len, mut header_len) = match b[1] & 0x7F {
+            126 => {
+                if b.len() < 4 {
+                    return Ok(None);
+                }
+                (u64::from(u16::from_be_bytes([b[2], b[3]])), 4)
+            }
+            127 => {
+                if b.len() < 10 {
+                    return Ok(None);
+                }
+                (
+                    u64::from_be_bytes(b[2..10].try_into().expect("8 bytes")),
+                    10,
+                )
+            }
+            n => (u64::from(n), 2),
+        };
+        if len > self.limits.max_frame as u64 {
+            return Err(too_long(
+                usize::try_from(len).unwrap_or(usize::MAX),
+                self.limits.max_frame,
+            ));
+        }
+        let mask = if masked {
+            if b.len() < header_len + 4 {
+                return Ok(None);
+            }
+            let m = [
+                b[header_len],
+                b[header_len + 1],
+                b[header_len + 2],
+                b[header_len + 3],
+            ];
+            header_len += 4;
+            Some(m)
+        } else {
+            None
+        };
+        Ok(Some(Header {
+            fin: b[0] & 0x80 != 0,
+            rsv: b[0] & 0x70 != 0,
+            opcode: b[0] & 0x0F,
+            mask,
+            len: len as usize,
+            header_len,
+        }))
+    }
+
+    /// Take the complete frame at the front of `rbuf` and act on it: a message to hand out, or
+    /// `None` (a fragment, or nothing to report).
+    fn take_frame(&mut self, h: Header) -> Result<Option<Message>, WsError> {
+        self.rbuf.advance(h.header_len);
+        let mut payload = self.rbuf.split_to(h.len);
+        if !self.state.can_read() {
+            return Err(WsError::Protocol(ProtocolError::ReceivedAfterClosing));
+        }
+        if h.rsv {
+            return Err(WsError::Protocol(ProtocolError::NonZeroReservedBits));
+        }
+        match (self.role, h.mask) {
+            (Role::Client, Some(_)) => {
+                return Err(WsError::Protocol(ProtocolError::MaskedFrameFromServer));
+            }
+            (Role::Server, None) => {
+                return Err(WsError::Protocol(ProtocolError::UnmaskedFrameFromClient));
+            }
+            (_, Some(mask)) => apply_mask(&mut payload, mask),
+            (Role::Client, None) => {}
+        }
+        match OpCode::from(h.opcode) {
+            OpCode::Control(ctl) => {
+                if !h.fin {
+                    return Err(WsError::Protocol(ProtocolError::FragmentedControlFrame));
+                }
+                if payload.len() > 125 {
+                    return Err(WsError::Protocol(ProtocolError::ControlFrameTooBig));
+                }
+                match ctl {
+                    Control::Close => self.peer_close(payload.freeze()),
+                    Control::Reserved(i) => {
+                        Err(WsError::Protocol(ProtocolError::UnknownControlFrameType(i)))
+                    }
+                    Control::Ping => {
+                        let data = payload.freeze();
+                        // No answers after our Close; one queued answer is enough for a flood.
+                        if self.state == State::Active && self.wbuf.len() < MAX_PENDING_WRITE {
+                            self.put_frame(true, 10, &data);
+                            self.reply_pending = true;
+                        }
+                        Ok(Some(Message::Ping(data)))
+                    }
+                    Control::Pong => Ok(Some(Message::Pong(payload.freeze()))),
+                }
+            }
+            OpCode::Data(Data::Continue) => {
+                let max = self.limits.max_message;
+                let Some((text, buf, checked)) = self.incomplete.as_mut() else {
+                    return Err(WsError::Protocol(ProtocolError::UnexpectedContinueFrame));
+                };
+                let size = buf.len() + payload.len();
+                if size > max {
+                    return Err(too_long(size, max));
+                }
+                buf.extend_from_slice(&payload);
+                if *text {
+                    // Fail early on bad UTF-8; a character cut at the end may go on next time.
+                    match std::str::from_utf8(&buf[*checked..]) {
+                        Ok(_) => *checked = buf.len(),
+                        Err(e) if e.error_len().is_none() && !h.fin => *checked += e.valid_up_to(),
+                        Err(_) => return Err(utf8_error()),
+                    }
+                }
+                if !h.fin {
+                    return Ok(None);
+                }
+                let (text, buf, _) = self.incomplete.take().expect("checked above");
+                Ok(Some(self.data(text, buf.freeze())?))
+            }
+            OpCode::Data(d @ (Data::Text | Data::Binary)) => {
+                if self.incomplete.is_some() {
+                    return Err(WsError::Protocol(ProtocolError::ExpectedFragment(d)));
+                }
+                let text = d == Data::Text;
+                if h.fin {
+                    if payload.len() > self.limits.max_message {
+                        return Err(too_long(payload.len(), self.limits.max_message));
+                    }
+                    return Ok(Some(self.data(text, payload.freeze())?));
+                }
+                if payload.len() > self.limits.max_message {
+                    return Err(too_long(payload.len(), self.limits.max_message));
+                }
+                let mut checked = payload.len();
+                if text {
+                    match std::str::from_utf8(&payload) {
+                        Ok(_) => {}
+                        Err(e) if e.error_len().is_none() => checked = e.valid_up_to(),
+                        Err(_) => return Err(utf8_error()),
+                    }
+                }
+                self.incomplete = Some((text, payload, checked));
+                Ok(None)
+            }
+            OpCode::Data(Data::Reserved(i)) => {
+                Err(WsError::Protocol(ProtocolError::UnknownDataFrameType(i)))
+            }
+        }
+    }
+
+    fn data(&self, text: bool, payload: Bytes) -> Result<Message, WsError> {
+        if text {
+            Utf8Bytes::try_from(payload)
+                .map(Message::Text)
+                .map_err(|_| utf8_error())
+        } else {
+            Ok(Message::Binary(payload))
+        }
+    }
+
+    /// The peer's Close: answer it (the closing handshake), or take it as the answer to ours.
+    fn peer_close(&mut self, payload: Bytes) -> Result<Option<Message>, WsError> {
+        let frame = match payload.len() {
+            0 => None,
+            1 => return Err(WsError::Protocol(ProtocolError::InvalidCloseSequence)),
+            _ => {
+                let code = CloseCode::from(u16::from_be_bytes([payload[0], payload[1]]));
+                let reason = Utf8Bytes::try_from(payload.slice(2..)).map_err(|_| utf8_error())?;
+                Some(CloseFrame { code, reason })
+            }
+        };
+        match self.state {
+            State::Active => {
+                self.state = State::ClosedByPeer;
+                // A code that may not be sent is answered as a protocol violation.
+                let frame = frame.map(|f| {
+                    if f.code.is_allowed() {
+                        f
+                    } else {
+                        CloseFrame {
+                            code: CloseCode::Protocol,
+                            reason: Utf8Bytes::from_static("Protocol violation"),
+                        }
+                    }
+                });
+                self.put_close(frame.as_ref());
+                self.reply_pending = true;
+                Ok(Some(Message::Close(frame)))
+            }
+            State::ClosedByUs => {
+                self.state = State::CloseAcknowledged;
+                Ok(Some(Message::Close(frame)))
+            }
+            // Already closing: ignore.
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Wraps the transport during tungstenite's client handshake so that it never reads past the
+/// end of a `101` response: whatever the server sent after it (its first frames) stays here for
+/// [`split`]. Any other response passes through untouched (its body goes into the error).
+pub struct HeadLimited<S> {
+    inner: Option<S>,
+    buf: Vec<u8>,
+    start: usize,
+    /// `Some(end)`: deliver up to `end`, the end of a 101 head; `None` with `passthrough`: all.
+    end: Option<usize>,
+    passthrough: bool,
+}
+
+impl<S> HeadLimited<S> {
+    pub fn new(inner: S) -> Self {
+        HeadLimited {
+            inner: Some(inner),
+            buf: Vec::new(),
+            start: 0,
+            end: None,
+            passthrough: false,
+        }
+    }
+
+    /// After the handshake: the transport and the bytes read past the response head.
+    pub fn take(&mut self) -> Option<(S, Vec<u8>)> {
+        let inner = self.inner.take()?;
+        let rest = self.buf.split_off(self.start.min(self.buf.len()));
+        Some((inner, rest))
+    }
+
+    fn inner(&mut self) -> io::Result<&mut S> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| io::Error::other("connection already handed over"))
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for HeadLimited<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            let limit = match (this.end, this.passthrough) {
+                (Some(end), _) => end,
+                (None, true) => this.buf.len(),
+                (None, false) => {
+                    // Still collecting the head.
+                    if let Some(i) = memchr::memmem::find(&this.buf, b"\r\n\r\n") {
+                        if this.buf.get(9..12) == Some(b"101") {
+                            this.end = Some(i + 4);
+                        } else {
+                            this.passthrough = true;
+                        }
+                        continue;
+                    }
+                    if (this.buf.len() >= 12 && &this.buf[9..12] != b"101")
+                        || this.buf.len() > 64 * 1024
+                    {
+                        this.passthrough = true;
+                        continue;
+                    }
+                    let mut tmp = [0u8; 2048];
+                    let mut rb = ReadBuf::new(&mut tmp);
+                    ready!(Pin::new(this.inner()?).poll_read(cx, &mut rb))?;
+                    if rb.filled().is_empty() {
+                        this.passthrough = true;
+                    }
+                    this.buf.extend_from_slice(rb.filled());
+                    continue;
+                }
+            };
+            if this.start < limit {
+                let n = out.remaining().min(limit - this.start);
+                out.put_slice(&this.buf[this.start..this.start + n]);
+                this.start += n;
+                return Poll::Ready(Ok(()));
+            }
+            if this.end.is_some() {
+                // The head was delivered; tungstenite reads no further (EOF if it tried).
+                return Poll::Ready(Ok(()));
+            }
+            return Pin::new(this.inner()?).poll_read(cx, out);
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for HeadLimited<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(self.inner()?).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.inner()?).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.inner()?).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::{SinkExt, StreamExt};
+
+    fn limits() -> Limits {
+        Limits {
+            max_message: 1 << 20,
+            max_frame: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn mask_matches_the_simple_loop() {
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        for len in 0..40 {
+            let data: Vec<u8> = (0..len as u8).collect();
+            let mut fast = data.clone();
+            apply_mask(&mut fast, mask);
+            let slow: Vec<u8> = data
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ mask[i & 3])
+                .collect();
+            assert_eq!(fast, slow, "length {len}");
+        }
+    }
+
+    /// Both roles over an in-memory pipe: every message type, fragments, the closing handshake.
+    #[tokio::test]
+    async fn client_and_server_talk() {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let (mut cs, mut ck) = split(a, vec![], Role::Client, limits());
+        let (mut ss, mut sk) = split(b, vec![], Role::Server, limits());
+        let big = vec![7u8; 200_000];
+        ck.send(Message::text("héllo")).await.unwrap();
+        ck.send(Message::binary(big.clone())).await.unwrap();
+        ck.send(Message::Ping(Bytes::from_static(b"p")))
+            .await
+            .unwrap();
+        assert_eq!(ss.next().await.unwrap().unwrap(), Message::text("héllo"));
+        assert_eq!(ss.next().await.unwrap().unwrap(), Message::binary(big));
+        assert_eq!(
+            ss.next().await.unwrap().unwrap(),
+            Message::Ping(Bytes::from_static(b"p"))
+        );
+        // The server answered the ping by itself.
+        sk.flush().await.unwrap();
+        assert_eq!(
+            cs.next().await.unwrap().unwrap(),
+            Message::Pong(Bytes::from_static(b"p"))
+        );
+        let close = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        };
+        ck.send(Message::Close(Some(close.clone()))).await.unwrap();
+        assert!(ck.send(Message::text("late")).await.is_err());
+        assert_eq!(
+            ss.next().await.unwrap().unwrap(),
+            Message::Close(Some(close.clone()))
+        );
+        // The server's stream ends once its answer is out.
+        assert!(ss.next().await.is_none());
+        assert_eq!(
+            cs.next().await.unwrap().unwrap(),
+            Message::Close(Some(close))
+        );
+        drop((sk, ss));
+        assert!(cs.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn leftover_bytes_are_read_first_and_limits_hold() {
+        // An unmasked text frame "hi" from the server, already read during the handshake.
+        let (a, _b) = tokio::io::duplex(64);
+        let (mut cs, _ck) = split(a, vec![0x81, 2, b'h', b'i'], Role::Client, limits());
+        assert_eq!(cs.next().await.unwrap().unwrap(), Message::text("hi"));
+
+        let (a, _b) = tokio::io::duplex(64);
+        let small = Limits {
+            max_message: 4,
+            max_frame: 4,
+        };
+        let (mut cs, _ck) = split(a, vec![0x82, 5, 1, 2, 3, 4, 5], Role::Client, small);
+        assert!(matches!(
+            cs.next().await.unwrap(),
+            Err(WsError::Capacity(CapacityError::MessageTooLong {
+                size: 5,
+                max_size: 4
+            }))
+        ));
+        assert!(cs.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn protocol_errors() {
+        let cases: [(&[u8], &str); 5] = [
+            (&[0x81, 0x82, 0, 0, 0, 0, b'h', b'i'], "masked"),
+            (&[0xC1, 0], "reserved"),
+            (&[0x80, 0], "continue"),
+            (&[0x09, 0], "fragmented"),
+            (&[0x81, 2, 0xC3, 0x28], "utf8"),
+        ];
+        for (bytes, what) in cases {
+            let (a, _b) = tokio::io::duplex(64);
+            let (mut cs, _ck) = split(a, bytes.to_vec(), Role::Client, limits());
+            let e = cs.next().await.unwrap().unwrap_err();
+            let ok = match what {
+                "utf8" => matches!(e, WsError::Utf8(_)),
+                _ => matches!(e, WsError::Protocol(_)),
+            };
+            assert!(ok, "{what}: {e:?}");
+        }
+    }
+}
