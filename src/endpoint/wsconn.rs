@@ -513,14 +513,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                     return Err(WsError::Protocol(ProtocolError::ExpectedFragment(d)));
                 }
                 let text = d == Data::Text;
-                if h.fin {
-                    if payload.len() > self.limits.max_message {
-                        return Err(too_long(payload.len(), self.limits.max_message));
-                    }
-                    return Ok(Some(self.data(text, payload.freeze())?));
-                }
                 if payload.len() > self.limits.max_message {
                     return Err(too_long(payload.len(), self.limits.max_message));
+                }
+                if h.fin {
+                    return Ok(Some(self.data(text, payload.freeze())?));
                 }
                 let mut checked = payload.len();
                 if text {

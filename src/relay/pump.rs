@@ -284,6 +284,19 @@ impl LocalSide {
     }
 }
 
+/// The end of an `idle` wait that nothing but the peer or a shutdown can end.
+fn idle_end(i: Idle, close_was_sent: &std::sync::atomic::AtomicBool) -> Up {
+    match i {
+        Idle::Done => unreachable!("pending() never resolves"),
+        Idle::Dead => Up::DeadPeer,
+        Idle::SendFailed => Up::SendFailed,
+        Idle::ShutDown => {
+            close_was_sent.store(true, Ordering::Relaxed);
+            Up::Eof
+        }
+    }
+}
+
 /// How a bytes↔messages session over one WebSocket connection ended.
 pub enum Ended {
     /// The session is over (the local side was told and closed).
@@ -359,24 +372,18 @@ pub async fn pump(
                 Keepalive::new(opts.ping_interval.filter(|_| websocket), opts.ping_timeout);
             if !send {
                 // Local input is not read; pings and shutdown still are this side's job.
-                return match idle(
-                    &mut sink,
-                    &mut keepalive,
-                    &seen,
-                    &last_seen,
-                    opts,
-                    std::future::pending(),
-                )
-                .await
-                {
-                    Idle::Done => unreachable!("pending() never resolves"),
-                    Idle::Dead => Up::DeadPeer,
-                    Idle::SendFailed => Up::SendFailed,
-                    Idle::ShutDown => {
-                        close_was_sent.store(true, Ordering::Relaxed);
-                        Up::Eof
-                    }
-                };
+                return idle_end(
+                    idle(
+                        &mut sink,
+                        &mut keepalive,
+                        &seen,
+                        &last_seen,
+                        opts,
+                        std::future::pending(),
+                    )
+                    .await,
+                    &close_was_sent,
+                );
             }
             let mut warned = 0u64;
             let mut local_close = None;
@@ -546,24 +553,18 @@ pub async fn pump(
                 return Up::Eof;
             }
             // --no-close: local input is over, the WebSocket stays; keep it checked.
-            match idle(
-                &mut sink,
-                &mut keepalive,
-                &seen,
-                &last_seen,
-                opts,
-                std::future::pending(),
+            idle_end(
+                idle(
+                    &mut sink,
+                    &mut keepalive,
+                    &seen,
+                    &last_seen,
+                    opts,
+                    std::future::pending(),
+                )
+                .await,
+                &close_was_sent,
             )
-            .await
-            {
-                Idle::Done => unreachable!("pending() never resolves"),
-                Idle::Dead => Up::DeadPeer,
-                Idle::SendFailed => Up::SendFailed,
-                Idle::ShutDown => {
-                    close_was_sent.store(true, Ordering::Relaxed);
-                    Up::Eof
-                }
-            }
         };
         let down = async {
             if let Err(e) = output.feed(LocalEvent::Open).await {
