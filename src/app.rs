@@ -110,7 +110,10 @@ async fn serve(
             slots.clone(),
         );
         sessions.spawn(async move {
-            let Some((local, info, _slot)) = listener2.establish(incoming, &slots2).await else {
+            // Handshakes (TLS, HTTP) are boxed: their large futures are freed once done, so an
+            // idle session's task holds only the relay's state (docs/performance.md: idle RSS).
+            let established = Box::pin(listener2.establish(incoming, &slots2)).await;
+            let Some((local, info, _slot)) = established else {
                 return;
             };
             let label = local.label().to_string();
@@ -149,9 +152,9 @@ async fn serve(
 /// side cannot be opened, a WebSocket client is told so with Close 1011 (not a dropped socket).
 async fn session(local: Conn, info: SessionInfo, opener: &Opener, config: &Config) -> Result<()> {
     if config.uptime.reconnect {
-        return reconnecting(local, &info, opener, config).await;
+        return Box::pin(reconnecting(local, &info, opener, config)).await;
     }
-    let remote = match opener.open(&config.right, &info).await {
+    let remote = match Box::pin(opener.open(&config.right, &info)).await {
         Ok(r) => r,
         Err(e) => {
             if let Conn::Messages(m) = local {

@@ -614,6 +614,20 @@ impl LocalEncoder {
     }
 }
 
+impl LocalEncoder {
+    /// With raw framing a message's payload is written as it is: here it is, uncopied.
+    pub fn raw_payload(&self, event: &LocalEvent) -> Option<Bytes> {
+        if self.opts.framing != Framing::Raw {
+            return None;
+        }
+        match event {
+            LocalEvent::Message(Message::Binary(b)) => Some(b.clone()),
+            LocalEvent::Message(Message::Text(t)) => Some(Bytes::from(t.clone())),
+            _ => None,
+        }
+    }
+}
+
 impl Encoder<LocalEvent> for LocalEncoder {
     type Error = std::io::Error;
 

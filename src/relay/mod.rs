@@ -9,6 +9,7 @@
 //! what is buffered, shut down the local write side, let tungstenite answer the Close.
 
 pub mod framing;
+mod localio;
 mod pump;
 
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;

@@ -10,16 +10,13 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
-use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::framing::{FramingError, LocalDecoder, LocalEncoder, LocalEvent};
+use super::localio::{LocalReader, LocalWriter};
 use super::{classify_read_error, describe_close, is_normal_close};
 use crate::config::RelayOptions;
 use crate::endpoint::{BoxReader, BoxWriter, ByteConn, MsgConn, MsgSink, MsgStream};
 use crate::error::{Error, Result};
-
-/// Initial read buffer for local input; it grows for long lines.
-const READ_CAPACITY: usize = 64 * 1024;
 
 #[derive(Default)]
 struct Counter {
@@ -221,8 +218,8 @@ async fn send_data(
 /// The byte side of a bytes↔messages session, with its codecs. With `--reconnect` it outlives
 /// the WebSocket connections made for it.
 pub struct LocalSide {
-    input: FramedRead<BoxReader, LocalDecoder>,
-    output: FramedWrite<BoxWriter, LocalEncoder>,
+    input: LocalReader,
+    output: LocalWriter,
     label: String,
     on_eof: Option<std::pin::Pin<Box<dyn std::future::Future<Output = CloseFrame> + Send>>>,
     _guard: Option<Box<dyn std::any::Any + Send>>,
@@ -243,12 +240,8 @@ impl LocalSide {
             guard,
         } = local;
         LocalSide {
-            input: FramedRead::with_capacity(
-                reader,
-                LocalDecoder::new(opts.framing.clone()),
-                READ_CAPACITY,
-            ),
-            output: FramedWrite::new(writer, LocalEncoder::new(opts.framing.clone())),
+            input: LocalReader::new(reader, LocalDecoder::new(opts.framing.clone())),
+            output: LocalWriter::new(writer, LocalEncoder::new(opts.framing.clone())),
             label,
             on_eof,
             _guard: guard,
@@ -811,12 +804,7 @@ pub async fn pump(
         output.send(LocalEvent::Closed(last_word.0, last_word.1)),
     )
     .await;
-    let encoder = output.encoder().clone();
-    let mut writer = std::mem::replace(
-        output,
-        FramedWrite::new(Box::new(tokio::io::sink()), encoder),
-    )
-    .into_inner();
+    let mut writer = output.take_inner();
     let _ = tokio::time::timeout(opts.close_timeout, writer.shutdown()).await;
     drop(writer);
     if drain_after {
@@ -1153,12 +1141,8 @@ pub async fn echo_bytes(b: ByteConn, echo: bool, opts: &RelayOptions) -> Result<
         guard: _guard,
         ..
     } = b;
-    let mut input = FramedRead::with_capacity(
-        reader,
-        LocalDecoder::new(opts.framing.clone()),
-        READ_CAPACITY,
-    );
-    let mut output = FramedWrite::new(writer, LocalEncoder::new(opts.framing.clone()));
+    let mut input = LocalReader::new(reader, LocalDecoder::new(opts.framing.clone()));
+    let mut output = LocalWriter::new(writer, LocalEncoder::new(opts.framing.clone()));
     let result = loop {
         let next = match input.next().now_or_never() {
             Some(n) => n,

@@ -1,0 +1,348 @@
+//! Buffered local I/O for the framing codecs: a reader whose buffer starts small and grows for
+//! bulk input, and a writer that sends large raw payloads without copying them.
+//!
+//! These replace tokio-util's `FramedRead`/`FramedWrite` (same codecs) because their buffers
+//! are fixed: a 64 KiB read buffer costs every idle connection a page and caps bulk reads, and
+//! `FramedWrite` copies every payload into its buffer (measured: 12 % of the relay's time in
+//! the ws → tcp bulk direction). docs/performance.md has the numbers.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{Sink, Stream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::framing::{FramingError, LocalDecoder, LocalEncoder, LocalEvent};
+use crate::endpoint::{BoxReader, BoxWriter};
+
+/// First read size; an idle connection's buffer is no larger than this.
+const READ_MIN: usize = 4 * 1024;
+/// Reads grow (doubling while each read fills the buffer) up to this size.
+const READ_MAX: usize = 256 * 1024;
+/// Payloads at least this large are written from their own buffer, not copied.
+const ZERO_COPY_MIN: usize = 4 * 1024;
+/// A write buffer starts at this size (and is released when empty, if no larger).
+const WRITE_MIN: usize = 8 * 1024;
+/// `feed` writes out when this much is waiting (backpressure on the message source).
+const WRITE_HIGH: usize = 64 * 1024;
+/// Slices per vectored write.
+const MAX_SLICES: usize = 16;
+
+/// Local bytes in, messages out (a `Stream`, like `FramedRead`).
+pub struct LocalReader {
+    io: BoxReader,
+    decoder: LocalDecoder,
+    buf: BytesMut,
+    read_size: usize,
+    eof: bool,
+    done: bool,
+}
+
+impl LocalReader {
+    pub fn new(io: BoxReader, decoder: LocalDecoder) -> Self {
+        LocalReader {
+            io,
+            decoder,
+            buf: BytesMut::new(),
+            read_size: READ_MIN,
+            eof: false,
+            done: false,
+        }
+    }
+
+    pub fn decoder(&self) -> &LocalDecoder {
+        &self.decoder
+    }
+}
+
+impl Stream for LocalReader {
+    type Item = Result<tokio_tungstenite::tungstenite::Message, FramingError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            let decoded = if this.eof {
+                this.decoder.decode_eof(&mut this.buf)
+            } else {
+                this.decoder.decode(&mut this.buf)
+            };
+            match decoded {
+                Ok(Some(m)) => return Poll::Ready(Some(Ok(m))),
+                Ok(None) if this.eof => {
+                    this.done = true;
+                    return Poll::Ready(None);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+            // Reclaims the buffer when the messages cut from it are gone, else allocates.
+            this.buf.reserve(this.read_size);
+            let want = this.buf.capacity() - this.buf.len();
+            let n = match poll_read_into(&mut this.io, cx, &mut this.buf) {
+                Poll::Pending => {
+                    if this.buf.is_empty() && this.read_size == READ_MIN {
+                        // Idle: hold no buffer while waiting.
+                        this.buf = BytesMut::new();
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(FramingError::Io(e))));
+                }
+                Poll::Ready(Ok(n)) => n,
+            };
+            if n == 0 {
+                this.eof = true;
+            } else if n == want && this.read_size < READ_MAX {
+                // The read filled the buffer: more is coming than we take at once.
+                this.read_size *= 2;
+            } else if n <= this.read_size / 8 && this.read_size > READ_MIN {
+                // Input slowed down: new buffers shrink back towards the idle size.
+                this.read_size /= 2;
+            }
+        }
+    }
+}
+
+/// Read once into the spare capacity of `buf`.
+fn poll_read_into(
+    io: &mut BoxReader,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    let spare = buf.spare_capacity_mut();
+    let mut rb = tokio::io::ReadBuf::uninit(spare);
+    ready!(Pin::new(io).poll_read(cx, &mut rb))?;
+    let n = rb.filled().len();
+    // SAFETY: `poll_read` initialised the first `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Poll::Ready(Ok(n))
+}
+
+/// Events in, local bytes out (a `Sink`, like `FramedWrite`). Small encoded output is gathered
+/// in one buffer; a large raw payload is queued as it is and written with vectored I/O.
+pub struct LocalWriter {
+    io: BoxWriter,
+    encoder: LocalEncoder,
+    /// Encoded output not yet moved to `queue`.
+    buf: BytesMut,
+    /// Output in order, before `buf`.
+    queue: VecDeque<Bytes>,
+    queued: usize,
+}
+
+impl LocalWriter {
+    pub fn new(io: BoxWriter, encoder: LocalEncoder) -> Self {
+        LocalWriter {
+            io,
+            encoder,
+            buf: BytesMut::new(),
+            queue: VecDeque::new(),
+            queued: 0,
+        }
+    }
+
+    pub fn get_mut(&mut self) -> &mut BoxWriter {
+        &mut self.io
+    }
+
+    /// Take the writer out (what is still buffered is dropped); this one then writes nowhere.
+    pub fn take_inner(&mut self) -> BoxWriter {
+        self.buf.clear();
+        self.queue.clear();
+        self.queued = 0;
+        std::mem::replace(&mut self.io, Box::new(tokio::io::sink()))
+    }
+
+    fn pending(&self) -> usize {
+        self.queued + self.buf.len()
+    }
+
+    /// Write until at most `keep` bytes are waiting.
+    fn poll_write_down(&mut self, cx: &mut Context<'_>, keep: usize) -> Poll<io::Result<()>> {
+        while self.pending() > keep {
+            let n = if self.queue.is_empty() {
+                ready!(Pin::new(&mut self.io).poll_write(cx, &self.buf))?
+            } else if self.io.is_write_vectored() {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let mut k = 0;
+                for b in self.queue.iter().take(MAX_SLICES) {
+                    slices[k] = IoSlice::new(b);
+                    k += 1;
+                }
+                if k < MAX_SLICES && !self.buf.is_empty() {
+                    slices[k] = IoSlice::new(&self.buf);
+                    k += 1;
+                }
+                ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..k]))?
+            } else {
+                ready!(Pin::new(&mut self.io).poll_write(cx, &self.queue[0]))?
+            };
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.consume(n);
+        }
+        if self.pending() == 0 && self.buf.capacity() <= WRITE_MIN {
+            // Nothing waiting: an idle connection holds no write buffer either.
+            self.buf = BytesMut::new();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn consume(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.queue.front_mut() else {
+                self.buf.advance(n);
+                return;
+            };
+            let k = n.min(front.len());
+            front.advance(k);
+            self.queued -= k;
+            n -= k;
+            if front.is_empty() {
+                self.queue.pop_front();
+            }
+        }
+    }
+}
+
+impl Sink<LocalEvent> for LocalWriter {
+    type Error = io::Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.pending() >= WRITE_HIGH {
+            ready!(this.poll_write_down(cx, WRITE_HIGH / 2))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: LocalEvent) -> io::Result<()> {
+        let this = self.get_mut();
+        if let Some(payload) = this.encoder.raw_payload(&item)
+            && payload.len() >= ZERO_COPY_MIN
+        {
+            if !this.buf.is_empty() {
+                let head = this.buf.split().freeze();
+                this.queued += head.len();
+                this.queue.push_back(head);
+            }
+            this.queued += payload.len();
+            this.queue.push_back(payload);
+            return Ok(());
+        }
+        if this.buf.capacity() == 0 {
+            // Released while idle: start at a size that holds a batch of lines without regrowing.
+            this.buf.reserve(WRITE_MIN);
+        }
+        this.encoder.encode(item, &mut this.buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_write_down(cx, 0))?;
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.as_mut().poll_flush(cx))?;
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Mode;
+    use crate::relay::framing::FramingOptions;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::AsyncReadExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    fn opts(mode: Mode) -> FramingOptions {
+        FramingOptions::simple(mode, 1 << 20)
+    }
+
+    #[tokio::test]
+    async fn reader_grows_for_bulk_and_keeps_every_byte() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let (mut w, r) = tokio::io::duplex(1 << 20);
+        let sent = data.clone();
+        let feeder = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            w.write_all(&sent).await.unwrap();
+        });
+        let mut reader = LocalReader::new(Box::new(r), LocalDecoder::new(opts(Mode::Binary)));
+        let mut got = Vec::new();
+        let mut largest = 0;
+        while let Some(m) = reader.next().await {
+            let m = m.unwrap();
+            largest = largest.max(m.len());
+            got.extend_from_slice(&m.into_data());
+        }
+        feeder.await.unwrap();
+        assert_eq!(got, data);
+        assert!(largest > READ_MIN, "reads never grew: largest {largest}");
+        assert!(
+            largest <= 1 << 20,
+            "a message above --max-message-size: {largest}"
+        );
+    }
+
+    #[tokio::test]
+    async fn reader_cuts_lines_across_reads_and_ends_with_the_last_line() {
+        let (mut w, r) = tokio::io::duplex(64);
+        let feeder = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            for i in 0..1000 {
+                w.write_all(format!("line {i}\n").as_bytes()).await.unwrap();
+            }
+            w.write_all(b"tail without newline").await.unwrap();
+        });
+        let mut reader = LocalReader::new(Box::new(r), LocalDecoder::new(opts(Mode::Text)));
+        let mut lines = Vec::new();
+        while let Some(m) = reader.next().await {
+            lines.push(m.unwrap().into_text().unwrap().to_string());
+        }
+        feeder.await.unwrap();
+        assert_eq!(lines.len(), 1001);
+        assert_eq!(lines[999], "line 999");
+        assert_eq!(lines[1000], "tail without newline");
+    }
+
+    #[tokio::test]
+    async fn writer_keeps_order_of_small_and_zero_copy_payloads() {
+        let (w, mut r) = tokio::io::duplex(1 << 16);
+        let mut writer = LocalWriter::new(Box::new(w), LocalEncoder::new(opts(Mode::Binary)));
+        let mut expect = Vec::new();
+        let reading = tokio::spawn(async move {
+            let mut all = Vec::new();
+            r.read_to_end(&mut all).await.unwrap();
+            all
+        });
+        for i in 0..200usize {
+            let len = if i % 3 == 0 { 10 } else { 5000 + i * 97 };
+            let chunk: Vec<u8> = (0..len).map(|j| ((i * 7 + j) % 256) as u8).collect();
+            expect.extend_from_slice(&chunk);
+            writer
+                .feed(LocalEvent::Message(Message::Binary(chunk.into())))
+                .await
+                .unwrap();
+        }
+        writer.close().await.unwrap();
+        drop(writer);
+        assert_eq!(reading.await.unwrap(), expect);
+    }
+}
