@@ -28,6 +28,7 @@ pub enum Row {
     RawTcp,
     LatP50,
     LatP99,
+    LatCpu,
     IdleRest,
     Idle(usize),
     StartupFirst,
@@ -58,6 +59,7 @@ impl Row {
             Row::RawTcp => "raw TCP → TCP sink, 64 KiB writes (no WebSocket)".into(),
             Row::LatP50 => "latency: 32 B line round trip, p50".into(),
             Row::LatP99 => "latency: 32 B line round trip, p99".into(),
+            Row::LatCpu => "latency: relay CPU per round trip".into(),
             Row::IdleRest => "idle: relay RSS at rest (listening, no clients)".into(),
             Row::Idle(n) => format!("idle: RSS per bridged idle connection ({n} conns)"),
             Row::StartupFirst => "startup: spawn `--text - ws://…` → first echoed line".into(),
@@ -73,7 +75,7 @@ impl Row {
             Row::LinesCpu => "CPU s / 1M lines",
             Row::BulkUp | Row::BulkDown | Row::ServerBulk | Row::RawTcp => "MB/s",
             Row::BulkUpCpu | Row::BulkDownCpu | Row::ServerBulkCpu => "CPU s / GB",
-            Row::LatP50 | Row::LatP99 => "µs",
+            Row::LatP50 | Row::LatP99 | Row::LatCpu => "µs",
             Row::IdleRest => "MiB",
             Row::Idle(_) => "KiB / conn",
             Row::StartupFirst | Row::StartupExit => "ms",
@@ -572,6 +574,7 @@ pub async fn latency_relay(ctx: &Ctx, spec: &RelaySpec) -> R<Metrics> {
     let r = start(spec, Role::TcpToWs { binary: false, url }).await?;
     let res = async {
         let mut s = tcp(r.port).await?;
+        let cpu_before = r.cpu_secs();
         let one = line(ctx.sizes.latency_line);
         let samples = ctx.sizes.latency_samples;
         let mut buf = vec![0u8; 4096];
@@ -593,7 +596,11 @@ pub async fn latency_relay(ctx: &Ctx, spec: &RelaySpec) -> R<Metrics> {
                     ns.push(dt.as_nanos() as f64);
                 }
             }
-            Ok(latency_metrics(ns))
+            let trips = (WARM_UP_ROUND_TRIPS + samples) as f64;
+            let cpu_us = cpu_delta(&r, cpu_before) * 1e6 / trips;
+            let mut m = latency_metrics(ns);
+            m.push((Row::LatCpu, cpu_us));
+            Ok(m)
         })
         .await
     }
