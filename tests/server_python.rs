@@ -64,6 +64,11 @@ impl Script {
         self.step(format!(r#"["recv_until",{}]"#, json(s)))
     }
 
+    /// Receive binary messages until `n` bytes, compared with `pattern(true, n)`.
+    fn recv_pattern(self, n: usize) -> Script {
+        self.step(format!(r#"["recv_pattern",{n}]"#))
+    }
+
     fn recv_close(self) -> Script {
         self.step(r#"["recv_close"]"#.into())
     }
@@ -462,6 +467,47 @@ async fn tcp_backend_answers_each_client_line_by_line() {
         ]
     );
     assert_eq!(two, [open(None), text("SECOND CLIENT"), closed(1000, "")]);
+    stop(b).await;
+}
+
+/// A TCP server that sends `data` in writes of `chunk` bytes to each client, then closes.
+async fn source_server(data: Vec<u8>, chunk: usize) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let data = std::sync::Arc::new(data);
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let data = data.clone();
+            tokio::spawn(async move {
+                for piece in data.chunks(chunk) {
+                    if tcp.write_all(piece).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = tcp.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+/// Bulk from a TCP backend to the client (the server's send path writes large payloads
+/// without copying them): every byte arrives in order, then the Close for the backend's EOF.
+#[tokio::test]
+async fn tcp_backend_bulk_reaches_the_client_intact() {
+    let n = 6 * 1024 * 1024 + 4321;
+    // Mixed write sizes: small pieces (copied) and large ones (sent from their own buffer).
+    let port = source_server(pattern(true, n), 50_000).await;
+    let tcp = format!("tcp:127.0.0.1:{port}");
+    let mut b = Bridge::spawn(&["-b", "ws-listen:127.0.0.1:0", &tcp]);
+    let url = b.listening().await;
+    let out = Py::new(&url)
+        .run(&Script::new().recv_pattern(n).recv_close())
+        .await;
+    assert_eq!(
+        out,
+        [open(None), format!("pattern {n} ok"), close(1000, "")]
+    );
     stop(b).await;
 }
 

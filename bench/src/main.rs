@@ -27,7 +27,7 @@ enum Scenario {
     Lines,
     /// -b tcp-listen → ws:// sink, and ws:// source → tcp-listen client (MB/s, CPU s/GB)
     Bulk,
-    /// -b ws-listen → tcp: sink (MB/s, CPU s/GB)
+    /// -b ws-listen → tcp: sink, and tcp: source → ws-listen client (MB/s, CPU s/GB)
     ServerBulk,
     /// one 32 B line at a time through tcp-listen → ws:// (p50/p99 µs)
     Latency,
@@ -359,13 +359,15 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
                     Scenario::Bulk => {
                         let r = scenarios::bulk_up_baseline(&ctx, Row::BulkUp).await;
                         record(round, sc, Col::Baseline, r);
-                        let r = scenarios::bulk_down_baseline(&ctx).await;
+                        let r = scenarios::bulk_down_baseline(&ctx, Row::BulkDown).await;
                         record(round, sc, Col::Baseline, r);
                         let r = scenarios::raw_tcp_baseline(&ctx).await;
                         record(round, sc, Col::Baseline, r);
                     }
                     Scenario::ServerBulk => {
                         let r = scenarios::bulk_up_baseline(&ctx, Row::ServerBulk).await;
+                        record(round, sc, Col::Baseline, r);
+                        let r = scenarios::bulk_down_baseline(&ctx, Row::ServerBulkDown).await;
                         record(round, sc, Col::Baseline, r);
                     }
                     Scenario::Latency => {
@@ -390,12 +392,12 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
                         record(round, sc, col, scenarios::bulk_up_relay(&ctx, spec).await);
                         record(round, sc, col, scenarios::bulk_down_relay(&ctx, spec).await);
                     }
-                    Scenario::ServerBulk => record(
-                        round,
-                        sc,
-                        col,
-                        scenarios::server_bulk_relay(&ctx, spec).await,
-                    ),
+                    Scenario::ServerBulk => {
+                        let r = scenarios::server_bulk_relay(&ctx, spec).await;
+                        record(round, sc, col, r);
+                        let r = scenarios::server_bulk_down_relay(&ctx, spec).await;
+                        record(round, sc, col, r);
+                    }
                     Scenario::Latency => {
                         record(round, sc, col, scenarios::latency_relay(&ctx, spec).await)
                     }

@@ -25,6 +25,8 @@ pub enum Row {
     BulkDownCpu,
     ServerBulk,
     ServerBulkCpu,
+    ServerBulkDown,
+    ServerBulkDownCpu,
     RawTcp,
     LatP50,
     LatP99,
@@ -56,6 +58,10 @@ impl Row {
             Row::BulkDownCpu => "bulk reverse: relay CPU".into(),
             Row::ServerBulk => "server bulk: ws-listen → tcp: sink, 64 KiB binary msgs".into(),
             Row::ServerBulkCpu => "server bulk: relay CPU".into(),
+            Row::ServerBulkDown => {
+                "server bulk reverse: tcp: source → ws-listen, WebSocket client reads".into()
+            }
+            Row::ServerBulkDownCpu => "server bulk reverse: relay CPU".into(),
             Row::RawTcp => "raw TCP → TCP sink, 64 KiB writes (no WebSocket)".into(),
             Row::LatP50 => "latency: 32 B line round trip, p50".into(),
             Row::LatP99 => "latency: 32 B line round trip, p99".into(),
@@ -73,8 +79,12 @@ impl Row {
         match self {
             Row::Lines => "lines/s",
             Row::LinesCpu => "CPU s / 1M lines",
-            Row::BulkUp | Row::BulkDown | Row::ServerBulk | Row::RawTcp => "MB/s",
-            Row::BulkUpCpu | Row::BulkDownCpu | Row::ServerBulkCpu => "CPU s / GB",
+            Row::BulkUp | Row::BulkDown | Row::ServerBulk | Row::ServerBulkDown | Row::RawTcp => {
+                "MB/s"
+            }
+            Row::BulkUpCpu | Row::BulkDownCpu | Row::ServerBulkCpu | Row::ServerBulkDownCpu => {
+                "CPU s / GB"
+            }
             Row::LatP50 | Row::LatP99 | Row::LatCpu => "µs",
             Row::IdleRest => "MiB",
             Row::Idle(_) => "KiB / conn",
@@ -85,9 +95,12 @@ impl Row {
 
     pub fn better(self) -> Better {
         match self {
-            Row::Lines | Row::BulkUp | Row::BulkDown | Row::ServerBulk | Row::RawTcp => {
-                Better::Higher
-            }
+            Row::Lines
+            | Row::BulkUp
+            | Row::BulkDown
+            | Row::ServerBulk
+            | Row::ServerBulkDown
+            | Row::RawTcp => Better::Higher,
             Row::StallSent => Better::Neither,
             _ => Better::Lower,
         }
@@ -492,7 +505,7 @@ pub async fn bulk_down_relay(ctx: &Ctx, spec: &RelaySpec) -> R<Metrics> {
     finish(r, res).await
 }
 
-pub async fn bulk_down_baseline(ctx: &Ctx) -> R<Metrics> {
+pub async fn bulk_down_baseline(ctx: &Ctx, row: Row) -> R<Metrics> {
     let n = ctx.sizes.bulk_bytes;
     let url = ctx
         .servers
@@ -511,7 +524,48 @@ pub async fn bulk_down_baseline(ctx: &Ctx) -> R<Metrics> {
     })
     .await?;
     let dt = t0.elapsed();
-    Ok(vec![(Row::BulkDown, rate_mb(n, dt))])
+    Ok(vec![(row, rate_mb(n, dt))])
+}
+
+/// `-b ws-listen → tcp:` the bench's TCP source; the bench's WebSocket client reads it all.
+pub async fn server_bulk_down_relay(ctx: &Ctx, spec: &RelaySpec) -> R<Metrics> {
+    let n = ctx.sizes.bulk_bytes;
+    let shared = &ctx.servers.shared;
+    shared
+        .tcp_source_bytes
+        .store(n, std::sync::atomic::Ordering::SeqCst);
+    let r = start(
+        spec,
+        Role::WsToTcp {
+            port: ctx.servers.tcp_source_port,
+        },
+    )
+    .await?;
+    let res = async {
+        let cpu0 = r.cpu_secs();
+        let t0 = Instant::now();
+        let mut w = ws(&format!("ws://127.0.0.1:{}/", r.port)).await?;
+        within(limit_for(n), "server reverse bulk transfer", async {
+            let mut got = 0u64;
+            while got < n {
+                let m = w.next().await.ok_or("closed early")?.map_err(err("read"))?;
+                if m.is_binary() {
+                    got += m.len() as u64;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        let dt = t0.elapsed();
+        let cpu = cpu_delta(&r, cpu0);
+        let _ = tokio::time::timeout(Duration::from_secs(2), w.close(None)).await;
+        Ok(vec![
+            (Row::ServerBulkDown, rate_mb(n, dt)),
+            (Row::ServerBulkDownCpu, cpu / (n as f64 / 1e9)),
+        ])
+    }
+    .await;
+    finish(r, res).await
 }
 
 pub async fn server_bulk_relay(ctx: &Ctx, spec: &RelaySpec) -> R<Metrics> {

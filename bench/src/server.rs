@@ -4,7 +4,9 @@
 //!   - `/echo`: every text or binary message is sent back; replies to a burst are flushed once;
 //!   - `/sink/N`: counts received payload bytes and reports the instant the N-th byte arrived;
 //!   - `/source/N/SIZE`: sends N bytes as binary messages of SIZE bytes, then Close;
-//! - a TCP sink that counts bytes and reports the instant the target number arrived.
+//! - a TCP sink that counts bytes and reports the instant the target number arrived;
+//! - a TCP source that sends `Shared::tcp_source_bytes` bytes in 64 KiB writes to whoever
+//!   connects, then closes.
 //!
 //! Completion reports go through one channel (`Shared::done`); the bench runs one scenario at a
 //! time, so there is never more than one transfer in flight.
@@ -30,12 +32,15 @@ pub struct Shared {
     pub source_sent: AtomicU64,
     /// Target for the TCP sink; 0 means "do not report".
     pub tcp_target: AtomicU64,
+    /// What the TCP source sends to each connection.
+    pub tcp_source_bytes: AtomicU64,
     done_tx: mpsc::UnboundedSender<Instant>,
 }
 
 pub struct Servers {
     pub ws_port: u16,
     pub tcp_sink_port: u16,
+    pub tcp_source_port: u16,
     pub shared: Arc<Shared>,
     done_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Instant>>,
 }
@@ -47,12 +52,28 @@ impl Servers {
             ws_active: AtomicUsize::new(0),
             source_sent: AtomicU64::new(0),
             tcp_target: AtomicU64::new(0),
+            tcp_source_bytes: AtomicU64::new(0),
             done_tx,
         });
         let ws = TcpListener::bind("127.0.0.1:0").await?;
         let tcp = TcpListener::bind("127.0.0.1:0").await?;
         let ws_port = ws.local_addr()?.port();
         let tcp_sink_port = tcp.local_addr()?.port();
+        let src = TcpListener::bind("127.0.0.1:0").await?;
+        let tcp_source_port = src.local_addr()?.port();
+        {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((s, _)) = src.accept().await else {
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    };
+                    let n = shared.tcp_source_bytes.load(Ordering::SeqCst);
+                    tokio::spawn(tcp_source(s, n));
+                }
+            });
+        }
         {
             let shared = shared.clone();
             tokio::spawn(async move {
@@ -82,6 +103,7 @@ impl Servers {
         Ok(Servers {
             ws_port,
             tcp_sink_port,
+            tcp_source_port,
             shared,
             done_rx: tokio::sync::Mutex::new(done_rx),
         })
@@ -209,6 +231,20 @@ async fn source(mut ws: Ws, total: u64, size: usize, shared: &Shared) {
         while let Some(Ok(_)) = ws.next().await {}
     })
     .await;
+}
+
+async fn tcp_source(mut s: TcpStream, total: u64) {
+    use tokio::io::AsyncWriteExt;
+    let chunk = vec![0x5au8; 64 * 1024];
+    let mut sent = 0u64;
+    while sent < total {
+        let k = (total - sent).min(chunk.len() as u64) as usize;
+        if s.write_all(&chunk[..k]).await.is_err() {
+            return;
+        }
+        sent += k as u64;
+    }
+    let _ = s.shutdown().await;
 }
 
 async fn tcp_sink(mut s: TcpStream, shared: Arc<Shared>) {

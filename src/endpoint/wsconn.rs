@@ -11,7 +11,8 @@
 //! Errors and closing follow tungstenite's (the same `tungstenite::Error` values, the same
 //! states), so the relay classifies them exactly as before.
 
-use std::io;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker, ready};
@@ -33,6 +34,10 @@ const INITIAL_READ: usize = 4 * 1024;
 const MAX_READ: usize = 256 * 1024;
 /// Above this many unwritten bytes, `poll_ready` writes before taking more.
 const WRITE_HIGH: usize = 64 * 1024;
+/// Server role: payloads at least this large are written from their own buffer (vectored).
+const ZERO_COPY_MIN: usize = 4 * 1024;
+/// Slices per vectored write.
+const MAX_SLICES: usize = 16;
 /// Pongs are not queued beyond this (a peer that pings and never reads).
 const MAX_PENDING_WRITE: usize = 1 << 20;
 
@@ -79,8 +84,12 @@ struct Core<S> {
     rbuf: BytesMut,
     /// Bytes asked for in the next read.
     read_size: usize,
-    /// Frames not yet written.
+    /// Frames not yet written, after those in `queue`.
     wbuf: BytesMut,
+    /// Server role: frame heads and large payloads queued as they are (written vectored).
+    queue: VecDeque<Bytes>,
+    /// Bytes in `queue`.
+    queued: usize,
     /// An answer (pong or Close) is in `wbuf` and was not written yet.
     reply_pending: bool,
     /// A fragmented message being received: text?, payload so far, bytes checked as UTF-8.
@@ -113,6 +122,8 @@ where
         rbuf: BytesMut::from(&leftover[..]),
         read_size: INITIAL_READ,
         wbuf: BytesMut::new(),
+        queue: VecDeque::new(),
+        queued: 0,
         reply_pending: false,
         incomplete: None,
         write_waiters: [None, None],
@@ -160,7 +171,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WsWriter<S> {
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
         let mut core = lock(&self.core);
-        if core.wbuf.len() < WRITE_HIGH {
+        if core.pending() < WRITE_HIGH {
             return Poll::Ready(Ok(()));
         }
         core.poll_write_out(cx, WRITER).map_err(WsError::Io)
@@ -245,10 +256,29 @@ fn utf8_error() -> WsError {
 impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     // ---- writing ----
 
-    fn put_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
-        let len = payload.len();
-        let masked = self.role == Role::Client;
-        self.wbuf.reserve(14 + len);
+    /// Bytes waiting to be written.
+    fn pending(&self) -> usize {
+        self.queued + self.wbuf.len()
+    }
+
+    /// A data frame whose payload is already a `Bytes`: unmasked (server role) and large, it is
+    /// queued without a copy when the transport writes vectored; otherwise as `put_frame`.
+    fn put_frame_bytes(&mut self, fin: bool, opcode: u8, payload: Bytes) {
+        if self.role == Role::Client
+            || payload.len() < ZERO_COPY_MIN
+            || !self.io.is_write_vectored()
+        {
+            return self.put_frame(fin, opcode, &payload);
+        }
+        self.put_head(fin, opcode, payload.len(), false);
+        let head = self.wbuf.split().freeze();
+        self.queued += head.len() + payload.len();
+        self.queue.push_back(head);
+        self.queue.push_back(payload);
+    }
+
+    /// The frame header (without a masking key).
+    fn put_head(&mut self, fin: bool, opcode: u8, len: usize, masked: bool) {
         self.wbuf.put_u8(if fin { 0x80 } else { 0 } | opcode);
         let mask_bit = if masked { 0x80 } else { 0 };
         if len < 126 {
@@ -260,6 +290,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             self.wbuf.put_u8(mask_bit | 127);
             self.wbuf.put_u64(len as u64);
         }
+    }
+
+    fn put_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
+        let len = payload.len();
+        let masked = self.role == Role::Client;
+        self.wbuf.reserve(14 + len);
+        self.put_head(fin, opcode, len, masked);
         if masked {
             // RFC 6455 §5.3: a fresh, unpredictable key for every frame.
             let mask: [u8; 4] = rand::random();
@@ -290,8 +327,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             return Err(WsError::Protocol(ProtocolError::SendAfterClosing));
         }
         match msg {
-            Message::Text(t) => self.put_frame(true, 1, t.as_bytes()),
-            Message::Binary(b) => self.put_frame(true, 2, &b),
+            Message::Text(t) => self.put_frame_bytes(true, 1, t.into()),
+            Message::Binary(b) => self.put_frame_bytes(true, 2, b),
             Message::Ping(p) => self.put_frame(true, 9, &p),
             Message::Pong(p) => self.put_frame(true, 10, &p),
             Message::Close(f) => {
@@ -309,11 +346,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     /// Write out `wbuf`. `who` is the half asking (woken again when the other half makes
     /// progress, since the transport keeps only one waker for writing).
     fn poll_write_out(&mut self, cx: &mut Context<'_>, who: usize) -> Poll<io::Result<()>> {
-        while !self.wbuf.is_empty() {
-            match Pin::new(&mut self.io).poll_write(cx, &self.wbuf) {
+        while self.pending() > 0 {
+            let written = if self.queue.is_empty() {
+                Pin::new(&mut self.io).poll_write(cx, &self.wbuf)
+            } else {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let mut k = 0;
+                for b in self.queue.iter().take(MAX_SLICES) {
+                    slices[k] = IoSlice::new(b);
+                    k += 1;
+                }
+                if k < MAX_SLICES && !self.wbuf.is_empty() {
+                    slices[k] = IoSlice::new(&self.wbuf);
+                    k += 1;
+                }
+                Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..k])
+            };
+            match written {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(n)) => {
-                    self.wbuf.advance(n);
+                    self.consume(n);
                     if let Some(w) = self.write_waiters[1 - who].take() {
                         w.wake();
                     }
@@ -327,6 +379,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         }
         self.reply_pending = false;
         Poll::Ready(Ok(()))
+    }
+
+    /// `n` bytes were written: from `queue` first, then `wbuf`.
+    fn consume(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.queue.front_mut() else {
+                self.wbuf.advance(n);
+                return;
+            };
+            let k = n.min(front.len());
+            front.advance(k);
+            self.queued -= k;
+            n -= k;
+            if front.is_empty() {
+                self.queue.pop_front();
+            }
+        }
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>, who: usize) -> Poll<Result<(), WsError>> {
@@ -516,7 +585,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                     Control::Ping => {
                         let data = payload.freeze();
                         // No answers after our Close; one queued answer is enough for a flood.
-                        if self.state == State::Active && self.wbuf.len() < MAX_PENDING_WRITE {
+                        if self.state == State::Active && self.pending() < MAX_PENDING_WRITE {
                             self.put_frame(true, 10, &data);
                             self.reply_pending = true;
                         }
@@ -763,6 +832,76 @@ mod tests {
             assert_eq!(&appended[..4], b"head");
             assert_eq!(&appended[4..], &slow[..], "put_masked, length {len}");
         }
+    }
+
+    /// A transport that says it writes vectored (an in-memory pipe takes one slice per call, so
+    /// writes are partial): the server role's zero-copy path.
+    struct Vectored(tokio::io::DuplexStream);
+
+    impl AsyncRead for Vectored {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.0).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Vectored {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.0).poll_write(cx, buf)
+        }
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+        }
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.0).poll_flush(cx)
+        }
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.0).poll_shutdown(cx)
+        }
+    }
+
+    /// Server frames with large payloads go out without a copy, in order with small frames and
+    /// control frames, through partial writes.
+    #[tokio::test]
+    async fn server_writes_large_payloads_vectored_in_order() {
+        let (a, b) = tokio::io::duplex(7_000);
+        let (mut cs, _ck) = split(a, vec![], Role::Client, limits());
+        let (_ss, mut sk) = split(Vectored(b), vec![], Role::Server, limits());
+        let expected: Vec<Message> = (0..60usize)
+            .map(|i| match i % 4 {
+                0 => Message::text(format!("small {i}")),
+                1 => Message::binary(vec![i as u8; 5_000 + i * 331]),
+                2 => Message::Ping(Bytes::from(vec![i as u8; 3])),
+                _ => Message::text("é".repeat(3_000 + i)),
+            })
+            .collect();
+        let sending = expected.clone();
+        let writer = tokio::spawn(async move {
+            for m in sending {
+                sk.feed(m).await.unwrap();
+            }
+            sk.flush().await.unwrap();
+            sk
+        });
+        for want in &expected {
+            let got = cs.next().await.unwrap().unwrap();
+            assert_eq!(&got, want);
+        }
+        drop(writer.await.unwrap());
     }
 
     /// Both roles over an in-memory pipe: every message type, fragments, the closing handshake.

@@ -30,6 +30,9 @@ The script is a JSON list of steps, each a list:
                                binary, chr(97 + i % 26) for text
   ["recv", N]                  receive N data messages (printing each)
   ["recv_until", "s"]          receive (printing) until the text message "s"
+  ["recv_pattern", N]          receive binary messages until N bytes arrived, compare them with
+                               the binary pattern; prints `pattern N ok` or
+                               `pattern mismatch at OFFSET` (whatever the message sizes)
   ["recv_close"]               receive (printing) until the server's Close
   ["close", CODE, "REASON"]    send Close and wait for the answer
   ["local"]                    print the local port
@@ -116,6 +119,22 @@ async def run_step(ws, step, stdin: Stdin) -> bool:
                 show_message(msg)
                 if msg == step[1]:
                     break
+        elif op == "recv_pattern":
+            want = pattern("binary", step[1])
+            got = bytearray()
+            while len(got) < len(want):
+                msg = await ws.recv()
+                if isinstance(msg, str):
+                    raise SystemExit("recv_pattern: a text message arrived")
+                got += msg
+            if bytes(got) == want:
+                out("pattern", str(len(got)), "ok")
+            else:
+                at = next(
+                    (i for i in range(min(len(got), len(want))) if got[i] != want[i]),
+                    min(len(got), len(want)),
+                )
+                out("pattern", "mismatch", "at", str(at))
         elif op == "recv_close":
             while True:
                 show_message(await ws.recv())
