@@ -396,7 +396,7 @@ impl Decoder for LocalDecoder {
             }
             Framing::Lines | Framing::Nul | Framing::Jsonl => loop {
                 let sep = self.opts.separator().expect("delimited framing");
-                let Some(i) = buf[self.scanned..].iter().position(|&b| b == sep) else {
+                let Some(i) = memchr::memchr(sep, &buf[self.scanned..]) else {
                     self.scanned = buf.len();
                     if self.opts.split_long && buf.len() > self.opts.max_message_size {
                         // --split-long: send what we have now, so the buffer stays bounded.
@@ -597,12 +597,11 @@ impl LocalEncoder {
                     match o.newline_policy {
                         NewlinePolicy::Keep => dst.extend_from_slice(payload),
                         NewlinePolicy::Space => {
-                            let start = dst.len();
+                            let mut at = dst.len();
                             dst.extend_from_slice(payload);
-                            for b in &mut dst[start..] {
-                                if *b == sep {
-                                    *b = b' ';
-                                }
+                            while let Some(i) = memchr::memchr(sep, &dst[at..]) {
+                                dst[at + i] = b' ';
+                                at += i + 1;
                             }
                         }
                         NewlinePolicy::Escape => escape(payload, dst),

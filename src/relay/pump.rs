@@ -381,6 +381,7 @@ pub async fn pump(
             let mut warned = 0u64;
             let mut local_close = None;
             let mut shutting_down = false;
+            let mut polls = 0u32;
             // What was read while disconnected goes first.
             while let Some(m) = queued.pop_front() {
                 *queued_bytes -= m.len();
@@ -396,7 +397,10 @@ pub async fn pump(
                 if *local_eof {
                     break;
                 }
-                if opts.shutdown.is_cancelled() {
+                // Checked every 64 messages while input keeps coming (a waiting loop sees the
+                // token through `select!` below).
+                polls = polls.wrapping_add(1);
+                if polls % 64 == 1 && opts.shutdown.is_cancelled() {
                     shutting_down = true;
                     break;
                 }
@@ -445,7 +449,10 @@ pub async fn pump(
                                 }
                                 continue;
                             }
-                            () = opts.shutdown.cancelled() => continue,
+                            () = opts.shutdown.cancelled() => {
+                                shutting_down = true;
+                                break;
+                            }
                         }
                     }
                 };
