@@ -90,7 +90,7 @@ struct Core<S> {
     queue: VecDeque<Bytes>,
     /// Bytes in `queue`.
     queued: usize,
-    /// An answer (pong or Close) is in `wbuf` and was not written yet.
+    /// An answer (pong or Close) is waiting in `queue`/`wbuf` and was not written yet.
     reply_pending: bool,
     /// A fragmented message being received: text?, payload so far, bytes checked as UTF-8.
     incomplete: Option<(bool, BytesMut, usize)>,
@@ -494,6 +494,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                     }
                     if n == spare && self.read_size < MAX_READ {
                         self.read_size *= 2;
+                    } else if n <= self.read_size / 8 && self.read_size > INITIAL_READ {
+                        // Input slowed down: new buffers shrink back towards the idle size.
+                        self.read_size /= 2;
                     }
                 }
             }

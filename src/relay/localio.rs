@@ -13,13 +13,15 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Sink, Stream};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncWrite;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::framing::{FramingError, LocalDecoder, LocalEncoder, LocalEvent};
 use crate::endpoint::{BoxReader, BoxWriter};
 
-/// First read size; an idle connection's buffer is no larger than this.
+/// First read size. An idle connection holds no read buffer once its reads are back to this
+/// size (they shrink while input comes slowly; a connection that goes quiet right after a
+/// burst keeps its grown buffer until it reads again).
 const READ_MIN: usize = 4 * 1024;
 /// Reads grow (doubling while each read fills the buffer) up to this size.
 const READ_MAX: usize = 256 * 1024;
@@ -88,7 +90,7 @@ impl Stream for LocalReader {
             // Reclaims the buffer when the messages cut from it are gone, else allocates.
             this.buf.reserve(this.read_size);
             let want = this.buf.capacity() - this.buf.len();
-            let n = match poll_read_into(&mut this.io, cx, &mut this.buf) {
+            let n = match tokio_util::io::poll_read_buf(Pin::new(&mut this.io), cx, &mut this.buf) {
                 Poll::Pending => {
                     if this.buf.is_empty() && this.read_size == READ_MIN {
                         // Idle: hold no buffer while waiting.
@@ -113,21 +115,6 @@ impl Stream for LocalReader {
             }
         }
     }
-}
-
-/// Read once into the spare capacity of `buf`.
-fn poll_read_into(
-    io: &mut BoxReader,
-    cx: &mut Context<'_>,
-    buf: &mut BytesMut,
-) -> Poll<io::Result<usize>> {
-    let spare = buf.spare_capacity_mut();
-    let mut rb = tokio::io::ReadBuf::uninit(spare);
-    ready!(Pin::new(io).poll_read(cx, &mut rb))?;
-    let n = rb.filled().len();
-    // SAFETY: `poll_read` initialised the first `n` bytes of the spare capacity.
-    unsafe { buf.set_len(buf.len() + n) };
-    Poll::Ready(Ok(n))
 }
 
 /// Events in, local bytes out (a `Sink`, like `FramedWrite`). Small encoded output is gathered

@@ -505,6 +505,8 @@ pub async fn pump(
                     }
                 }
             }
+            // Input may have ended (or a limit been reached) between two of the checks above.
+            shutting_down |= opts.shutdown.is_cancelled();
             if warned > 1 {
                 tracing::warn!(
                     "{local_label}: {warned} text-mode messages were not valid UTF-8 and were sent as binary messages"
