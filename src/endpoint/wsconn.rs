@@ -482,8 +482,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                         Poll::Ready(Ok(n)) => n,
                         Poll::Ready(Err(e)) => return Poll::Ready(self.read_failed(e)),
                         Poll::Pending => {
-                            if self.rbuf.is_empty() && self.read_size == INITIAL_READ {
-                                // Idle: hold no read buffer while waiting.
+                            if self.rbuf.is_empty() {
+                                // Waiting: hold no read buffer, whatever size it grew to.
                                 self.rbuf = BytesMut::new();
                             }
                             return Poll::Pending;
