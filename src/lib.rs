@@ -17,6 +17,7 @@
 //! Modules: [`cli`] (what the user typed), [`addr`] (address specifiers), [`config`] (validated
 //! options), [`error`] (typed errors, exit codes), [`app`] (listener loop and sessions),
 //! [`endpoint`] (one module per address kind), [`relay`] (the pumps and framing codecs),
+//! [`outq`] (the zero-copy output queue of the local writer and the WebSocket server role),
 //! [`generate`] (man page and completions), [`systemd`] (readiness notification, watchdog and
 //! socket activation).
 
@@ -27,5 +28,6 @@ pub mod config;
 pub mod endpoint;
 pub mod error;
 pub mod generate;
+pub mod outq;
 pub mod relay;
 pub mod systemd;

@@ -11,8 +11,7 @@
 //! Errors and closing follow tungstenite's (the same `tungstenite::Error` values, the same
 //! states), so the relay classifies them exactly as before.
 
-use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker, ready};
@@ -27,6 +26,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::{MsgSink, MsgStream};
+use crate::outq::OutQueue;
 
 /// First read buffer of a connection.
 const INITIAL_READ: usize = 4 * 1024;
@@ -36,8 +36,6 @@ const MAX_READ: usize = 256 * 1024;
 const WRITE_HIGH: usize = 64 * 1024;
 /// Server role: payloads at least this large are written from their own buffer (vectored).
 const ZERO_COPY_MIN: usize = 4 * 1024;
-/// Slices per vectored write.
-const MAX_SLICES: usize = 16;
 /// Pongs are not queued beyond this (a peer that pings and never reads).
 const MAX_PENDING_WRITE: usize = 1 << 20;
 
@@ -84,13 +82,9 @@ struct Core<S> {
     rbuf: BytesMut,
     /// Bytes asked for in the next read.
     read_size: usize,
-    /// Frames not yet written, after those in `queue`.
-    wbuf: BytesMut,
-    /// Server role: frame heads and large payloads queued as they are (written vectored).
-    queue: VecDeque<Bytes>,
-    /// Bytes in `queue`.
-    queued: usize,
-    /// An answer (pong or Close) is waiting in `queue`/`wbuf` and was not written yet.
+    /// Frames not yet written (server role: large payloads queued uncopied).
+    out: OutQueue,
+    /// An answer (pong or Close) is waiting in `out` and was not written yet.
     reply_pending: bool,
     /// A fragmented message being received: text?, payload so far, bytes checked as UTF-8.
     incomplete: Option<(bool, BytesMut, usize)>,
@@ -121,9 +115,7 @@ where
         state: State::Active,
         rbuf: BytesMut::from(&leftover[..]),
         read_size: INITIAL_READ,
-        wbuf: BytesMut::new(),
-        queue: VecDeque::new(),
-        queued: 0,
+        out: OutQueue::default(),
         reply_pending: false,
         incomplete: None,
         write_waiters: [None, None],
@@ -171,7 +163,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WsWriter<S> {
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
         let mut core = lock(&self.core);
-        if core.pending() < WRITE_HIGH {
+        if core.out.len() < WRITE_HIGH {
             return Poll::Ready(Ok(()));
         }
         core.poll_write_out(cx, WRITER).map_err(WsError::Io)
@@ -283,11 +275,6 @@ fn utf8_error() -> WsError {
 impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     // ---- writing ----
 
-    /// Bytes waiting to be written.
-    fn pending(&self) -> usize {
-        self.queued + self.wbuf.len()
-    }
-
     /// A data frame whose payload is already a `Bytes`: unmasked (server role) and large, it is
     /// queued without a copy when the transport writes vectored; otherwise as `put_frame`.
     fn put_frame_bytes(&mut self, fin: bool, opcode: u8, payload: Bytes) {
@@ -298,39 +285,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             return self.put_frame(fin, opcode, &payload);
         }
         self.put_head(fin, opcode, payload.len(), false);
-        let head = self.wbuf.split().freeze();
-        self.queued += head.len() + payload.len();
-        self.queue.push_back(head);
-        self.queue.push_back(payload);
+        self.out.push(payload);
     }
 
     /// The frame header (without a masking key).
     fn put_head(&mut self, fin: bool, opcode: u8, len: usize, masked: bool) {
-        self.wbuf.put_u8(if fin { 0x80 } else { 0 } | opcode);
+        self.out.buf.put_u8(if fin { 0x80 } else { 0 } | opcode);
         let mask_bit = if masked { 0x80 } else { 0 };
         if len < 126 {
-            self.wbuf.put_u8(mask_bit | len as u8);
+            self.out.buf.put_u8(mask_bit | len as u8);
         } else if len <= 0xFFFF {
-            self.wbuf.put_u8(mask_bit | 126);
-            self.wbuf.put_u16(len as u16);
+            self.out.buf.put_u8(mask_bit | 126);
+            self.out.buf.put_u16(len as u16);
         } else {
-            self.wbuf.put_u8(mask_bit | 127);
-            self.wbuf.put_u64(len as u64);
+            self.out.buf.put_u8(mask_bit | 127);
+            self.out.buf.put_u64(len as u64);
         }
     }
 
     fn put_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
         let len = payload.len();
         let masked = self.role == Role::Client;
-        self.wbuf.reserve(14 + len);
+        self.out.buf.reserve(14 + len);
         self.put_head(fin, opcode, len, masked);
         if masked {
             // RFC 6455 §5.3: a fresh, unpredictable key for every frame.
             let mask: [u8; 4] = rand::random();
-            self.wbuf.put_slice(&mask);
-            put_masked(&mut self.wbuf, payload, mask);
+            self.out.buf.put_slice(&mask);
+            put_masked(&mut self.out.buf, payload, mask);
         } else {
-            self.wbuf.put_slice(payload);
+            self.out.buf.put_slice(payload);
         }
     }
 
@@ -370,29 +354,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         Ok(())
     }
 
-    /// Write out `wbuf`. `who` is the half asking (woken again when the other half makes
+    /// Write out `out`. `who` is the half asking (woken again when the other half makes
     /// progress, since the transport keeps only one waker for writing).
     fn poll_write_out(&mut self, cx: &mut Context<'_>, who: usize) -> Poll<io::Result<()>> {
-        while self.pending() > 0 {
-            let written = if self.queue.is_empty() {
-                Pin::new(&mut self.io).poll_write(cx, &self.wbuf)
-            } else {
-                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-                let mut k = 0;
-                for b in self.queue.iter().take(MAX_SLICES) {
-                    slices[k] = IoSlice::new(b);
-                    k += 1;
-                }
-                if k < MAX_SLICES && !self.wbuf.is_empty() {
-                    slices[k] = IoSlice::new(&self.wbuf);
-                    k += 1;
-                }
-                Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..k])
-            };
-            match written {
+        while !self.out.is_empty() {
+            match self.out.poll_write(Pin::new(&mut self.io), cx) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(n)) => {
-                    self.consume(n);
+                    self.out.consume(n);
                     if let Some(w) = self.write_waiters[1 - who].take() {
                         w.wake();
                     }
@@ -406,23 +375,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         }
         self.reply_pending = false;
         Poll::Ready(Ok(()))
-    }
-
-    /// `n` bytes were written: from `queue` first, then `wbuf`.
-    fn consume(&mut self, mut n: usize) {
-        while n > 0 {
-            let Some(front) = self.queue.front_mut() else {
-                self.wbuf.advance(n);
-                return;
-            };
-            let k = n.min(front.len());
-            front.advance(k);
-            self.queued -= k;
-            n -= k;
-            if front.is_empty() {
-                self.queue.pop_front();
-            }
-        }
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>, who: usize) -> Poll<Result<(), WsError>> {
@@ -615,7 +567,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                     Control::Ping => {
                         let data = payload.freeze();
                         // No answers after our Close; one queued answer is enough for a flood.
-                        if self.state == State::Active && self.pending() < MAX_PENDING_WRITE {
+                        if self.state == State::Active && self.out.len() < MAX_PENDING_WRITE {
                             self.put_frame(true, 10, &data);
                             self.reply_pending = true;
                         }
@@ -836,6 +788,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for HeadLimited<S> {
 mod tests {
     use super::*;
     use futures_util::{SinkExt, StreamExt};
+    use std::io::IoSlice;
 
     fn limits() -> Limits {
         Limits {

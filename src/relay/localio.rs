@@ -6,18 +6,18 @@
 //! `FramedWrite` copies every payload into its buffer (measured: 12 % of the relay's time in
 //! the ws → tcp bulk direction). docs/performance.md has the numbers.
 
-use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::{Sink, Stream};
 use tokio::io::AsyncWrite;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::framing::{FramingError, LocalDecoder, LocalEncoder, LocalEvent};
 use crate::endpoint::{BoxReader, BoxWriter};
+use crate::outq::OutQueue;
 
 /// First read size (reads grow from here for bulk input and shrink back when it slows).
 const READ_MIN: usize = 4 * 1024;
@@ -29,8 +29,6 @@ const ZERO_COPY_MIN: usize = 4 * 1024;
 const WRITE_MIN: usize = 8 * 1024;
 /// `feed` writes out when this much is waiting (backpressure on the message source).
 const WRITE_HIGH: usize = 64 * 1024;
-/// Slices per vectored write.
-const MAX_SLICES: usize = 16;
 
 /// Local bytes in, messages out (a `Stream`, like `FramedRead`).
 pub struct LocalReader {
@@ -121,11 +119,7 @@ impl Stream for LocalReader {
 pub struct LocalWriter {
     io: BoxWriter,
     encoder: LocalEncoder,
-    /// Encoded output not yet moved to `queue`.
-    buf: BytesMut,
-    /// Output in order, before `buf`.
-    queue: VecDeque<Bytes>,
-    queued: usize,
+    out: OutQueue,
 }
 
 impl LocalWriter {
@@ -133,9 +127,7 @@ impl LocalWriter {
         LocalWriter {
             io,
             encoder,
-            buf: BytesMut::new(),
-            queue: VecDeque::new(),
-            queued: 0,
+            out: OutQueue::default(),
         }
     }
 
@@ -145,62 +137,24 @@ impl LocalWriter {
 
     /// Take the writer out (what is still buffered is dropped); this one then writes nowhere.
     pub fn take_inner(&mut self) -> BoxWriter {
-        self.buf.clear();
-        self.queue.clear();
-        self.queued = 0;
+        self.out.clear();
         std::mem::replace(&mut self.io, Box::new(tokio::io::sink()))
-    }
-
-    fn pending(&self) -> usize {
-        self.queued + self.buf.len()
     }
 
     /// Write until at most `keep` bytes are waiting.
     fn poll_write_down(&mut self, cx: &mut Context<'_>, keep: usize) -> Poll<io::Result<()>> {
-        while self.pending() > keep {
-            let n = if self.queue.is_empty() {
-                ready!(Pin::new(&mut self.io).poll_write(cx, &self.buf))?
-            } else if self.io.is_write_vectored() {
-                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-                let mut k = 0;
-                for b in self.queue.iter().take(MAX_SLICES) {
-                    slices[k] = IoSlice::new(b);
-                    k += 1;
-                }
-                if k < MAX_SLICES && !self.buf.is_empty() {
-                    slices[k] = IoSlice::new(&self.buf);
-                    k += 1;
-                }
-                ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..k]))?
-            } else {
-                ready!(Pin::new(&mut self.io).poll_write(cx, &self.queue[0]))?
-            };
+        while self.out.len() > keep {
+            let n = ready!(self.out.poll_write(Pin::new(&mut self.io), cx))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.consume(n);
+            self.out.consume(n);
         }
-        if self.pending() == 0 && self.buf.capacity() <= WRITE_MIN {
+        if self.out.is_empty() && self.out.buf.capacity() <= WRITE_MIN {
             // Nothing waiting: an idle connection holds no write buffer either.
-            self.buf = BytesMut::new();
+            self.out.buf = BytesMut::new();
         }
         Poll::Ready(Ok(()))
-    }
-
-    fn consume(&mut self, mut n: usize) {
-        while n > 0 {
-            let Some(front) = self.queue.front_mut() else {
-                self.buf.advance(n);
-                return;
-            };
-            let k = n.min(front.len());
-            front.advance(k);
-            self.queued -= k;
-            n -= k;
-            if front.is_empty() {
-                self.queue.pop_front();
-            }
-        }
     }
 }
 
@@ -209,7 +163,7 @@ impl Sink<LocalEvent> for LocalWriter {
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.pending() >= WRITE_HIGH {
+        if this.out.len() >= WRITE_HIGH {
             ready!(this.poll_write_down(cx, WRITE_HIGH / 2))?;
         }
         Poll::Ready(Ok(()))
@@ -220,20 +174,14 @@ impl Sink<LocalEvent> for LocalWriter {
         if let Some(payload) = this.encoder.raw_payload(&item)
             && payload.len() >= ZERO_COPY_MIN
         {
-            if !this.buf.is_empty() {
-                let head = this.buf.split().freeze();
-                this.queued += head.len();
-                this.queue.push_back(head);
-            }
-            this.queued += payload.len();
-            this.queue.push_back(payload);
+            this.out.push(payload);
             return Ok(());
         }
-        if this.buf.capacity() == 0 {
+        if this.out.buf.capacity() == 0 {
             // Released while idle: start at a size that holds a batch of lines without regrowing.
-            this.buf.reserve(WRITE_MIN);
+            this.out.buf.reserve(WRITE_MIN);
         }
-        this.encoder.encode(item, &mut this.buf)
+        this.encoder.encode(item, &mut this.out.buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
