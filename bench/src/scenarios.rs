@@ -505,6 +505,21 @@ pub async fn bulk_down_relay(ctx: &Ctx, spec: &RelaySpec) -> R<Metrics> {
     finish(r, res).await
 }
 
+/// Read binary messages from `w` until `n` payload bytes arrived.
+async fn read_ws_bytes<S>(w: &mut S, n: u64) -> R<()>
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let mut got = 0u64;
+    while got < n {
+        let m = w.next().await.ok_or("closed early")?.map_err(err("read"))?;
+        if m.is_binary() {
+            got += m.len() as u64;
+        }
+    }
+    Ok(())
+}
+
 pub async fn bulk_down_baseline(ctx: &Ctx, row: Row) -> R<Metrics> {
     let n = ctx.sizes.bulk_bytes;
     let url = ctx
@@ -512,16 +527,11 @@ pub async fn bulk_down_baseline(ctx: &Ctx, row: Row) -> R<Metrics> {
         .url(&format!("/source/{n}/{}", ctx.sizes.write_size));
     let t0 = Instant::now();
     let mut w = ws(&url).await?;
-    within(limit_for(n), "reverse bulk transfer", async {
-        let mut got = 0u64;
-        while got < n {
-            let m = w.next().await.ok_or("closed early")?.map_err(err("read"))?;
-            if m.is_binary() {
-                got += m.len() as u64;
-            }
-        }
-        Ok(())
-    })
+    within(
+        limit_for(n),
+        "reverse bulk transfer",
+        read_ws_bytes(&mut w, n),
+    )
     .await?;
     let dt = t0.elapsed();
     Ok(vec![(row, rate_mb(n, dt))])
@@ -545,16 +555,11 @@ pub async fn server_bulk_down_relay(ctx: &Ctx, spec: &RelaySpec) -> R<Metrics> {
         let cpu0 = r.cpu_secs();
         let t0 = Instant::now();
         let mut w = ws(&format!("ws://127.0.0.1:{}/", r.port)).await?;
-        within(limit_for(n), "server reverse bulk transfer", async {
-            let mut got = 0u64;
-            while got < n {
-                let m = w.next().await.ok_or("closed early")?.map_err(err("read"))?;
-                if m.is_binary() {
-                    got += m.len() as u64;
-                }
-            }
-            Ok(())
-        })
+        within(
+            limit_for(n),
+            "server reverse bulk transfer",
+            read_ws_bytes(&mut w, n),
+        )
         .await?;
         let dt = t0.elapsed();
         let cpu = cpu_delta(&r, cpu0);

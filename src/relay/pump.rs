@@ -1,5 +1,6 @@
 //! The pumps: bytes↔messages (through the framing codecs), messages↔messages, bytes↔bytes.
 
+use std::future::pending;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -365,18 +366,15 @@ pub async fn pump(
                 Keepalive::new(opts.ping_interval.filter(|_| websocket), opts.ping_timeout);
             if !send {
                 // Local input is not read; pings and shutdown still are this side's job.
-                return idle_end(
-                    idle(
-                        &mut sink,
-                        &mut keepalive,
-                        &seen,
-                        &last_seen,
-                        opts,
-                        std::future::pending(),
-                    )
-                    .await,
-                    &close_was_sent,
+                let i = idle(
+                    &mut sink,
+                    &mut keepalive,
+                    &seen,
+                    &last_seen,
+                    opts,
+                    pending(),
                 );
+                return idle_end(i.await, &close_was_sent);
             }
             let mut warned = 0u64;
             let mut local_close = None;
@@ -555,18 +553,15 @@ pub async fn pump(
                 return Up::Eof;
             }
             // --no-close: local input is over, the WebSocket stays; keep it checked.
-            idle_end(
-                idle(
-                    &mut sink,
-                    &mut keepalive,
-                    &seen,
-                    &last_seen,
-                    opts,
-                    std::future::pending(),
-                )
-                .await,
-                &close_was_sent,
-            )
+            let i = idle(
+                &mut sink,
+                &mut keepalive,
+                &seen,
+                &last_seen,
+                opts,
+                pending(),
+            );
+            idle_end(i.await, &close_was_sent)
         };
         let down = async {
             if let Err(e) = output.feed(LocalEvent::Open).await {
