@@ -11,6 +11,8 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::AsyncWrite;
 
+/// Payloads at least this large are queued as they are; smaller ones are cheaper to copy.
+pub const UNCOPIED_MIN: usize = 4 * 1024;
 /// Slices per vectored write.
 const MAX_SLICES: usize = 16;
 

@@ -61,45 +61,20 @@ impl Servers {
         let tcp_sink_port = tcp.local_addr()?.port();
         let src = TcpListener::bind("127.0.0.1:0").await?;
         let tcp_source_port = src.local_addr()?.port();
-        {
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                loop {
-                    let Ok((s, _)) = src.accept().await else {
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                        continue;
-                    };
-                    let n = shared.tcp_source_bytes.load(Ordering::SeqCst);
-                    tokio::spawn(tcp_source(s, n));
-                }
-            });
-        }
-        {
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                loop {
-                    let Ok((s, _)) = ws.accept().await else {
-                        // EMFILE and the like: back off instead of spinning.
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                        continue;
-                    };
-                    let _ = s.set_nodelay(true);
-                    tokio::spawn(ws_session(s, shared.clone()));
-                }
-            });
-        }
-        {
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                loop {
-                    let Ok((s, _)) = tcp.accept().await else {
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                        continue;
-                    };
-                    tokio::spawn(tcp_sink(s, shared.clone()));
-                }
-            });
-        }
+        let sh = shared.clone();
+        accept_each(src, move |s| {
+            let n = sh.tcp_source_bytes.load(Ordering::SeqCst);
+            tokio::spawn(tcp_source(s, n));
+        });
+        let sh = shared.clone();
+        accept_each(ws, move |s| {
+            let _ = s.set_nodelay(true);
+            tokio::spawn(ws_session(s, sh.clone()));
+        });
+        let sh = shared.clone();
+        accept_each(tcp, move |s| {
+            tokio::spawn(tcp_sink(s, sh.clone()));
+        });
         Ok(Servers {
             ws_port,
             tcp_sink_port,
@@ -123,6 +98,20 @@ impl Servers {
     pub async fn wait_done(&self) -> Option<Instant> {
         self.done_rx.lock().await.recv().await
     }
+}
+
+/// Accept connections for ever, handing each to `on`.
+fn accept_each(listener: TcpListener, on: impl Fn(TcpStream) + Send + 'static) {
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = listener.accept().await else {
+                // EMFILE and the like: back off instead of spinning.
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            };
+            on(s);
+        }
+    });
 }
 
 /// The server's tungstenite configuration: tungstenite's defaults (128 KiB read buffer), which

@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::{MsgSink, MsgStream};
-use crate::outq::OutQueue;
+use crate::outq::{OutQueue, UNCOPIED_MIN};
 
 /// First read buffer of a connection.
 const INITIAL_READ: usize = 4 * 1024;
@@ -34,8 +34,6 @@ const INITIAL_READ: usize = 4 * 1024;
 const MAX_READ: usize = 256 * 1024;
 /// Above this many unwritten bytes, `poll_ready` writes before taking more.
 const WRITE_HIGH: usize = 64 * 1024;
-/// Server role: payloads at least this large are written from their own buffer (vectored).
-const ZERO_COPY_MIN: usize = 4 * 1024;
 /// Pongs are not queued beyond this (a peer that pings and never reads).
 const MAX_PENDING_WRITE: usize = 1 << 20;
 
@@ -278,9 +276,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     /// A data frame whose payload is already a `Bytes`: unmasked (server role) and large, it is
     /// queued without a copy when the transport writes vectored; otherwise as `put_frame`.
     fn put_frame_bytes(&mut self, fin: bool, opcode: u8, payload: Bytes) {
-        if self.role == Role::Client
-            || payload.len() < ZERO_COPY_MIN
-            || !self.io.is_write_vectored()
+        if self.role == Role::Client || payload.len() < UNCOPIED_MIN || !self.io.is_write_vectored()
         {
             return self.put_frame(fin, opcode, &payload);
         }

@@ -17,14 +17,12 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use super::framing::{FramingError, LocalDecoder, LocalEncoder, LocalEvent};
 use crate::endpoint::{BoxReader, BoxWriter};
-use crate::outq::OutQueue;
+use crate::outq::{OutQueue, UNCOPIED_MIN};
 
 /// First read size (reads grow from here for bulk input and shrink back when it slows).
 const READ_MIN: usize = 4 * 1024;
 /// Reads grow (doubling while each read fills the buffer) up to this size.
 const READ_MAX: usize = 256 * 1024;
-/// Payloads at least this large are written from their own buffer, not copied.
-const ZERO_COPY_MIN: usize = 4 * 1024;
 /// A write buffer starts at this size (and is released when empty, if no larger).
 const WRITE_MIN: usize = 8 * 1024;
 /// `feed` writes out when this much is waiting (backpressure on the message source).
@@ -172,7 +170,7 @@ impl Sink<LocalEvent> for LocalWriter {
     fn start_send(self: Pin<&mut Self>, item: LocalEvent) -> io::Result<()> {
         let this = self.get_mut();
         if let Some(payload) = this.encoder.raw_payload(&item)
-            && payload.len() >= ZERO_COPY_MIN
+            && payload.len() >= UNCOPIED_MIN
         {
             this.out.push(payload);
             return Ok(());
