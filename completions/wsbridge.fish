@@ -5,7 +5,7 @@ complete -c wsbridge -l basic-auth -d 'HTTP basic authentication for the WebSock
 complete -c wsbridge -l ca-file -d 'Extra trusted CA certificates (PEM, repeatable); SSL_CERT_FILE is honoured the same way' -r -F
 complete -c wsbridge -l unix-mode -d 'Permissions of the socket file made by unix-listen:, in octal (e.g. 0660)' -r
 complete -c wsbridge -l close-timeout -d 'After sending Close, wait this long for the peer\'s Close while still delivering its messages (e.g. 5, 2.5, 500ms)' -r
-complete -c wsbridge -l linger -d 'After local EOF, wait until no message has arrived for this long (at most --close-timeout) before sending Close. For servers that drop unsent replies as soon as they see a Close (Python websockets, Node ws): e.g. --linger 300ms' -r
+complete -c wsbridge -l linger -d 'After local EOF, hold the Close while replies may still come (many servers drop unsent replies once they see a Close). auto: until the peer has been quiet for 1 ms to 100 ms (twice the handshake round trip) once every message sent has had a reply, or for 1 s while replies are missing. A duration: until nothing has arrived for that long. 0: close at once. Never longer than --close-timeout' -r
 complete -c wsbridge -l connect-timeout -d 'Limit for DNS + TCP connect, TLS and the WebSocket handshake, each' -r
 complete -c wsbridge -l max-message-size -d 'Largest message accepted or sent (e.g. 65536, 64KiB, 64MiB). A longer incoming message closes the connection with 1009; a longer outgoing line is an error (see --split-long)' -r
 complete -c wsbridge -s s -l server -d 'Server shorthand: \'ws-listen:127.0.0.1:PORT\' (or HOST:PORT) as ADDR1; the address given (default \'-\': stdin/stdout, one client, like websocat -s) is ADDR2' -r

@@ -153,11 +153,13 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "5", value_parser = parse_duration)]
     pub close_timeout: Duration,
 
-    /// After local EOF, wait until no message has arrived for this long (at most
-    /// --close-timeout) before sending Close. For servers that drop unsent replies as soon as
-    /// they see a Close (Python websockets, Node ws): e.g. --linger 300ms
-    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = parse_duration)]
-    pub linger: Duration,
+    /// After local EOF, hold the Close while replies may still come (many servers drop unsent
+    /// replies once they see a Close). auto: until the peer has been quiet for 1 ms to 100 ms
+    /// (twice the handshake round trip) once every message sent has had a reply, or for 1 s
+    /// while replies are missing. A duration: until nothing has arrived for that long. 0: close
+    /// at once. Never longer than --close-timeout
+    #[arg(long, value_name = "auto|DURATION", default_value = "auto")]
+    pub linger: crate::relay::Linger,
 
     /// Limit for DNS + TCP connect, TLS and the WebSocket handshake, each
     #[arg(long, value_name = "DURATION", default_value = "10", value_parser = parse_duration)]

@@ -72,8 +72,8 @@ pub struct RelayOptions {
     /// Copy ADDR2 → ADDR1.
     pub reverse: bool,
     pub close_timeout: Duration,
-    /// Quiet time to wait for after local EOF before sending Close.
-    pub linger: Duration,
+    /// How long the Close is held after local EOF (see `relay::Linger`).
+    pub linger: crate::relay::Linger,
     /// At most this many messages ADDR1 → ADDR2 (`--max-messages`).
     pub max_forward: Option<u64>,
     /// At most this many messages ADDR2 → ADDR1 (`--max-messages-rev`).

@@ -93,6 +93,8 @@ impl Hub {
             sink: Box::pin(sink),
             label: format!("broadcast room '{room}' #{id}"),
             websocket: false,
+            rtt: None,
+            holds_close: false,
         }
     }
 

@@ -1,6 +1,7 @@
 //! `exec:` / `sh-c:`: one child process per connection. Its stdin/stdout are the byte side; it
 //! gets the request as CGI-style environment variables (like websocketd). When its stdout ends,
-//! the Close sent is 1000 if it exited 0, 1011 otherwise. When the session ends, a child still
+//! the Close sent is 1000 if it exited 0, 1011 otherwise (at once once it has exited; while it
+//! runs, the Close waits for replies as `--linger` says). When the session ends, a child still
 //! running gets SIGTERM, then SIGKILL after a grace period — the child and everything it started
 //! (it runs in its own process group); it is always reaped (no zombies).
 //! Every descriptor wsbridge opens is close-on-exec, so children inherit only stdio.
@@ -14,7 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::task::TaskTracker;
 
-use super::{ByteConn, SessionInfo};
+use super::{ByteConn, EofNote, SessionInfo};
 use crate::error::{Error, Result};
 
 /// Time between SIGTERM and SIGKILL for a child whose connection has ended.
@@ -95,7 +96,7 @@ pub fn spawn(argv: &[String], info: &SessionInfo, tasks: &TaskTracker) -> Result
             .await
             .ok()
             .and_then(|r| r.ok().and_then(|s| *s));
-        match status {
+        let close = match status {
             Some(s) if !s.success() => CloseFrame {
                 code: CloseCode::Error,
                 reason: format!("program {s}").into(),
@@ -104,6 +105,11 @@ pub fn spawn(argv: &[String], info: &SessionInfo, tasks: &TaskTracker) -> Result
                 code: CloseCode::Normal,
                 reason: "".into(),
             },
+        };
+        // A program that has exited reads no replies: the Close need not wait for them.
+        EofNote {
+            close,
+            still_reading: status.is_none(),
         }
     });
     Ok(ByteConn {

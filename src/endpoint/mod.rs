@@ -40,10 +40,19 @@ pub struct ByteConn {
     pub writer: BoxWriter,
     /// Who is on the other end, for logs.
     pub label: String,
-    /// The Close to send when the reader ends (default: 1000); a child's exit status decides it.
-    pub on_eof: Option<Pin<Box<dyn Future<Output = CloseFrame> + Send>>>,
+    /// What to say when the reader ends (default: Close 1000, and replies are still read); a
+    /// child's exit status decides it.
+    pub on_eof: Option<Pin<Box<dyn Future<Output = EofNote> + Send>>>,
     /// Kept alive as long as the connection (e.g. terminates a child process when dropped).
     pub guard: Option<Box<dyn std::any::Any + Send>>,
+}
+
+/// What a byte stream says when its input ends.
+pub struct EofNote {
+    /// The Close to send.
+    pub close: CloseFrame,
+    /// Whether replies can still be delivered (false: a program that has exited).
+    pub still_reading: bool,
 }
 
 impl ByteConn {
@@ -65,6 +74,13 @@ pub struct MsgConn {
     pub label: String,
     /// A real WebSocket (pings are passed between two of them), not an in-process endpoint.
     pub websocket: bool,
+    /// The handshake's round trip, where it was measured (client connections): `--linger auto`
+    /// scales its quiet times by it.
+    pub rtt: Option<std::time::Duration>,
+    /// A peer's Close is not answered by the connection itself until the relay sends the answer
+    /// (a `Message::Close`) or reads the stream again: meanwhile data may still be sent (server
+    /// role, so a backend can finish before the client's Close is answered).
+    pub holds_close: bool,
 }
 
 /// What an endpoint yields.

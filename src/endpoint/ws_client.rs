@@ -70,6 +70,7 @@ impl WsConnector {
             }
             let request = self.request(&current, url, passed, keep_secrets)?;
             let cfg = self.ws_config();
+            let asked = std::time::Instant::now();
             let result = within(
                 limit,
                 &target,
@@ -113,6 +114,7 @@ impl WsConnector {
                     return Err(handshake_error(&target, &current, e, &how));
                 }
             };
+            let rtt = asked.elapsed();
             tracing::info!("{target}: connected (HTTP {})", response.status().as_u16());
             // From here on the connection is ours (wsconn), with what tungstenite left unread.
             let (stream, leftover) = ws.get_mut().take().ok_or_else(|| {
@@ -128,6 +130,8 @@ impl WsConnector {
                 sink,
                 label: target,
                 websocket: true,
+                rtt: Some(rtt),
+                holds_close: false,
             });
         }
     }

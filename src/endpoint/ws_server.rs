@@ -381,6 +381,8 @@ impl WsServer {
                 sink: ws_sink,
                 label,
                 websocket: true,
+                rtt: None,
+                holds_close: true,
             },
             info,
             slot,

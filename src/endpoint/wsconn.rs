@@ -55,6 +55,9 @@ enum State {
     Active,
     /// We sent a Close; the peer's is awaited.
     ClosedByUs,
+    /// The peer sent a Close that is not answered yet (server role): data may still be sent,
+    /// and the answer goes out with the next `Message::Close` sent or the next read.
+    PeerClosing,
     /// The peer sent a Close (answered).
     ClosedByPeer,
     /// Both Closes were exchanged.
@@ -88,6 +91,8 @@ struct Core<S> {
     incomplete: Option<(bool, BytesMut, usize)>,
     /// A half that found the write side blocked (so the other wakes it after progress).
     write_waiters: [Option<Waker>; 2],
+    /// In `PeerClosing`: the answer owed (the peer's Close, echoed).
+    owed: Option<CloseFrame>,
 }
 
 /// A frame header as read.
@@ -117,6 +122,7 @@ where
         reply_pending: false,
         incomplete: None,
         write_waiters: [None, None],
+        owed: None,
     }));
     (
         Box::pin(WsReader {
@@ -177,9 +183,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WsWriter<S> {
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
         let mut core = lock(&self.core);
-        if core.state == State::Active {
-            core.state = State::ClosedByUs;
-            core.put_close(None);
+        match core.state {
+            State::Active => {
+                core.state = State::ClosedByUs;
+                core.put_close(None);
+            }
+            State::PeerClosing => core.answer_close(),
+            _ => {}
         }
         core.poll_flush(cx, WRITER)
     }
@@ -314,6 +324,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         }
     }
 
+    /// Answer the peer's Close now (it was held while data could still be sent).
+    fn answer_close(&mut self) {
+        let frame = self.owed.take();
+        self.state = State::ClosedByPeer;
+        self.put_close(frame.as_ref());
+        self.reply_pending = true;
+    }
+
     fn put_close(&mut self, frame: Option<&CloseFrame>) {
         match frame {
             None => self.put_frame(true, 8, &[]),
@@ -330,7 +348,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         if self.state == State::Terminated {
             return Err(WsError::AlreadyClosed);
         }
-        if self.state != State::Active {
+        if !matches!(self.state, State::Active | State::PeerClosing) {
             return Err(WsError::Protocol(ProtocolError::SendAfterClosing));
         }
         match msg {
@@ -339,7 +357,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             Message::Ping(p) => self.put_frame(true, 9, &p),
             Message::Pong(p) => self.put_frame(true, 10, &p),
             Message::Close(f) => {
-                self.state = State::ClosedByUs;
+                // In `PeerClosing` this is the answer to the peer's Close.
+                self.state = match self.state {
+                    State::PeerClosing => State::ClosedByPeer,
+                    _ => State::ClosedByUs,
+                };
                 self.put_close(f.as_ref());
             }
             Message::Frame(f) => {
@@ -390,6 +412,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, WsError>>> {
         if self.state == State::Terminated {
             return Poll::Ready(None);
+        }
+        if self.state == State::PeerClosing {
+            // Read again after the peer's Close: nothing more will be sent, answer it.
+            self.answer_close();
         }
         loop {
             if self.reply_pending {
@@ -454,7 +480,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     /// The transport ended.
     fn ended(&mut self) -> Option<Result<Message, WsError>> {
         match std::mem::replace(&mut self.state, State::Terminated) {
-            State::ClosedByPeer | State::CloseAcknowledged => None,
+            State::ClosedByPeer | State::CloseAcknowledged | State::PeerClosing => None,
             _ => Some(Err(WsError::Protocol(
                 ProtocolError::ResetWithoutClosingHandshake,
             ))),
@@ -647,20 +673,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         };
         match self.state {
             State::Active => {
-                self.state = State::ClosedByPeer;
                 // A code that may not be sent is answered as a protocol violation.
-                let frame = frame.map(|f| {
-                    if f.code.is_allowed() {
-                        f
-                    } else {
-                        CloseFrame {
-                            code: CloseCode::Protocol,
-                            reason: Utf8Bytes::from_static("Protocol violation"),
-                        }
-                    }
-                });
-                self.put_close(frame.as_ref());
-                self.reply_pending = true;
+                let frame = frame.map(answer_for);
+                if self.role == Role::Server {
+                    // Held: the relay may still send data, then answers (or reads on).
+                    self.state = State::PeerClosing;
+                    self.owed = frame.clone();
+                } else {
+                    self.state = State::ClosedByPeer;
+                    self.put_close(frame.as_ref());
+                    self.reply_pending = true;
+                }
                 Ok(Some(Message::Close(frame)))
             }
             State::ClosedByUs => {
@@ -669,6 +692,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             }
             // Already closing: ignore.
             _ => Ok(None),
+        }
+    }
+}
+
+/// The answer to a peer's Close: the same frame, or 1002 for a code that may not be sent.
+fn answer_for(f: CloseFrame) -> CloseFrame {
+    if f.code.is_allowed() {
+        f
+    } else {
+        CloseFrame {
+            code: CloseCode::Protocol,
+            reason: Utf8Bytes::from_static("Protocol violation"),
         }
     }
 }

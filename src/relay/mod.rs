@@ -9,8 +9,11 @@
 //! what is buffered, shut down the local write side, let tungstenite answer the Close.
 
 pub mod framing;
+mod linger;
 mod localio;
 mod pump;
+
+pub use linger::Linger;
 
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;

@@ -1,18 +1,20 @@
 //! The pumps: bytes↔messages (through the framing codecs), messages↔messages, bytes↔bytes.
 
 use std::future::pending;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::framing::{FramingError, LocalDecoder, LocalEncoder, LocalEvent};
+use super::linger::{self, Auto};
 use super::localio::{LocalReader, LocalWriter};
 use super::{classify_read_error, describe_close, is_normal_close};
 use crate::config::RelayOptions;
@@ -222,7 +224,9 @@ pub struct LocalSide {
     input: LocalReader,
     output: LocalWriter,
     label: String,
-    on_eof: Option<std::pin::Pin<Box<dyn std::future::Future<Output = CloseFrame> + Send>>>,
+    on_eof: Option<
+        std::pin::Pin<Box<dyn std::future::Future<Output = crate::endpoint::EofNote> + Send>>,
+    >,
     _guard: Option<Box<dyn std::any::Any + Send>>,
     /// Local messages read while disconnected, sent first on the next connection.
     queued: std::collections::VecDeque<Message>,
@@ -278,6 +282,16 @@ impl LocalSide {
     }
 }
 
+/// Tell the local side `last` (jsonl: a close event), flush, and close its write side (the
+/// writer is dropped: for a pipe, such as a child's stdin, only closing it is EOF). Bounded: a
+/// local reader that stopped reading must not hold the session forever.
+async fn end_output(output: &mut LocalWriter, last: LocalEvent, opts: &RelayOptions) {
+    let _ = tokio::time::timeout(opts.close_timeout, output.send(last)).await;
+    let mut writer = output.take_inner();
+    let _ = tokio::time::timeout(opts.close_timeout, writer.shutdown()).await;
+    drop(writer);
+}
+
 /// The end of an `idle` wait that nothing but the peer or a shutdown can end.
 fn idle_end(i: Idle, close_was_sent: &std::sync::atomic::AtomicBool) -> Up {
     match i {
@@ -287,6 +301,57 @@ fn idle_end(i: Idle, close_was_sent: &std::sync::atomic::AtomicBool) -> Up {
         Idle::ShutDown => {
             close_was_sent.store(true, Ordering::Relaxed);
             Up::Eof
+        }
+    }
+}
+
+/// What the two directions of a bytes↔messages session tell each other about the closing.
+#[derive(Default)]
+struct Shared {
+    /// Data messages received so far.
+    received: AtomicU64,
+    /// Set at local EOF: the number of messages sent (`u64::MAX` before).
+    want: AtomicU64,
+    /// The receiving direction got `want` messages.
+    replies_in: Notify,
+    /// The receiving direction is waiting for the peer (false: busy delivering to the local side).
+    down_waiting: AtomicBool,
+    /// The peer's Close arrived and is held: finish sending, then answer it.
+    peer_closed: Notify,
+}
+
+/// After local EOF: hold the Close until the peer has been quiet for `rule(received)` (see
+/// [`super::linger`]), at most `limit`. Quiet is sampled: a change in the count, or the local
+/// side busy taking a message, starts it again. True when the peer's Close arrived meanwhile.
+async fn hold_close(
+    shared: &Shared,
+    sent: u64,
+    limit: Duration,
+    rule: impl Fn(u64) -> Option<Duration>,
+) -> bool {
+    shared.want.store(sent, Ordering::Relaxed);
+    let give_up = Instant::now() + limit;
+    let mut seen = u64::MAX;
+    let mut quiet_since = Instant::now();
+    loop {
+        let now = Instant::now();
+        let count = shared.received.load(Ordering::Relaxed);
+        if count != seen || !shared.down_waiting.load(Ordering::Relaxed) {
+            seen = count;
+            quiet_since = now;
+        }
+        let Some(quiet) = rule(count) else {
+            return false;
+        };
+        let until = (quiet_since + quiet).min(give_up);
+        if now >= until {
+            return false;
+        }
+        let tick = (quiet / 4).max(Duration::from_micros(250));
+        tokio::select! {
+            () = tokio::time::sleep_until(until.min(now + tick)) => {}
+            () = shared.replies_in.notified() => {}
+            () = shared.peer_closed.notified() => return true,
         }
     }
 }
@@ -342,20 +407,28 @@ pub async fn pump(
         mut sink,
         label,
         websocket,
+        rtt,
+        holds_close,
     } = ws;
+    let auto = Auto::new(rtt);
+    // Server role: a client's Close is answered after the local side has finished sending
+    // (its write side is closed at once; what it still sends goes out first), bounded.
+    let backend_quiet = linger::quiet_needed(opts.linger, auto, 1, 0, true);
+    let hold_mode = holds_close && send && backend_quiet.is_some();
     let (up_limit, down_limit) = limits;
     let (mut sent, mut received) = (Counter::default(), Counter::default());
     let mut close_sent = false;
-    // Milliseconds since `start` at which the last data message arrived (for --linger).
     let start = Instant::now();
-    let last_rx = AtomicU64::new(0);
+    let shared = Shared {
+        want: AtomicU64::new(u64::MAX),
+        ..Shared::default()
+    };
     // Microseconds since `start` of the last frame of any kind (pongs too), for --ping-timeout.
     let last_seen = AtomicU64::new(0);
     let seen = |at: &AtomicU64| start + Duration::from_micros(at.load(Ordering::Relaxed));
     // Set when --max-messages-rev is reached, so the sending side stops waiting for replies.
     let replies_done = tokio::sync::Notify::new();
     let track_seen = opts.ping_interval.is_some() && websocket;
-    let track_rx = !opts.linger.is_zero();
     // Whether this side has sent a Close (the peer's answer is then expected, bounded).
     let close_was_sent = std::sync::atomic::AtomicBool::new(false);
 
@@ -379,6 +452,8 @@ pub async fn pump(
             let mut warned = 0u64;
             let mut local_close = None;
             let mut shutting_down = false;
+            // The peer's Close arrived and waits for the local side to finish (`hold_mode`).
+            let mut holding = false;
             let mut polls = 0u32;
             // What was read while disconnected goes first.
             while let Some(m) = queued.pop_front() {
@@ -435,7 +510,13 @@ pub async fn pump(
                         }
                         tokio::select! {
                             n = input.next() => n,
-                            () = keepalive.due() => {
+                            () = shared.peer_closed.notified(), if !holding => {
+                                holding = true;
+                                continue;
+                            }
+                            // The local side went quiet after the peer's Close: answer it.
+                            () = tokio::time::sleep(backend_quiet.unwrap_or_default()), if holding => None,
+                            () = keepalive.due(), if !holding => {
                                 match keepalive.act(seen(&last_seen)) {
                                     Keep::Ping => {
                                         if sink.send(Message::Ping(Bytes::new())).await.is_err() {
@@ -525,26 +606,37 @@ pub async fn pump(
                 close_was_sent.store(true, Ordering::Relaxed);
                 return Up::Eof;
             }
+            if holding {
+                // Everything the local side had is sent: answer the peer's held Close.
+                let _ = tokio::time::timeout(opts.close_timeout, sink.close()).await;
+                return Up::Eof;
+            }
             if !opts.no_close || local_close.is_some() {
-                if local_close.is_none() && !opts.linger.is_zero() {
-                    let give_up = Instant::now() + opts.close_timeout;
-                    loop {
-                        let quiet_since =
-                            start + Duration::from_millis(last_rx.load(Ordering::Relaxed));
-                        let until = (quiet_since + opts.linger).min(give_up);
-                        if Instant::now() >= until {
-                            break;
+                let frame = match local_close {
+                    // jsonl: the local side asked for this Close; it goes at once.
+                    Some(frame) => frame,
+                    None => {
+                        let note = match on_eof.take() {
+                            Some(f) => Some(f.await),
+                            None => None,
+                        };
+                        let reading = recv && note.as_ref().is_none_or(|n| n.still_reading);
+                        let sent_n = sent.messages;
+                        let rule =
+                            |got| linger::quiet_needed(opts.linger, auto, sent_n, got, reading);
+                        if hold_close(&shared, sent_n, opts.close_timeout, rule).await {
+                            // The peer closed first and waits for our answer.
+                            let _ = tokio::time::timeout(opts.close_timeout, sink.close()).await;
+                            return Up::Eof;
                         }
-                        tokio::time::sleep_until(until).await;
+                        Some(note.map_or_else(
+                            || CloseFrame {
+                                code: CloseCode::from(opts.close_code),
+                                reason: opts.close_reason.clone().into(),
+                            },
+                            |n| n.close,
+                        ))
                     }
-                }
-                let frame = match (local_close, on_eof.take()) {
-                    (Some(frame), _) => frame,
-                    (None, Some(f)) => Some(f.await),
-                    (None, None) => Some(CloseFrame {
-                        code: CloseCode::from(opts.close_code),
-                        reason: opts.close_reason.clone().into(),
-                    }),
                 };
                 if sink.send(Message::Close(frame)).await.is_err() {
                     return Up::SendFailed;
@@ -574,7 +666,10 @@ pub async fn pump(
                         if let Err(e) = output.flush().await {
                             return Down::WriteError(e);
                         }
-                        stream.next().await
+                        shared.down_waiting.store(true, Ordering::Relaxed);
+                        let n = stream.next().await;
+                        shared.down_waiting.store(false, Ordering::Relaxed);
+                        n
                     }
                 };
                 // Timestamps only when something reads them (a clock read per message shows up
@@ -587,8 +682,9 @@ pub async fn pump(
                     None => return Down::Ended,
                     Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
                         received.add(&m);
-                        if track_rx {
-                            last_rx.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+                        shared.received.store(received.messages, Ordering::Relaxed);
+                        if received.messages == shared.want.load(Ordering::Relaxed) {
+                            shared.replies_in.notify_one();
                         }
                         if recv && let Err(e) = output.feed(LocalEvent::Message(m)).await {
                             return Down::WriteError(e);
@@ -604,6 +700,10 @@ pub async fn pump(
                     Some(Ok(Message::Close(f))) => {
                         if let Err(e) = output.flush().await {
                             tracing::debug!("{local_label}: flush after Close failed: {e}");
+                        }
+                        if hold_mode && !close_was_sent.load(Ordering::Relaxed) {
+                            // The Close is held while the local side finishes: it gets EOF now.
+                            end_output(output, LocalEvent::Closed(f.clone(), None), opts).await;
                         }
                         return Down::Closed(f);
                     }
@@ -622,11 +722,17 @@ pub async fn pump(
         let silence_limit = opts.ping_interval.unwrap_or_default() + opts.ping_timeout;
         let keepalive_on = opts.ping_interval.is_some() && websocket;
         let mut deadline: Option<Instant> = None;
+        // The peer's Close, held until the local side has finished (`hold_mode`).
+        let mut held: Option<Option<CloseFrame>> = None;
         let down_end = loop {
             tokio::select! {
                 u = &mut up, if up_end.is_none() => {
                     if matches!(u, Up::DeadPeer) {
                         break Some(Down::DeadPeer);
+                    }
+                    if let Some(frame) = held.take() {
+                        up_end = Some(u);
+                        break Some(Down::Closed(frame));
                     }
                     // Whoever sent a Close waits for the answer, bounded; shutdown has its own bound.
                     close_sent = close_was_sent.load(Ordering::Relaxed);
@@ -634,11 +740,20 @@ pub async fn pump(
                     deadline = Some(Instant::now() + limit);
                     up_end = Some(u);
                 }
-                d = &mut down => break Some(d),
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => break None,
+                d = &mut down, if held.is_none() => match d {
+                    Down::Closed(frame) if hold_mode && up_end.is_none() => {
+                        held = Some(frame);
+                        shared.peer_closed.notify_one();
+                        deadline = Some(Instant::now() + opts.close_timeout);
+                    }
+                    d => break Some(d),
+                },
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    break held.take().map(Down::Closed);
+                }
                 // A peer that stops reading can block our writes, and the pings with them:
                 // silence for longer than a ping interval plus the timeout is a dead peer too.
-                () = tokio::time::sleep(silence_limit), if keepalive_on && up_end.is_none() => {
+                () = tokio::time::sleep(silence_limit), if keepalive_on && up_end.is_none() && held.is_none() => {
                     if Instant::now().duration_since(seen(&last_seen)) > silence_limit {
                         break Some(Down::DeadPeer);
                     }
@@ -800,17 +915,7 @@ pub async fn pump(
             })
         }
     };
-    // Tell the local side (jsonl: a close event), flush, and close its write side (dropping the
-    // writer: for a pipe, such as a child's stdin, only closing it is EOF).
-    // Bounded: a local reader that stopped reading must not hold the session forever.
-    let _ = tokio::time::timeout(
-        opts.close_timeout,
-        output.send(LocalEvent::Closed(last_word.0, last_word.1)),
-    )
-    .await;
-    let mut writer = output.take_inner();
-    let _ = tokio::time::timeout(opts.close_timeout, writer.shutdown()).await;
-    drop(writer);
+    end_output(output, LocalEvent::Closed(last_word.0, last_word.1), opts).await;
     if drain_after {
         drain(&mut stream, opts.close_timeout).await;
     }
@@ -863,15 +968,21 @@ enum Dir {
     ReadError(WsError),
 }
 
+/// Which sides' Closes have been received, shared by the two directions of a
+/// messages↔messages bridge: a Close sent to a side that closed first is its answer.
+struct ClosedSides<'a> {
+    src: &'a AtomicBool,
+    dst: &'a AtomicBool,
+}
+
 /// Forward messages from `src` to `dst` until `src` closes. With `data` false only Close is
 /// forwarded (the other messages are read and dropped).
 async fn forward(
     src: &mut MsgStream,
     dst: &mut MsgSink,
-    data: bool,
-    pings: bool,
+    (data, pings, dst_ws): (bool, bool, bool),
     count: &mut Counter,
-    dst_ws: bool,
+    closed: ClosedSides<'_>,
     opts: &RelayOptions,
 ) -> Dir {
     let mut closing = false;
@@ -880,6 +991,11 @@ async fn forward(
         // direction, and this one ends with the source's answer.
         let next = next_batched(src, dst, &mut closing, opts).await;
         match next {
+            None if closed.dst.load(Ordering::Relaxed) => {
+                // `dst` closed first and waits for its answer: its own Close, echoed.
+                let _ = dst.close().await;
+                return Dir::Ended;
+            }
             None => {
                 let _ = dst.send(close(CloseCode::Away, "")).await;
                 return Dir::Ended;
@@ -891,6 +1007,7 @@ async fn forward(
                 }
             }
             Some(Ok(Message::Close(f))) => {
+                closed.src.store(true, Ordering::Relaxed);
                 let _ = dst.send(Message::Close(f.clone())).await;
                 return Dir::Closed(f);
             }
@@ -910,32 +1027,39 @@ pub async fn messages_messages(a: MsgConn, b: MsgConn, opts: &RelayOptions) -> R
         sink: mut a_tx,
         label: a_label,
         websocket: a_ws,
+        ..
     } = a;
     let MsgConn {
         stream: mut b_rx,
         sink: mut b_tx,
         label: b_label,
         websocket: b_ws,
+        ..
     } = b;
     let (mut ab_count, mut ba_count) = (Counter::default(), Counter::default());
     let pings = a_ws && b_ws;
     let outcome = {
+        let (a_closed, b_closed) = (AtomicBool::new(false), AtomicBool::new(false));
         let ab = forward(
             &mut a_rx,
             &mut b_tx,
-            opts.forward,
-            pings,
+            (opts.forward, pings, b_ws),
             &mut ab_count,
-            b_ws,
+            ClosedSides {
+                src: &a_closed,
+                dst: &b_closed,
+            },
             opts,
         );
         let ba = forward(
             &mut b_rx,
             &mut a_tx,
-            opts.reverse,
-            pings,
+            (opts.reverse, pings, a_ws),
             &mut ba_count,
-            a_ws,
+            ClosedSides {
+                src: &b_closed,
+                dst: &a_closed,
+            },
             opts,
         );
         tokio::pin!(ab, ba);
