@@ -154,10 +154,10 @@ pub struct Cli {
     pub close_timeout: Duration,
 
     /// After local EOF, hold the Close while replies may still come (many servers drop unsent
-    /// replies once they see a Close). auto: until the peer has been quiet for 1 ms to 100 ms
-    /// (twice the handshake round trip) once every message sent has had a reply, or for 1 s
-    /// while replies are missing. A duration: until nothing has arrived for that long. 0: close
-    /// at once. Never longer than --close-timeout
+    /// replies once they see a Close). auto: until the peer has been quiet for one handshake
+    /// round trip (0.25 ms to 100 ms) once every message sent has had a reply, or for 1 s while
+    /// replies are missing. A duration: until nothing has arrived for that long. 0: close at
+    /// once. Never longer than --close-timeout
     #[arg(long, value_name = "auto|DURATION", default_value = "auto")]
     pub linger: crate::relay::Linger,
 

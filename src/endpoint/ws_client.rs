@@ -115,7 +115,11 @@ impl WsConnector {
                 }
             };
             let rtt = asked.elapsed();
-            tracing::info!("{target}: connected (HTTP {})", response.status().as_u16());
+            tracing::info!(
+                "{target}: connected (HTTP {}; handshake round trip {:.2} ms)",
+                response.status().as_u16(),
+                rtt.as_secs_f64() * 1000.0
+            );
             // From here on the connection is ours (wsconn), with what tungstenite left unread.
             let (stream, leftover) = ws.get_mut().take().ok_or_else(|| {
                 Error::Internal(format!("{target}: connection lost after the handshake"))

@@ -7,7 +7,7 @@
 //! - **auto** (the default): the Close waits until the peer has been quiet for a while. "Quiet"
 //!   means no data message arrived and the local side was not busy taking one. How long depends
 //!   on what came back so far. Once at least as many messages came back as were sent, a short
-//!   quiet time is enough ([`Auto::settled`]: twice the handshake round trip, at least 1 ms, at
+//!   quiet time is enough ([`Auto::settled`]: one handshake round trip, at least 0.25 ms, at
 //!   most 100 ms). While fewer came back, replies may still be on their way, so it waits for
 //!   [`Auto::pending`] (1 s, or 10 handshake round trips if that is longer). Nothing is held
 //!   when nobody would read the replies (`-u`, or a program that has exited).
@@ -59,7 +59,7 @@ pub struct Auto {
 }
 
 impl Auto {
-    const SETTLED_MIN: Duration = Duration::from_millis(1);
+    const SETTLED_MIN: Duration = Duration::from_micros(250);
     const SETTLED_MAX: Duration = Duration::from_millis(100);
     const PENDING_MIN: Duration = Duration::from_secs(1);
 
@@ -67,7 +67,7 @@ impl Auto {
     pub fn new(rtt: Option<Duration>) -> Auto {
         let rtt = rtt.unwrap_or_default();
         Auto {
-            settled: (rtt * 2).clamp(Self::SETTLED_MIN, Self::SETTLED_MAX),
+            settled: rtt.clamp(Self::SETTLED_MIN, Self::SETTLED_MAX),
             pending: (rtt * 10).max(Self::PENDING_MIN),
         }
     }
@@ -111,12 +111,13 @@ mod tests {
 
     #[test]
     fn auto_times_follow_the_round_trip_within_bounds() {
+        let us = Duration::from_micros;
         let a = Auto::new(None);
-        assert_eq!((a.settled, a.pending), (MS, 1000 * MS));
-        let a = Auto::new(Some(Duration::from_micros(150)));
-        assert_eq!((a.settled, a.pending), (MS, 1000 * MS));
+        assert_eq!((a.settled, a.pending), (us(250), 1000 * MS));
+        let a = Auto::new(Some(us(150)));
+        assert_eq!((a.settled, a.pending), (us(250), 1000 * MS));
         let a = Auto::new(Some(20 * MS));
-        assert_eq!((a.settled, a.pending), (40 * MS, 1000 * MS));
+        assert_eq!((a.settled, a.pending), (20 * MS, 1000 * MS));
         let a = Auto::new(Some(300 * MS));
         assert_eq!((a.settled, a.pending), (100 * MS, 3000 * MS));
     }
@@ -136,8 +137,8 @@ mod tests {
             (auto, 5, 0, false, None),
             (auto, 0, 0, true, None),
             (auto, 5, 4, true, Some(1000 * MS)),
-            (auto, 5, 5, true, Some(40 * MS)),
-            (auto, 5, 7, true, Some(40 * MS)),
+            (auto, 5, 5, true, Some(20 * MS)),
+            (auto, 5, 7, true, Some(20 * MS)),
         ];
         for (l, s, r, w, want) in table {
             assert_eq!(q(l, s, r, w), want, "{l} sent {s} received {r} wanted {w}");

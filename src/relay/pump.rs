@@ -314,42 +314,39 @@ struct Shared {
     want: AtomicU64,
     /// The receiving direction got `want` messages.
     replies_in: Notify,
-    /// The receiving direction is waiting for the peer (false: busy delivering to the local side).
-    down_waiting: AtomicBool,
+    /// Since when the receiving direction has been waiting for the peer, in microseconds after
+    /// the session's start, plus one (0: busy taking a message or delivering it locally).
+    waiting_since: AtomicU64,
     /// The peer's Close arrived and is held: finish sending, then answer it.
     peer_closed: Notify,
 }
 
 /// After local EOF: hold the Close until the peer has been quiet for `rule(received)` (see
-/// [`super::linger`]), at most `limit`. Quiet is sampled: a change in the count, or the local
-/// side busy taking a message, starts it again. True when the peer's Close arrived meanwhile.
+/// [`super::linger`]), at most `limit`. Quiet means the receiving direction has been waiting
+/// for the peer all that time. True when the peer's Close arrived meanwhile.
 async fn hold_close(
     shared: &Shared,
-    sent: u64,
+    (start, sent): (Instant, u64),
     limit: Duration,
     rule: impl Fn(u64) -> Option<Duration>,
 ) -> bool {
     shared.want.store(sent, Ordering::Relaxed);
     let give_up = Instant::now() + limit;
-    let mut seen = u64::MAX;
-    let mut quiet_since = Instant::now();
     loop {
         let now = Instant::now();
-        let count = shared.received.load(Ordering::Relaxed);
-        if count != seen || !shared.down_waiting.load(Ordering::Relaxed) {
-            seen = count;
-            quiet_since = now;
-        }
-        let Some(quiet) = rule(count) else {
+        let Some(quiet) = rule(shared.received.load(Ordering::Relaxed)) else {
             return false;
+        };
+        let quiet_since = match shared.waiting_since.load(Ordering::Relaxed) {
+            0 => now,
+            t => start + Duration::from_micros(t - 1),
         };
         let until = (quiet_since + quiet).min(give_up);
         if now >= until {
             return false;
         }
-        let tick = (quiet / 4).max(Duration::from_micros(250));
         tokio::select! {
-            () = tokio::time::sleep_until(until.min(now + tick)) => {}
+            () = tokio::time::sleep_until(until) => {}
             () = shared.replies_in.notified() => {}
             () = shared.peer_closed.notified() => return true,
         }
@@ -624,7 +621,7 @@ pub async fn pump(
                         let sent_n = sent.messages;
                         let rule =
                             |got| linger::quiet_needed(opts.linger, auto, sent_n, got, reading);
-                        if hold_close(&shared, sent_n, opts.close_timeout, rule).await {
+                        if hold_close(&shared, (start, sent_n), opts.close_timeout, rule).await {
                             // The peer closed first and waits for our answer.
                             let _ = tokio::time::timeout(opts.close_timeout, sink.close()).await;
                             return Up::Eof;
@@ -666,9 +663,10 @@ pub async fn pump(
                         if let Err(e) = output.flush().await {
                             return Down::WriteError(e);
                         }
-                        shared.down_waiting.store(true, Ordering::Relaxed);
+                        let since = start.elapsed().as_micros() as u64 + 1;
+                        shared.waiting_since.store(since, Ordering::Relaxed);
                         let n = stream.next().await;
-                        shared.down_waiting.store(false, Ordering::Relaxed);
+                        shared.waiting_since.store(0, Ordering::Relaxed);
                         n
                     }
                 };
