@@ -184,6 +184,9 @@ async fn unknown_ca_is_not_trusted() {
     assert_eq!(f.code, Some(5), "stderr: {}", f.stderr);
     assert_eq!(f.stdout, b"");
     assert_one_line_error(&f, "certificate not trusted");
+    // The issuer is named, with the fix.
+    assert_one_line_error(&f, "issued by 'CN=wsbridge test CA'");
+    assert_one_line_error(&f, "--ca-file PEM");
 }
 
 #[tokio::test]
@@ -195,7 +198,10 @@ async fn wrong_host_name_fails_unless_insecure() {
     let f = run(&["--ca-file", &ca, "-H", &auth, &url], b"hello\n").await;
     assert_eq!(f.code, Some(5), "stderr: {}", f.stderr);
     assert_eq!(f.stdout, b"");
-    assert_one_line_error(&f, "not valid for host");
+    assert_one_line_error(
+        &f,
+        "not valid for host '127.0.0.1': it covers only localhost;",
+    );
 
     let f = run(&["-k", "-H", &auth, "--linger", LINGER, &url], b"hello\n").await;
     assert_eq!(f.code, Some(0), "stderr: {}", f.stderr);

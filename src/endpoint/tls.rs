@@ -1,8 +1,17 @@
 //! TLS for the WebSocket client: rustls with Mozilla's roots (webpki-roots), the operating
 //! system's store (`--tls-roots system`, via rustls-native-certs) or both, plus `--ca-file` /
 //! `SSL_CERT_FILE`; `-k` to skip verification; client certificates (`--client-cert`,
-//! `--client-key`); and plain-words explanations of TLS failures. Roots and keys are loaded only
-//! when a `wss://` connection is made, once per process.
+//! `--client-key`). Roots and keys are loaded only when a `wss://` connection is made, once per
+//! process. Also the server configuration for `wss-listen:`. The children: [`verify`] (webpki
+//! plus the exact-match rule for configured certificates), [`explain`] (failures in plain words)
+//! and [`x509`] (the few certificate fields those two read).
+
+mod explain;
+mod verify;
+mod x509;
+
+pub use explain::{client_cert_hint, explain_client, explain_server};
+pub use verify::{Failure, handshake};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +25,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 
 use crate::cli::TlsRoots;
 use crate::config::WsClientOptions;
+use verify::Configured;
 
 /// Build the client configuration. Errors are one line, naming the file at fault.
 pub fn client_config(opts: &WsClientOptions) -> Result<Arc<ClientConfig>, String> {
@@ -28,7 +38,11 @@ pub fn client_config(opts: &WsClientOptions) -> Result<Arc<ClientConfig>, String
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
     } else {
-        builder.with_root_certificates(roots(opts.tls_roots, &opts.ca_files)?)
+        let (roots, configured) = roots(opts.tls_roots, &opts.ca_files)?;
+        let verifier = verify::ServerVerifier::new(roots, configured, provider.clone())?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
     };
     let mut config = match (&opts.client_cert, &opts.client_key) {
         (Some(cert), Some(key)) => {
@@ -45,8 +59,11 @@ pub fn client_config(opts: &WsClientOptions) -> Result<Arc<ClientConfig>, String
 }
 
 /// The trust roots: the chosen built-in or system set, then every `--ca-file` / `SSL_CERT_FILE`.
-fn roots(which: TlsRoots, ca_files: &[PathBuf]) -> Result<RootCertStore, String> {
+/// Also the certificates the user configured (all but the built-in ones), for the exact-match
+/// rule.
+fn roots(which: TlsRoots, ca_files: &[PathBuf]) -> Result<(RootCertStore, Configured), String> {
     let mut roots = RootCertStore::empty();
+    let mut configured = Vec::new();
     if matches!(which, TlsRoots::Webpki | TlsRoots::Both) {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     }
@@ -55,6 +72,7 @@ fn roots(which: TlsRoots, ca_files: &[PathBuf]) -> Result<RootCertStore, String>
         for e in &found.errors {
             tracing::debug!("system trust store: {e}");
         }
+        configured.extend(found.certs.iter().cloned());
         let (added, ignored) = roots.add_parsable_certificates(found.certs);
         tracing::debug!(
             "system trust store: {added} certificates loaded, {ignored} unusable ones skipped"
@@ -82,11 +100,12 @@ fn roots(which: TlsRoots, ca_files: &[PathBuf]) -> Result<RootCertStore, String>
         }
         for cert in certs {
             roots
-                .add(cert)
+                .add(cert.clone())
                 .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+            configured.push(cert);
         }
     }
-    Ok(roots)
+    Ok((roots, Configured::new(configured)))
 }
 
 /// `--client-cert` (a PEM chain, leaf first) and `--client-key` (PKCS#8, RSA or EC PEM).
@@ -153,70 +172,6 @@ impl ResolvesClientCert for CertRequestProbe {
     }
 }
 
-/// The server asked for a client certificate and then the connection failed without a clearer
-/// reason: say what to do.
-pub fn client_cert_hint(have_cert: bool) -> String {
-    if have_cert {
-        "the server asked for a client certificate and closed the connection: it did not accept ours".into()
-    } else {
-        "the server requires a client certificate and closed the connection (--client-cert PEM --client-key PEM)".into()
-    }
-}
-
-/// [`explain`] for the WebSocket client: an alert about our (missing or untrusted) client
-/// certificate gets a hint. With TLS 1.3 such an alert arrives after our side of the handshake
-/// is done, so it can surface while the HTTP upgrade is being read.
-pub fn explain_client(err: &std::io::Error, host: &str, have_cert: bool) -> String {
-    use rustls::AlertDescription as A;
-    let alert = match err
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<rustls::Error>())
-    {
-        Some(rustls::Error::AlertReceived(a)) => *a,
-        _ => return explain(err, host),
-    };
-    match alert {
-        A::CertificateRequired | A::HandshakeFailure if !have_cert => format!(
-            "server sent TLS alert {alert:?}: it requires a client certificate \
-             (--client-cert PEM --client-key PEM)"
-        ),
-        A::CertificateRequired
-        | A::BadCertificate
-        | A::UnknownCA
-        | A::CertificateUnknown
-        | A::AccessDenied
-            if have_cert =>
-        {
-            format!("server sent TLS alert {alert:?}: it did not accept our client certificate")
-        }
-        _ => explain(err, host),
-    }
-}
-
-/// Turn a TLS I/O error into words a user can act on.
-pub fn explain(err: &std::io::Error, host: &str) -> String {
-    use rustls::{CertificateError, Error as E};
-    let Some(tls) = err.get_ref().and_then(|e| e.downcast_ref::<E>()) else {
-        return err.to_string();
-    };
-    match tls {
-        E::InvalidCertificate(CertificateError::UnknownIssuer) => {
-            "certificate not trusted (unknown issuer); add its CA with --ca-file PEM, or use -k to skip verification".into()
-        }
-        E::InvalidCertificate(CertificateError::NotValidForName)
-        | E::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => {
-            format!("certificate is not valid for host '{host}' (use -k to skip verification)")
-        }
-        E::InvalidCertificate(CertificateError::Expired)
-        | E::InvalidCertificate(CertificateError::ExpiredContext { .. }) => "certificate has expired".into(),
-        E::InvalidCertificate(CertificateError::NotValidYet)
-        | E::InvalidCertificate(CertificateError::NotValidYetContext { .. }) => "certificate is not valid yet".into(),
-        E::InvalidCertificate(other) => format!("invalid certificate: {other:?}"),
-        E::AlertReceived(alert) => format!("server sent TLS alert {alert:?}"),
-        other => other.to_string(),
-    }
-}
-
 /// `-k`: accept any certificate, but still check that the handshake is signed by its key.
 #[derive(Debug)]
 struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
@@ -273,8 +228,6 @@ pub fn server_config(
     key: &std::path::Path,
     client_ca: Option<&std::path::Path>,
 ) -> Result<Arc<rustls::ServerConfig>, String> {
-    use rustls::server::WebPkiClientVerifier;
-
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
@@ -293,7 +246,6 @@ pub fn server_config(
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
         Some(path) => {
-            let mut roots = RootCertStore::empty();
             let certs = CertificateDer::pem_file_iter(path)
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| format!("--tls-client-ca {}: {e}", path.display()))?;
@@ -303,15 +255,9 @@ pub fn server_config(
                     path.display()
                 ));
             }
-            for c in certs {
-                roots
-                    .add(c)
-                    .map_err(|e| format!("--tls-client-ca {}: {e}", path.display()))?;
-            }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
+            let verifier = verify::ClientVerifier::new(certs, provider)
                 .map_err(|e| format!("--tls-client-ca {}: {e}", path.display()))?;
-            builder.with_client_cert_verifier(verifier)
+            builder.with_client_cert_verifier(Arc::new(verifier))
         }
     };
     let mut config = builder

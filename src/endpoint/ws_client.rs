@@ -188,15 +188,15 @@ impl WsConnector {
             limit,
             target,
             "TLS handshake",
-            TlsConnector::from(config).connect(name, tcp),
+            tls::handshake(TlsConnector::from(config).connect(name, tcp)),
         )
         .await?
-        .map_err(|e| Error::Tls {
+        .map_err(|f| Error::Tls {
             target: target.to_string(),
-            detail: if route.cert_was_asked() && !is_alert(&e) {
+            detail: if route.cert_was_asked() && f.cert.is_none() && !is_alert(&f.error) {
                 tls::client_cert_hint(route.have_cert)
             } else {
-                tls::explain_client(&e, &host, route.have_cert)
+                tls::explain_client(&f.error, f.cert.as_ref(), &host, route.have_cert)
             },
         })?;
         Ok((Either::Right(tls), route))
@@ -509,7 +509,7 @@ fn handshake_error(target: &str, url: &WsUrl, e: WsError, route: &Route) -> Erro
         {
             Error::Tls {
                 target: target.to_string(),
-                detail: tls::explain_client(&io, &url.host(), have_cert),
+                detail: tls::explain_client(&io, None, &url.host(), have_cert),
             }
         }
         WsError::Io(io) => Error::Handshake {

@@ -393,12 +393,12 @@ impl WsServer {
     async fn read_head(&self, tcp: TcpStream, who: &str) -> Option<(Stream, RequestHead, Vec<u8>)> {
         let mut stream: Stream = match &self.tls {
             None => Either::Left(tcp),
-            Some(acceptor) => match acceptor.accept(tcp).await {
+            Some(acceptor) => match tls::handshake(acceptor.accept(tcp)).await {
                 Ok(s) => Either::Right(s),
-                Err(e) => {
+                Err(f) => {
                     tracing::info!(
                         "{who}: TLS handshake failed: {}",
-                        tls::explain(&e, "client")
+                        tls::explain_server(&f.error, f.cert.as_ref())
                     );
                     return None;
                 }
