@@ -617,7 +617,10 @@ pub async fn pump(
                             Some(f) => Some(f.await),
                             None => None,
                         };
-                        let reading = recv && note.as_ref().is_none_or(|n| n.still_reading);
+                        // Held only for a WebSocket (a room drops nothing) that someone reads.
+                        let reading = recv
+                            && websocket
+                            && note.as_ref().is_none_or(|n| n.still_reading);
                         let sent_n = sent.messages;
                         let rule =
                             |got| linger::quiet_needed(opts.linger, auto, sent_n, got, reading);
