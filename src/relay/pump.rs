@@ -618,9 +618,8 @@ pub async fn pump(
                             None => None,
                         };
                         // Held only for a WebSocket (a room drops nothing) that someone reads.
-                        let reading = recv
-                            && websocket
-                            && note.as_ref().is_none_or(|n| n.still_reading);
+                        let reading =
+                            recv && websocket && note.as_ref().is_none_or(|n| n.still_reading);
                         let sent_n = sent.messages;
                         let rule =
                             |got| linger::quiet_needed(opts.linger, auto, sent_n, got, reading);
