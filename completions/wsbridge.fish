@@ -7,7 +7,9 @@ complete -c wsbridge -l unix-mode -d 'Permissions of the socket file made by uni
 complete -c wsbridge -l close-timeout -d 'After sending Close, wait this long for the peer\'s Close while still delivering its messages (e.g. 5, 2.5, 500ms)' -r
 complete -c wsbridge -l linger -d 'After local EOF, hold the Close while replies may still come (many servers drop unsent replies once they see a Close). auto: until the peer has been quiet for one handshake round trip (0.25 ms to 100 ms) once every message sent has had a reply, or for 1 s while replies are missing. A duration: until nothing has arrived for that long. 0: close at once. Never longer than --close-timeout' -r
 complete -c wsbridge -l connect-timeout -d 'Limit for DNS + TCP connect, TLS and the WebSocket handshake, each' -r
-complete -c wsbridge -l max-message-size -d 'Largest message accepted or sent (e.g. 65536, 64KiB, 64MiB). A longer incoming message closes the connection with 1009; a longer outgoing line is an error (see --split-long)' -r
+complete -c wsbridge -l max-message-size -d 'Largest message accepted or sent (e.g. 65536, 64KiB, 64MiB). A longer incoming message closes the connection with 1009; a longer outgoing line is an error (see --split-long) [default: 64MiB; 1MiB for what clients of ws-listen: send]' -r
+complete -c wsbridge -l max-buffered -d 'Process-wide limit for the bytes of incoming messages still arriving (fragments being put together, large frames being read); a connection that would pass it is closed with 1013' -r
+complete -c wsbridge -l message-timeout -d 'Close a connection (1008) whose incoming message has begun to arrive and then makes no progress for this long (0: never)' -r
 complete -c wsbridge -s s -l server -d 'Server shorthand: \'ws-listen:127.0.0.1:PORT\' (or HOST:PORT) as ADDR1; the address given (default \'-\': stdin/stdout, one client, like websocat -s) is ADDR2' -r
 complete -c wsbridge -l tls-cert -d 'Certificate chain (PEM) for wss-listen:' -r -F
 complete -c wsbridge -l tls-key -d 'Private key (PEM: PKCS#8, RSA or EC) for wss-listen:' -r -F
@@ -20,7 +22,8 @@ complete -c wsbridge -l max-conns -d 'Serve at most N sessions at once; further 
 complete -c wsbridge -l handshake-timeout -d 'Drop a client that has not completed its TLS and HTTP handshake within this time' -r
 complete -c wsbridge -l static -d 'Serve files from DIR to plain HTTP GET and HEAD requests (never outside DIR; hidden files and directories, except .well-known, are not served)' -r -F
 complete -c wsbridge -l pass-header -d 'Pass this client request header on: to exec: children as HTTP_<NAME>, and to a ws:// or wss:// upstream as is (repeatable)' -r
-complete -c wsbridge -l broadcast-queue -d 'Per-client queue of broadcast: rooms, in messages; a client that falls this far behind is disconnected with Close 1013' -r
+complete -c wsbridge -l broadcast-queue -d 'Per-client queue of broadcast: rooms, in messages. A member whose queue stays full for 5 s while others send is disconnected with Close 1013; until then senders wait' -r
+complete -c wsbridge -l broadcast-queue-bytes -d 'Per-client queue of broadcast: rooms, in bytes (as --broadcast-queue; one message is always let in)' -r
 complete -c wsbridge -l exec-args -d 'Arguments for exec:PROGRAM; takes everything after it, so put it last' -r
 complete -c wsbridge -l framing -d 'How local bytes are cut into messages [default: lines with -t, raw with -b]' -r -f -a "lines\t'One line per message (the default in text mode)'
 nul\t'NUL-terminated messages'

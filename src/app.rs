@@ -15,6 +15,7 @@ use crate::relay;
 /// Run until done. `shutdown` resolves when the process is asked to stop (SIGINT/SIGTERM);
 /// listeners stop on it. A single session keeps the default signal behaviour for now.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
+    crate::budget::GLOBAL.set_limit(config.max_buffered);
     let config = Arc::new(config);
     let opener = Arc::new(Opener::new(&config));
     crate::systemd::spawn_watchdog(); // systemd

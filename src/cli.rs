@@ -167,8 +167,20 @@ pub struct Cli {
 
     /// Largest message accepted or sent (e.g. 65536, 64KiB, 64MiB). A longer incoming message
     /// closes the connection with 1009; a longer outgoing line is an error (see --split-long)
-    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
-    pub max_message_size: usize,
+    /// [default: 64MiB; 1MiB for what clients of ws-listen: send]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_message_size: Option<usize>,
+
+    /// Process-wide limit for the bytes of incoming messages still arriving (fragments being
+    /// put together, large frames being read); a connection that would pass it is closed with
+    /// 1013
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub max_buffered: usize,
+
+    /// Close a connection (1008) whose incoming message has begun to arrive and then makes no
+    /// progress for this long (0: never)
+    #[arg(long, value_name = "DURATION", default_value = "30", value_parser = parse_duration)]
+    pub message_timeout: Duration,
 
     /// Only print errors
     #[arg(short = 'q', long, conflicts_with = "verbose")]
@@ -248,10 +260,15 @@ pub struct Cli {
     #[arg(long, value_name = "NAME", action = ArgAction::Append, help_heading = "Server")]
     pub pass_header: Vec<String>,
 
-    /// Per-client queue of broadcast: rooms, in messages; a client that falls this far behind is
-    /// disconnected with Close 1013
+    /// Per-client queue of broadcast: rooms, in messages. A member whose queue stays full for
+    /// 5 s while others send is disconnected with Close 1013; until then senders wait
     #[arg(long, value_name = "N", help_heading = "Server")]
     pub broadcast_queue: Option<usize>,
+
+    /// Per-client queue of broadcast: rooms, in bytes (as --broadcast-queue; one message is
+    /// always let in)
+    #[arg(long, value_name = "SIZE", default_value = "4MiB", value_parser = parse_size, help_heading = "Server")]
+    pub broadcast_queue_bytes: usize,
 
     /// Arguments for exec:PROGRAM; takes everything after it, so put it last
     #[arg(long, value_name = "ARG", num_args = 1.., allow_hyphen_values = true, help_heading = "Server")]

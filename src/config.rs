@@ -27,6 +27,8 @@ pub struct Config {
     /// argv of the program for exec: / sh-c: (empty otherwise).
     pub exec: Vec<String>,
     pub log: LogLevel,
+    /// `--max-buffered`: the process-wide budget for incoming message bytes (see `budget`).
+    pub max_buffered: usize,
 }
 
 /// Options of the WebSocket server (`ws-listen:` / `wss-listen:`).
@@ -46,8 +48,13 @@ pub struct ServerOptions {
     /// Request headers passed on to exec: children and ws upstreams.
     pub pass_headers: Vec<HeaderName>,
     pub broadcast_queue: usize,
+    /// Per-member byte limit of a broadcast room's queue.
+    pub broadcast_queue_bytes: usize,
+    /// Largest message a client may send (default 1 MiB).
     pub max_message_size: usize,
     pub max_frame_size: usize,
+    /// `--message-timeout` (None: 0, never).
+    pub message_timeout: Option<Duration>,
 }
 
 /// How byte streams map to messages.
@@ -114,6 +121,8 @@ pub struct WsClientOptions {
     pub connect_timeout: Duration,
     pub max_message_size: usize,
     pub max_frame_size: usize,
+    /// `--message-timeout` (None: 0, never).
+    pub message_timeout: Option<Duration>,
     /// `-L`: follow handshake redirects.
     pub follow_redirects: bool,
     /// `--proxy` as given (None: use the environment; `none`: no proxy).
@@ -447,7 +456,7 @@ impl Config {
         if cli.ping_timeout.is_some_and(|t| t.is_zero()) {
             return usage("--ping-timeout must be more than 0".into());
         }
-        if framing.framing == Framing::LengthPrefixed && cli.max_message_size > 0x7FFF_FFFF {
+        if framing.framing == Framing::LengthPrefixed && framing.max_message_size > 0x7FFF_FFFF {
             return usage(
                 "--max-message-size: length-prefixed headers hold at most 2 GiB - 1".into(),
             );
@@ -523,6 +532,8 @@ impl Config {
         };
         let mut ca_files = cli.ca_file.clone();
         ca_files.extend(ssl_cert_file.filter(|p| !p.as_os_str().is_empty()));
+        let message_timeout = Some(cli.message_timeout).filter(|d| !d.is_zero());
+        let server_max = cli.max_message_size.unwrap_or(DEFAULT_SERVER_MAX_MESSAGE);
 
         Ok(Config {
             relay: RelayOptions {
@@ -562,8 +573,9 @@ impl Config {
                 insecure: cli.insecure,
                 ca_files,
                 connect_timeout: cli.connect_timeout,
-                max_message_size: cli.max_message_size,
+                max_message_size: cli.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE),
                 max_frame_size: cli.max_frame_size,
+                message_timeout,
                 follow_redirects: cli.follow_redirects,
                 proxy: cli.proxy.clone(),
                 client_cert: cli.client_cert.clone(),
@@ -601,8 +613,10 @@ impl Config {
                 static_dir: cli.static_dir,
                 pass_headers,
                 broadcast_queue: cli.broadcast_queue.unwrap_or(256),
-                max_message_size: cli.max_message_size,
-                max_frame_size: cli.max_frame_size,
+                broadcast_queue_bytes: cli.broadcast_queue_bytes,
+                max_message_size: server_max,
+                max_frame_size: cli.max_frame_size.min(server_max),
+                message_timeout,
             },
             exec,
             log: if cli.quiet {
@@ -612,11 +626,18 @@ impl Config {
             } else {
                 LogLevel::Normal
             },
+            max_buffered: cli.max_buffered,
             left,
             right,
         })
     }
 }
+
+/// `--max-message-size` when not given: for what wsbridge reads as a client, and what it sends.
+pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
+/// `--max-message-size` when not given, for what clients of `ws-listen:` send: one client on
+/// the open internet holds at most about this much of a message in memory.
+pub const DEFAULT_SERVER_MAX_MESSAGE: usize = 1 << 20;
 
 /// The framing options, checked for flags that do not apply to the chosen framing.
 fn framing_options(cli: &Cli) -> Result<FramingOptions> {
@@ -697,7 +718,7 @@ fn framing_options(cli: &Cli) -> Result<FramingOptions> {
     Ok(FramingOptions {
         framing,
         mode,
-        max_message_size: cli.max_message_size,
+        max_message_size: cli.max_message_size.unwrap_or(DEFAULT_MAX_MESSAGE),
         newline_policy: cli.newline_policy,
         text_prefix: cli.text_prefix.clone(),
         binary_prefix: cli.binary_prefix.clone(),

@@ -19,10 +19,11 @@
 //! [`endpoint`] (one module per address kind), [`relay`] (the pumps and framing codecs),
 //! [`outq`] (the zero-copy output queue of the local writer and the WebSocket server role),
 //! [`generate`] (man page and completions), [`systemd`] (readiness notification, watchdog and
-//! socket activation).
+//! socket activation), [`budget`] (the process-wide limit for buffered message bytes).
 
 pub mod addr;
 pub mod app;
+pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod endpoint;

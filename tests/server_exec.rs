@@ -284,7 +284,7 @@ async fn child_ignoring_sigterm_is_killed_after_the_grace_period_when_the_client
 }
 
 #[tokio::test]
-async fn broadcast_kicks_a_slow_member_without_stalling_the_room() {
+async fn broadcast_kicks_a_member_that_stopped_reading_and_the_room_goes_on() {
     const QUEUE: usize = 8;
     const FLOOD: usize = 10_000;
     // 1 KiB messages: 10 MB in all, more than the kernel buffers between wsbridge and a client
@@ -334,7 +334,7 @@ async fn broadcast_kicks_a_slow_member_without_stalling_the_room() {
 
     // Flood in small batches, each one delivered to the fast member before the next: the fast
     // member's queue never holds more than BATCH < QUEUE messages, while the slow member's
-    // socket fills up and its queue overflows.
+    // socket fills up and its queue stays full. The room waits for it (up to 5 s), then drops it.
     const BATCH: usize = 4;
     let pad = "x".repeat(SIZE - 16);
     let started = Instant::now();
@@ -362,8 +362,10 @@ async fn broadcast_kicks_a_slow_member_without_stalling_the_room() {
     let took = started.elapsed();
     eprintln!("flooded {FLOOD} messages of {SIZE} bytes in {took:?}");
 
-    // wsbridge said it dropped the slow member, naming the queue size.
-    let line = b.stderr_contains("fell 8 messages behind").await;
+    // wsbridge said it dropped the slow member, and why.
+    let line = b
+        .stderr_contains("stopped reading (queue full for 5 s)")
+        .await;
     assert!(line.contains("disconnecting it with 1013"), "{line}");
     assert_eq!(QUEUE, 8);
 
@@ -376,7 +378,7 @@ async fn broadcast_kicks_a_slow_member_without_stalling_the_room() {
     assert_eq!(seen_rx.borrow().1, "after the kick");
     assert!(!reader.is_finished(), "{:?}", reader.await);
 
-    // The slow member, reading at last, finds what was buffered for it, then Close 1013.
+    // The slow member, reading at last, finds what was in flight to it, then Close 1013.
     let mut got = 0usize;
     let close = tokio::time::timeout(LIMIT, async {
         loop {
@@ -392,7 +394,7 @@ async fn broadcast_kicks_a_slow_member_without_stalling_the_room() {
     .expect("slow member's stream did not end in time");
     let close = close.expect("a Close with a code");
     assert_eq!(close.code, CloseCode::Again, "{close:?}");
-    assert!(close.reason.contains("fell 8 messages behind"), "{close:?}");
+    assert!(close.reason.contains("too slow"), "{close:?}");
     eprintln!("the slow member got {got} messages, then {close:?}");
     assert!(got < FLOOD, "the slow member got all {got} messages");
     reader.abort();

@@ -1,95 +1,163 @@
 //! `broadcast:`: rooms where every message from one member goes to every other member, in order.
-//! With `ws-listen:` each request path is its own room. Each member has a bounded queue; a member
-//! that falls that far behind is disconnected with Close 1013 and a log line, so a slow client
-//! never stalls the room or grows memory without bound. Nothing is dropped silently.
+//! With `ws-listen:` each request path is its own room.
+//!
+//! Each member has a queue bounded in messages (`--broadcast-queue`) and bytes
+//! (`--broadcast-queue-bytes`). A sender whose message would go to a full queue waits (its own
+//! connection is not read meanwhile, so the pressure reaches its client), and a burst from one
+//! member never overflows the others before they had a chance to read. Only a member whose
+//! queue stays full for [`STALL`] while others want to send is disconnected, with Close 1013 and
+//! a log line. Nothing is dropped silently. Queued messages share their payloads, so a room
+//! holds about one queue's worth of bytes however many members it has.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures_util::Sink;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::MsgConn;
 
+/// How long a member's queue may stay full while others wait to send to it.
+pub const STALL: Duration = Duration::from_secs(5);
+
 /// All rooms of one wsbridge process.
 pub struct Hub {
     rooms: Mutex<HashMap<String, Vec<Member>>>,
-    queue: usize,
+    limits: Limits,
     next_id: AtomicU64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    messages: usize,
+    bytes: usize,
 }
 
 struct Member {
     id: u64,
-    tx: mpsc::Sender<Message>,
-    kicked: Arc<AtomicBool>,
+    queue: Arc<Queue>,
+}
+
+/// One member's queue: filled by the others' senders, emptied by the member's reader.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+    /// Wakes the member's reader (one permit is kept).
+    readable: Notify,
+    /// Wakes senders waiting for room.
+    space: Notify,
+}
+
+#[derive(Default)]
+struct QueueState {
+    messages: VecDeque<Message>,
+    bytes: usize,
+    /// Since when the queue has been full.
+    full_since: Option<Instant>,
+    /// Removed for being too slow: the reader ends with Close 1013.
+    kicked: bool,
+}
+
+impl QueueState {
+    fn is_full(&self, limits: Limits) -> bool {
+        self.messages.len() >= limits.messages || self.bytes >= limits.bytes
+    }
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue `msg`. The sender checked for room; with several senders at once a queue may go
+    /// over by one message each.
+    fn push(&self, msg: Message, limits: Limits) {
+        let mut st = self.lock();
+        st.bytes += msg.len();
+        st.messages.push_back(msg);
+        if st.full_since.is_none() && st.is_full(limits) {
+            st.full_since = Some(Instant::now());
+        }
+        drop(st);
+        self.readable.notify_one();
+    }
+
+    /// The next message, or `None` when kicked (then the reader says so with a Close).
+    async fn pop(&self, limits: Limits) -> Option<Message> {
+        loop {
+            {
+                let mut st = self.lock();
+                if st.kicked {
+                    return None;
+                }
+                if let Some(m) = st.messages.pop_front() {
+                    st.bytes -= m.len();
+                    if st.full_since.is_some() && !st.is_full(limits) {
+                        st.full_since = None;
+                        self.space.notify_waiters();
+                    }
+                    return Some(m);
+                }
+            }
+            self.readable.notified().await;
+        }
+    }
+
+    /// When the queue became full, if it is.
+    fn full_since(&self) -> Option<Instant> {
+        self.lock().full_since
+    }
 }
 
 impl Hub {
-    pub fn new(queue: usize) -> Arc<Hub> {
+    pub fn new(messages: usize, bytes: usize) -> Arc<Hub> {
         Arc::new(Hub {
             rooms: Mutex::new(HashMap::new()),
-            queue,
+            limits: Limits {
+                messages: messages.max(1),
+                bytes: bytes.max(1),
+            },
             next_id: AtomicU64::new(1),
         })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Vec<Member>>> {
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Join `room`; the connection's stream yields what others send, its sink sends to others.
     pub fn join(self: &Arc<Self>, room: &str) -> MsgConn {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(self.queue);
-        let kicked = Arc::new(AtomicBool::new(false));
+        let queue = Arc::new(Queue::default());
         let size = {
-            let mut rooms = self.rooms.lock().expect("hub lock");
+            let mut rooms = self.lock();
             let members = rooms.entry(room.to_string()).or_default();
             members.push(Member {
                 id,
-                tx,
-                kicked: kicked.clone(),
+                queue: queue.clone(),
             });
             members.len()
         };
         tracing::info!("broadcast room '{room}': member #{id} joined ({size} members)");
-        let queue = self.queue;
-        let stream = futures_util::stream::unfold(
-            (rx, kicked, false),
-            move |(mut rx, kicked, done)| async move {
-                if done {
-                    return None;
-                }
-                let msg = if kicked.load(Ordering::Acquire) {
-                    None
-                } else {
-                    rx.recv().await
-                };
-                match msg {
-                    Some(m) => Some((Ok(m), (rx, kicked, false))),
-                    None if kicked.load(Ordering::Acquire) => {
-                        let frame = CloseFrame {
-                            code: CloseCode::Again,
-                            reason: format!("too slow: fell {queue} messages behind the room")
-                                .into(),
-                        };
-                        Some((Ok(Message::Close(Some(frame))), (rx, kicked, true)))
-                    }
-                    None => None,
-                }
-            },
-        );
         let sink = MemberSink {
             hub: self.clone(),
             room: room.to_string(),
             id,
             left: false,
+            waiting: None,
         };
         MsgConn {
             // Fused: the relay may poll a finished stream again (draining after a Close).
-            stream: Box::pin(futures_util::StreamExt::fuse(stream)),
+            stream: Box::pin(futures_util::StreamExt::fuse(self.reader(queue))),
             sink: Box::pin(sink),
             label: format!("broadcast room '{room}' #{id}"),
             websocket: false,
@@ -98,34 +166,77 @@ impl Hub {
         }
     }
 
-    /// Send `msg` to every member of `room` but `from`; members whose queue is full are removed.
+    /// What a member receives: the queue's messages in order; when kicked, a Close 1013.
+    fn reader(
+        &self,
+        queue: Arc<Queue>,
+    ) -> impl futures_util::Stream<Item = Result<Message, WsError>> + Send + 'static {
+        let limits = self.limits;
+        futures_util::stream::unfold(Some(queue), move |queue| async move {
+            let queue = queue?;
+            match queue.pop(limits).await {
+                Some(m) => Some((Ok(m), Some(queue))),
+                None => {
+                    let frame = CloseFrame {
+                        code: CloseCode::Again,
+                        reason: "too slow: stopped reading the room".into(),
+                    };
+                    Some((Ok(Message::Close(Some(frame))), None))
+                }
+            }
+        })
+    }
+
+    /// A member of `room` other than `from` whose queue is full, if any.
+    fn blocked(&self, room: &str, from: u64) -> Option<(u64, Arc<Queue>)> {
+        let rooms = self.lock();
+        rooms.get(room)?.iter().find_map(|m| {
+            let full = m.id != from && m.queue.lock().is_full(self.limits);
+            full.then(|| (m.id, m.queue.clone()))
+        })
+    }
+
+    /// Send `msg` to every member of `room` but `from`.
     fn fan_out(&self, room: &str, from: u64, msg: &Message) {
-        let mut rooms = self.rooms.lock().expect("hub lock");
+        let rooms = self.lock();
+        for m in rooms.get(room).into_iter().flatten() {
+            if m.id != from {
+                m.queue.push(msg.clone(), self.limits);
+            }
+        }
+    }
+
+    /// Disconnect member `id` of `room` if its queue is still full after [`STALL`].
+    fn kick_if_stalled(&self, room: &str, id: u64) {
+        let mut rooms = self.lock();
         let Some(members) = rooms.get_mut(room) else {
             return;
         };
-        members.retain(|m| {
-            if m.id == from {
-                return true;
-            }
-            match m.tx.try_send(msg.clone()) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::warn!(
-                        "broadcast room '{room}': member #{} fell {} messages behind; disconnecting it with 1013",
-                        m.id,
-                        self.queue
-                    );
-                    m.kicked.store(true, Ordering::Release);
-                    false
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
-            }
-        });
+        let Some(pos) = members.iter().position(|m| m.id == id) else {
+            return;
+        };
+        let stalled = members[pos]
+            .queue
+            .full_since()
+            .is_some_and(|t| t.elapsed() >= STALL);
+        if !stalled {
+            return;
+        }
+        let member = members.remove(pos);
+        tracing::warn!(
+            "broadcast room '{room}': member #{id} stopped reading (queue full for {} s); disconnecting it with 1013",
+            STALL.as_secs()
+        );
+        let mut st = member.queue.lock();
+        st.kicked = true;
+        st.messages.clear();
+        st.bytes = 0;
+        drop(st);
+        member.queue.readable.notify_one();
     }
 
     fn leave(&self, room: &str, id: u64) {
-        let mut rooms = self.rooms.lock().expect("hub lock");
+        let mut rooms = self.lock();
         if let Some(members) = rooms.get_mut(room) {
             let before = members.len();
             members.retain(|m| m.id != id);
@@ -142,22 +253,51 @@ impl Hub {
     }
 }
 
+/// Wait until no other member of `room` has a full queue; a member that stays full for
+/// [`STALL`] is disconnected.
+async fn wait_for_room(hub: Arc<Hub>, room: String, from: u64) {
+    while let Some((id, queue)) = hub.blocked(&room, from) {
+        let space = queue.space.notified();
+        tokio::pin!(space);
+        space.as_mut().enable();
+        let Some(since) = queue.full_since() else {
+            continue;
+        };
+        tokio::select! {
+            () = space => {}
+            () = tokio::time::sleep_until(since + STALL) => hub.kick_if_stalled(&room, id),
+        }
+    }
+}
+
 struct MemberSink {
     hub: Arc<Hub>,
     room: String,
     id: u64,
     left: bool,
+    /// Waiting for room in the others' queues.
+    waiting: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 impl Sink<Message> for MemberSink {
     type Error = WsError;
 
-    fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        if self.left {
-            Poll::Ready(Err(WsError::AlreadyClosed))
-        } else {
-            Poll::Ready(Ok(()))
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+        let this = self.get_mut();
+        if this.left {
+            return Poll::Ready(Err(WsError::AlreadyClosed));
         }
+        if this.waiting.is_none() {
+            if this.hub.blocked(&this.room, this.id).is_none() {
+                return Poll::Ready(Ok(()));
+            }
+            let wait = wait_for_room(this.hub.clone(), this.room.clone(), this.id);
+            this.waiting = Some(Box::pin(wait));
+        }
+        let wait = this.waiting.as_mut().expect("set above");
+        futures_util::ready!(wait.as_mut().poll(cx));
+        this.waiting = None;
+        Poll::Ready(Ok(()))
     }
 
     fn start_send(self: Pin<&mut Self>, msg: Message) -> Result<(), WsError> {

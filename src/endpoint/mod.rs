@@ -141,7 +141,10 @@ impl Opener {
             ws: ws_client::WsConnector::new(config.ws.clone()),
             connect_timeout: config.ws.connect_timeout,
             exec: config.exec.clone(),
-            hub: broadcast::Hub::new(config.server.broadcast_queue),
+            hub: broadcast::Hub::new(
+                config.server.broadcast_queue,
+                config.server.broadcast_queue_bytes,
+            ),
             tasks: tokio_util::task::TaskTracker::new(),
         }
     }

@@ -127,6 +127,7 @@ impl WsConnector {
             let limits = wsconn::Limits {
                 max_message: self.opts.max_message_size,
                 max_frame: self.opts.max_frame_size,
+                stall: self.opts.message_timeout,
             };
             let (stream, sink) = wsconn::split(stream, leftover, wsconn::Role::Client, limits);
             return Ok(MsgConn {

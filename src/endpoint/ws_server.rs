@@ -346,6 +346,7 @@ impl WsServer {
         let limits = wsconn::Limits {
             max_message: self.opts.max_message_size,
             max_frame: self.opts.max_frame_size,
+            stall: self.opts.message_timeout,
         };
         let (ws_stream, ws_sink) = wsconn::split(stream, leftover, wsconn::Role::Server, limits);
         let label = format!("{who} {}", req.path());

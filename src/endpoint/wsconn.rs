@@ -11,6 +11,7 @@
 //! Errors and closing follow tungstenite's (the same `tungstenite::Error` values, the same
 //! states), so the relay classifies them exactly as before.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,6 +27,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::{MsgSink, MsgStream};
+use crate::budget::Charge;
 use crate::outq::{OutQueue, UNCOPIED_MIN};
 
 /// First read buffer of a connection.
@@ -48,6 +50,9 @@ pub enum Role {
 pub struct Limits {
     pub max_message: usize,
     pub max_frame: usize,
+    /// A message (or frame) that has begun to arrive and makes no progress for this long is an
+    /// error (`--message-timeout`).
+    pub stall: Option<std::time::Duration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +98,10 @@ struct Core<S> {
     write_waiters: [Option<Waker>; 2],
     /// In `PeerClosing`: the answer owed (the peer's Close, echoed).
     owed: Option<CloseFrame>,
+    /// What this connection holds of a message still arriving, charged to the process budget.
+    charge: Charge,
+    /// Reads so far that returned data (progress, for `Limits::stall`).
+    reads: u64,
 }
 
 /// A frame header as read.
@@ -123,11 +132,14 @@ where
         incomplete: None,
         write_waiters: [None, None],
         owed: None,
+        charge: Charge::default(),
+        reads: 0,
     }));
     (
         Box::pin(WsReader {
             core: core.clone(),
             ended: false,
+            stall: None,
         }),
         Box::pin(WsWriter { core }),
     )
@@ -136,6 +148,8 @@ where
 struct WsReader<S> {
     core: Arc<Mutex<Core<S>>>,
     ended: bool,
+    /// While a message is arriving: the reads seen, and when it stalls if nothing more comes.
+    stall: Option<(u64, Pin<Box<tokio::time::Sleep>>)>,
 }
 
 struct WsWriter<S> {
@@ -153,12 +167,55 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsReader<S> {
         if self.ended {
             return Poll::Ready(None);
         }
-        let r = lock(&self.core).poll_message(cx);
+        let r = {
+            let mut core = lock(&self.core);
+            match core.poll_message(cx) {
+                Poll::Pending => {
+                    let progress = core.partial().then_some(core.reads);
+                    drop(core);
+                    self.poll_stall(progress, cx)
+                }
+                ready => ready,
+            }
+        };
         if let Poll::Ready(None | Some(Err(_))) = r {
             // Like tokio-tungstenite: after an error or the end, the stream is over.
             self.ended = true;
         }
         r
+    }
+}
+
+impl<S> WsReader<S> {
+    /// Nothing to hand out yet. `progress`: the read count while a message is partly here (None:
+    /// nothing partial). A message that stays partial for `Limits::stall` is an error.
+    fn poll_stall(
+        &mut self,
+        progress: Option<u64>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Message, WsError>>> {
+        let (Some(reads), Some(limit)) = (progress, lock(&self.core).limits.stall) else {
+            self.stall = None;
+            return Poll::Pending;
+        };
+        let deadline = tokio::time::Instant::now() + limit;
+        match &mut self.stall {
+            Some((seen, sleep)) if *seen != reads => {
+                *seen = reads;
+                sleep.as_mut().reset(deadline);
+            }
+            Some(_) => {}
+            None => self.stall = Some((reads, Box::pin(tokio::time::sleep_until(deadline)))),
+        }
+        let (_, sleep) = self.stall.as_mut().expect("set above");
+        ready!(sleep.as_mut().poll(cx));
+        let secs = limit.as_secs_f64();
+        Poll::Ready(Some(Err(WsError::Io(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "a message stopped arriving half-way (no progress for {secs}s; --message-timeout)"
+            ),
+        )))))
     }
 }
 
@@ -433,7 +490,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             match self.parse_header() {
                 Err(e) => return Poll::Ready(Some(Err(e))),
                 Ok(Some(h)) if self.rbuf.len() >= h.header_len + h.len => {
-                    match self.take_frame(h) {
+                    match self.take_frame(h).and_then(|m| self.account().map(|()| m)) {
                         Ok(Some(m)) => return Poll::Ready(Some(Ok(m))),
                         Ok(None) => continue,
                         Err(e) => return Poll::Ready(Some(Err(e))),
@@ -459,12 +516,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                             if self.rbuf.is_empty() {
                                 // Waiting: hold no read buffer, whatever size it grew to.
                                 self.rbuf = BytesMut::new();
+                                let _ = self.account();
                             }
                             return Poll::Pending;
                         }
                     };
                     if n == 0 {
                         return Poll::Ready(self.ended());
+                    }
+                    self.reads += 1;
+                    if let Err(e) = self.account() {
+                        return Poll::Ready(Some(Err(e)));
                     }
                     if n == spare && self.read_size < MAX_READ {
                         self.read_size *= 2;
@@ -475,6 +537,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 }
             }
         }
+    }
+
+    /// A message (or a frame) has partly arrived.
+    fn partial(&self) -> bool {
+        !self.rbuf.is_empty() || self.incomplete.is_some()
+    }
+
+    /// Charge what this connection holds of messages still arriving to the process budget:
+    /// the fragments reassembled so far, and a read buffer grown past its usual size for a
+    /// large frame.
+    fn account(&mut self) -> Result<(), WsError> {
+        let fragments = self.incomplete.as_ref().map_or(0, |(_, b, _)| b.capacity());
+        let held = fragments + self.rbuf.capacity().saturating_sub(MAX_READ);
+        if held == self.charge.bytes() {
+            return Ok(());
+        }
+        self.charge
+            .set(held)
+            .map_err(|e| WsError::Io(io::Error::new(io::ErrorKind::OutOfMemory, e.to_string())))
     }
 
     /// The transport ended.
@@ -825,6 +906,7 @@ mod tests {
         Limits {
             max_message: 1 << 20,
             max_frame: 1 << 20,
+            stall: None,
         }
     }
 
@@ -973,6 +1055,7 @@ mod tests {
         let small = Limits {
             max_message: 4,
             max_frame: 4,
+            stall: None,
         };
         let (mut cs, _ck) = split(a, vec![0x82, 5, 1, 2, 3, 4, 5], Role::Client, small);
         assert!(matches!(

@@ -129,6 +129,23 @@ fn classify_read_error(label: &str, e: WsError) -> (Option<CloseCode>, Error) {
             Some(CloseCode::Protocol),
             protocol(format!("{p} (closed with 1002)")),
         ),
+        // wsconn's own limits (--message-timeout, --max-buffered).
+        WsError::Io(io)
+            if io.kind() == std::io::ErrorKind::TimedOut && io.raw_os_error().is_none() =>
+        {
+            (
+                Some(CloseCode::Policy),
+                protocol(format!("{io} (closed with 1008)")),
+            )
+        }
+        WsError::Io(io)
+            if io.kind() == std::io::ErrorKind::OutOfMemory && io.raw_os_error().is_none() =>
+        {
+            (
+                Some(CloseCode::Again),
+                protocol(format!("{io} (closed with 1013)")),
+            )
+        }
         WsError::Io(io) => (None, peer(format!("connection lost: {io}"))),
         WsError::Tls(t) => (None, peer(format!("TLS: {t}"))),
         other => (

@@ -875,6 +875,8 @@ pub async fn pump(
                     CloseCode::Invalid => "invalid UTF-8",
                     CloseCode::Size => "message too big",
                     CloseCode::Protocol => "protocol error",
+                    CloseCode::Policy => "message stalled",
+                    CloseCode::Again => "server busy",
                     _ => "",
                 };
                 send_close(&mut sink, close(code, reason), opts.close_timeout).await;
