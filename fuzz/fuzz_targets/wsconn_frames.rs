@@ -1,0 +1,82 @@
+//! Arbitrary bytes from the network → wsbridge's RFC 6455 reader (`endpoint::wsconn`).
+//!
+//! The first byte picks the role (bit 0: server, which expects masked frames) and how the
+//! transport cuts its reads (the other bits: 1 to 128 bytes per read); the rest is what the
+//! peer sent. Messages are read until the stream ends or fails. Asserts: no panic; no message
+//! is longer than the limit; once the stream has failed or ended it yields nothing more; the
+//! stream never asks to wait (the transport always has data or EOF).
+#![no_main]
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use libfuzzer_sys::fuzz_target;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use wsbridge::endpoint::wsconn::{Limits, Role, split};
+
+const MAX_MESSAGE: usize = 4096;
+
+/// The peer: reads come from `data`, `chunk` bytes at a time; writes are accepted and dropped.
+struct Peer {
+    data: Vec<u8>,
+    pos: usize,
+    chunk: usize,
+}
+
+impl AsyncRead for Peer {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let n = self.chunk.min(buf.remaining()).min(self.data.len() - self.pos);
+        let start = self.pos;
+        buf.put_slice(&self.data[start..start + n]);
+        self.pos += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Peer {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(b.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let role = if sel & 1 == 1 { Role::Server } else { Role::Client };
+    let peer = Peer {
+        data: rest.to_vec(),
+        pos: 0,
+        chunk: usize::from(sel >> 1) + 1,
+    };
+    let limits = Limits {
+        max_message: MAX_MESSAGE,
+        max_frame: MAX_MESSAGE / 2,
+        stall: None,
+    };
+    let (mut stream, _sink) = split(peer, Vec::new(), role, limits);
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut over = false;
+    // Every message takes at least two bytes of input.
+    for _ in 0..=rest.len() {
+        match stream.as_mut().poll_next(&mut cx) {
+            Poll::Ready(Some(Ok(m))) => {
+                assert!(!over, "a message after the end");
+                assert!(m.len() <= MAX_MESSAGE, "message of {} bytes", m.len());
+            }
+            Poll::Ready(Some(Err(_)) | None) => over = true,
+            Poll::Pending => panic!("the reader waits although the input is all there"),
+        }
+    }
+    assert!(over, "the stream did not end with its input");
+});
