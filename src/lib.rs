@@ -19,7 +19,8 @@
 //! [`endpoint`] (one module per address kind), [`relay`] (the pumps and framing codecs),
 //! [`outq`] (the zero-copy output queue of the local writer and the WebSocket server role),
 //! [`generate`] (man page and completions), [`systemd`] (readiness notification, watchdog and
-//! socket activation).
+//! socket activation), [`text`] (network text made safe to
+//! print).
 
 pub mod addr;
 pub mod app;
@@ -31,3 +32,4 @@ pub mod generate;
 pub mod outq;
 pub mod relay;
 pub mod systemd;
+pub mod text;

@@ -66,8 +66,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// The error, once, on one line: text from the network in it is escaped (a server cannot send
+/// terminal control sequences or line breaks to the user's terminal through a message).
 fn fail(e: &wsbridge::error::Error) -> ExitCode {
-    eprintln!("wsbridge: {e}");
+    eprintln!(
+        "wsbridge: {}",
+        wsbridge::text::escape_controls(&e.to_string())
+    );
     ExitCode::from(e.exit_code())
 }
 
