@@ -121,10 +121,14 @@ async fn unix_listen_seed_mode_stale_file_and_cleanup() {
         "hello\nworld\n"
     );
 
-    // A second instance must not steal a live socket.
+    // A second instance must not steal a live socket, and the first keeps serving.
     let f = common::run(&[&spec, &server.url()], b"").await;
     assert_eq!(f.code, Some(10), "{}", f.stderr);
     common::assert_one_line_error(&f, "another process is listening");
+    assert_eq!(
+        exchange(UnixStream::connect(&path).await.unwrap(), "still\n").await,
+        "still\n"
+    );
 
     // SIGTERM: stop, remove our socket file, exit 0.
     b.signal("TERM");
@@ -142,6 +146,82 @@ async fn unix_listen_never_removes_a_regular_file() {
     assert_eq!(f.code, Some(10), "{}", f.stderr);
     common::assert_one_line_error(&f, "not a socket");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "data");
+}
+
+/// Device and inode of what `path` names.
+fn file_id(path: &std::path::Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).unwrap();
+    (m.dev(), m.ino())
+}
+
+#[tokio::test]
+async fn unix_listen_refuses_a_live_socket_whose_backlog_is_full() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy.sock");
+    // A live server that is not accepting: backlog 0 and one connection already waiting, so a
+    // further connect fails with EAGAIN rather than ECONNREFUSED.
+    let busy = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    // SAFETY: listen(2) on a socket we own; a second listen only changes the backlog.
+    assert_eq!(unsafe { libc::listen(busy.as_raw_fd(), 0) }, 0);
+    let _waiting = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let probe = UnixStream::connect(&path).await.map(drop).unwrap_err();
+    assert_eq!(probe.raw_os_error(), Some(libc::EAGAIN), "{probe}");
+    let before = file_id(&path);
+
+    let f = common::run(
+        &[&format!("unix-listen:{}", path.display()), "mirror:"],
+        b"",
+    )
+    .await;
+    assert_eq!(f.code, Some(10), "{}", f.stderr);
+    common::assert_one_line_error(&f, "backlog is full");
+    // Its socket file is untouched, and it can still take its clients.
+    assert_eq!(file_id(&path), before);
+    busy.set_nonblocking(true).unwrap();
+    assert!(busy.accept().is_ok(), "the waiting client was lost");
+    drop(std::os::unix::net::UnixStream::connect(&path).unwrap());
+}
+
+#[tokio::test]
+async fn stopping_an_instance_leaves_a_socket_bound_later_at_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.sock");
+    let spec = format!("unix-listen:{}", path.display());
+    let mut a = Bridge::spawn(&[&spec, "mirror:"]);
+    a.listening().await;
+    // The path is taken over: A's file is removed and B binds a new socket there.
+    std::fs::remove_file(&path).unwrap();
+    let mut b = Bridge::spawn(&[&spec, "mirror:"]);
+    b.listening().await;
+    let bs = file_id(&path);
+    a.signal("TERM");
+    let f = a.finish().await;
+    assert_eq!(f.code, Some(0), "{}", f.stderr);
+    assert_eq!(file_id(&path), bs, "B's socket file was removed by A");
+    assert_eq!(
+        exchange(UnixStream::connect(&path).await.unwrap(), "b\n").await,
+        "b\n"
+    );
+    // B, stopped, removes its own socket file.
+    b.signal("TERM");
+    assert_eq!(b.finish().await.code, Some(0));
+    assert!(!path.exists(), "B left its socket file behind");
+}
+
+#[tokio::test]
+async fn stopping_an_instance_never_removes_a_file_put_at_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.sock");
+    let mut a = Bridge::spawn(&[&format!("unix-listen:{}", path.display()), "mirror:"]);
+    a.listening().await;
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, "precious").unwrap();
+    a.signal("TERM");
+    let f = a.finish().await;
+    assert_eq!(f.code, Some(0), "{}", f.stderr);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
 }
 
 #[tokio::test]
