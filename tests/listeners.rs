@@ -476,3 +476,51 @@ async fn server_shorthand_bridges_one_client_to_stdio() {
     let f = b.finish().await;
     assert_eq!(f.code, Some(0), "{}", f.stderr);
 }
+
+#[tokio::test]
+async fn oneshot_is_not_held_up_by_silent_connections() {
+    // Four clients connect and say nothing; with handshakes one after another, each would hold
+    // the real client up for the whole --handshake-timeout.
+    let mut b = Bridge::spawn(&[
+        "--oneshot",
+        "--handshake-timeout",
+        "30s",
+        "ws-listen:127.0.0.1:0",
+        "mirror:",
+    ]);
+    let url = b.listening().await;
+    let addr = url
+        .trim_start_matches("ws://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    let served = async {
+        let tcp = TcpStream::connect(&addr).await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::client_async(url.as_str(), tcp)
+            .await
+            .unwrap();
+        ws.send(Message::Text("prompt".into())).await.unwrap();
+        let echo = ws.next().await.unwrap().unwrap();
+        ws.close(None).await.unwrap();
+        while ws.next().await.is_some() {}
+        echo
+    };
+    // Well within one handshake timeout (30 s).
+    let echo = tokio::time::timeout(std::time::Duration::from_secs(5), served)
+        .await
+        .expect("the real client was held up by the silent connections");
+    assert_eq!(echo, Message::Text("prompt".into()));
+    // The silent connections were dropped once the session was established.
+    for mut s in silent {
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(LIMIT, tokio::io::AsyncReadExt::read(&mut s, &mut buf))
+            .await
+            .expect("a silent connection was kept open");
+        assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    }
+    let f = b.finish().await;
+    assert_eq!(f.code, Some(0), "{}", f.stderr);
+}
