@@ -3,12 +3,14 @@
 
 use std::future::Future;
 use std::io::Write;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
 use crate::config::{Config, LogLevel};
-use crate::endpoint::{Conn, Listener, Opener, SessionInfo, Slots};
+use crate::endpoint::unix::SocketFile;
+use crate::endpoint::{Conn, Incoming, Listener, Opener, SessionInfo, Slot, Slots};
 use crate::error::Result;
 use crate::relay;
 
@@ -68,6 +70,9 @@ async fn serve(
     announce(&config, &listener.describe());
     crate::systemd::ready_if(!config.uptime.ready_after_connect); // systemd
     tokio::pin!(shutdown);
+    if config.listen.oneshot {
+        return oneshot(listener, socket_file, &opener, &config, shutdown).await;
+    }
     let slots = Slots::new(config.listen.max_conns);
     let mut sessions = JoinSet::new();
     loop {
@@ -79,55 +84,13 @@ async fn serve(
             }
             Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
         };
-        let incoming = match accepted {
-            Ok(c) => c,
-            Err(e) => {
-                // EMFILE and friends: keep serving, but do not spin.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
+        match accepted {
+            Ok(incoming) => {
+                let shared = (config.clone(), opener.clone(), listener.clone());
+                sessions.spawn(accepted_session(incoming, shared, slots.clone()));
             }
-        };
-        if config.listen.oneshot {
-            // Handshake inline: a page request or a refused client does not use up the one session.
-            let Some((local, info, _slot)) = listener.establish(incoming, &slots).await else {
-                continue;
-            };
-            drop(listener);
-            drop(socket_file);
-            // The one session's error is the run's error: main prints it once. On a signal it
-            // sees the shutdown token and closes gracefully; keep waiting for it.
-            let one = session(local, info, &opener, &config);
-            tokio::pin!(one);
-            return tokio::select! {
-                r = &mut one => r,
-                () = &mut shutdown => drain_after_signal(one, &config).await,
-            };
+            Err(e) => pause_after_accept_error(e).await,
         }
-        let (config2, opener2, listener2, slots2) = (
-            config.clone(),
-            opener.clone(),
-            listener.clone(),
-            slots.clone(),
-        );
-        sessions.spawn(async move {
-            // Handshakes (TLS, HTTP) are boxed: their large futures are freed once done, so an
-            // idle session's task holds only the relay's state (docs/performance.md: idle RSS).
-            let established = Box::pin(listener2.establish(incoming, &slots2)).await;
-            let Some((local, info, _slot)) = established else {
-                return;
-            };
-            let label = local.label().to_string();
-            tracing::info!("{label}: session started");
-            if let Err(e) = session(local, info, &opener2, &config2).await {
-                let e = e.to_string();
-                if e.starts_with(&label) {
-                    tracing::warn!("{e}");
-                } else {
-                    tracing::warn!("{label}: {e}");
-                }
-            }
-        });
     }
     // Stop accepting, then let the running sessions finish: each has seen the shutdown token,
     // sent Close 1001 and is draining. After --shutdown-timeout the rest are cut off (their
@@ -147,6 +110,96 @@ async fn serve(
     }
     sessions.shutdown().await;
     Ok(())
+}
+
+/// One client of a listener, in its own task: the handshake, then the session; its failure is
+/// logged, and the listener goes on.
+async fn accepted_session(
+    incoming: Incoming,
+    (config, opener, listener): (Arc<Config>, Arc<Opener>, Arc<Listener>),
+    slots: Slots,
+) {
+    // Handshakes (TLS, HTTP) are boxed: their large futures are freed once done, so an idle
+    // session's task holds only the relay's state (docs/performance.md: idle RSS).
+    let established = Box::pin(listener.establish(incoming, &slots)).await;
+    let Some((local, info, _slot)) = established else {
+        return;
+    };
+    let label = local.label().to_string();
+    tracing::info!("{label}: session started");
+    if let Err(e) = session(local, info, &opener, &config).await {
+        let e = e.to_string();
+        if e.starts_with(&label) {
+            tracing::warn!("{e}");
+        } else {
+            tracing::warn!("{label}: {e}");
+        }
+    }
+}
+
+/// `--oneshot`: serve the first client that is established, then stop listening; its session's
+/// error is the run's error (main prints it once).
+async fn oneshot(
+    listener: Arc<Listener>,
+    socket_file: Option<SocketFile>,
+    opener: &Opener,
+    config: &Config,
+    mut shutdown: Pin<&mut impl Future<Output = ()>>,
+) -> Result<()> {
+    let Some((local, info, _slot)) = first_client(&listener, shutdown.as_mut()).await else {
+        return Ok(());
+    };
+    drop(listener);
+    drop(socket_file);
+    // On a signal the session sees the shutdown token and closes gracefully; keep waiting for it.
+    let one = session(local, info, opener, config);
+    tokio::pin!(one);
+    tokio::select! {
+        r = &mut one => r,
+        () = shutdown => drain_after_signal(one, config).await,
+    }
+}
+
+/// `--oneshot`: the first client whose handshake completes, or None on shutdown. Handshakes run
+/// concurrently, each under its own `--handshake-timeout`, so clients that connect and say
+/// nothing cannot hold up a real one. A page request or a refused client does not use up the
+/// one session. Once one is established, the other handshakes are dropped (their connections
+/// closed); one that completes at the very same moment is refused with 503, as the session
+/// holds the only slot.
+async fn first_client(
+    listener: &Arc<Listener>,
+    mut shutdown: Pin<&mut impl Future<Output = ()>>,
+) -> Option<(Conn, SessionInfo, Slot)> {
+    let slots = Slots::new(Some(1));
+    let mut handshakes = JoinSet::new();
+    let first = loop {
+        tokio::select! {
+            a = listener.accept() => match a {
+                Ok(incoming) => {
+                    let (listener, slots) = (listener.clone(), slots.clone());
+                    handshakes.spawn(async move { listener.establish(incoming, &slots).await });
+                }
+                Err(e) => pause_after_accept_error(e).await,
+            },
+            Some(done) = handshakes.join_next(), if !handshakes.is_empty() => {
+                if let Ok(Some(established)) = done {
+                    break Some(established);
+                }
+            }
+            () = shutdown.as_mut() => {
+                tracing::info!("shutting down: no longer accepting");
+                break None;
+            }
+        }
+    };
+    handshakes.shutdown().await;
+    first
+}
+
+/// EMFILE and friends: keep serving, but do not spin.
+async fn pause_after_accept_error(e: std::io::Error) {
+    tracing::warn!("accept failed: {e}");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 }
 
 /// One accepted client: open the far side for it, then pump until the session ends. When the far

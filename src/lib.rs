@@ -19,7 +19,9 @@
 //! [`endpoint`] (one module per address kind), [`relay`] (the pumps and framing codecs),
 //! [`outq`] (the zero-copy output queue of the local writer and the WebSocket server role),
 //! [`generate`] (man page and completions), [`systemd`] (readiness notification, watchdog and
-//! socket activation), [`budget`] (the process-wide limit for buffered message bytes).
+//! socket activation), [`budget`] (the process-wide limit for buffered message bytes),
+//! [`text`] (network text made safe to print), [`logging`] (the log setup, and the filter that
+//! keeps secrets out of it).
 
 pub mod addr;
 pub mod app;
@@ -29,6 +31,8 @@ pub mod config;
 pub mod endpoint;
 pub mod error;
 pub mod generate;
+pub mod logging;
 pub mod outq;
 pub mod relay;
 pub mod systemd;
+pub mod text;

@@ -1,12 +1,9 @@
 //! Entry point: parse arguments, set up logging, run, and turn the outcome into an exit code.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::LevelFilter;
-use wsbridge::{app, cli::Cli, config::Config, config::LogLevel, error::exit};
+use wsbridge::{app, cli::Cli, config::Config, error::exit};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -23,7 +20,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
-    init_logging(config.log);
+    wsbridge::logging::init(config.log);
     let runtime = if config.left.is_listener() {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -66,36 +63,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// The error, once, on one line: text from the network in it is escaped (a server cannot send
+/// terminal control sequences or line breaks to the user's terminal through a message).
 fn fail(e: &wsbridge::error::Error) -> ExitCode {
-    eprintln!("wsbridge: {e}");
+    eprintln!(
+        "wsbridge: {}",
+        wsbridge::text::escape_controls(&e.to_string())
+    );
     ExitCode::from(e.exit_code())
-}
-
-fn init_logging(level: LogLevel) {
-    let default = match level {
-        LogLevel::Quiet => "error",
-        LogLevel::Normal => "warn",
-        LogLevel::Verbose(1) => "info",
-        LogLevel::Verbose(2) => "debug",
-        LogLevel::Verbose(_) => "trace",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    // tungstenite traces raw handshake requests (with Authorization and Cookie headers) and
-    // message contents: cap it, whatever RUST_LOG or -vvv ask for, so secrets never reach logs.
-    let filter = if filter.max_level_hint() == Some(LevelFilter::TRACE) {
-        ["tungstenite=debug", "tokio_tungstenite=debug"]
-            .into_iter()
-            .fold(filter, |f, d| {
-                f.add_directive(d.parse().expect("static directive"))
-            })
-    } else {
-        filter
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .without_time()
-        .init();
 }

@@ -169,3 +169,54 @@ async fn oversize_local_line_exits_11() {
     assert_eq!(f.stdout_str(), "short\n");
     assert_one_line_error(&f, "longer than --max-message-size (16 bytes)");
 }
+
+#[tokio::test]
+async fn terminal_escapes_from_a_server_are_shown_escaped() {
+    // A refusal whose body would set the window title, ring the bell and clear the screen.
+    let port = servers::http_responder(
+        "HTTP/1.1 403 Forbidden\r\nContent-Length: 28\r\nConnection: close\r\n\r\n\x1b]0;pwned\x07\x1b[2Jgo away\u{9b}31m\r\n",
+    )
+    .await;
+    let f = run(&[&format!("ws://127.0.0.1:{port}/")], b"").await;
+    assert_eq!(f.code, Some(6), "{}", f.stderr);
+    assert_no_terminal_controls(&f.stderr);
+    assert_one_line_error(
+        &f,
+        "handshake refused: HTTP 403 Forbidden: \\x1b]0;pwned\\x07\\x1b[2Jgo away\\u{9b}31m",
+    );
+    // The same in the reason phrase, as a listener logs it for its client.
+    let port = servers::http_responder(
+        "HTTP/1.1 401 \x1b]0;pwned\x07\x1b[2J\r\nContent-Length: 9\r\nConnection: close\r\n\r\n\x1b[5mhi\x07\r\n",
+    )
+    .await;
+    let f = run(&[&format!("ws://127.0.0.1:{port}/")], b"").await;
+    assert_eq!(f.code, Some(6), "{}", f.stderr);
+    assert_no_terminal_controls(&f.stderr);
+    assert_one_line_error(&f, "handshake refused");
+    let port = servers::http_responder(
+        "HTTP/1.1 401 Unauthorized\r\nContent-Length: 11\r\nConnection: close\r\n\r\n\x1b[5mhi\x07\x1b[0m",
+    )
+    .await;
+    let mut b = common::Bridge::spawn(&[
+        "-E",
+        "tcp-listen:127.0.0.1:0",
+        &format!("ws://127.0.0.1:{port}/"),
+    ]);
+    let addr = b.listening().await;
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    common::read_all(&mut tcp).await;
+    let line = b.stderr_contains("handshake refused").await;
+    assert!(
+        line.contains("HTTP 401 Unauthorized: \\x1b[5mhi\\x07\\x1b[0m"),
+        "{line}"
+    );
+    assert_no_terminal_controls(&line);
+}
+
+/// No ESC, BEL, CSI (C1) or other control character but the line breaks.
+fn assert_no_terminal_controls(s: &str) {
+    assert!(
+        !s.chars().any(|c| c.is_control() && c != '\n'),
+        "control characters reached stderr: {s:?}"
+    );
+}

@@ -121,10 +121,14 @@ async fn unix_listen_seed_mode_stale_file_and_cleanup() {
         "hello\nworld\n"
     );
 
-    // A second instance must not steal a live socket.
+    // A second instance must not steal a live socket, and the first keeps serving.
     let f = common::run(&[&spec, &server.url()], b"").await;
     assert_eq!(f.code, Some(10), "{}", f.stderr);
     common::assert_one_line_error(&f, "another process is listening");
+    assert_eq!(
+        exchange(UnixStream::connect(&path).await.unwrap(), "still\n").await,
+        "still\n"
+    );
 
     // SIGTERM: stop, remove our socket file, exit 0.
     b.signal("TERM");
@@ -142,6 +146,82 @@ async fn unix_listen_never_removes_a_regular_file() {
     assert_eq!(f.code, Some(10), "{}", f.stderr);
     common::assert_one_line_error(&f, "not a socket");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "data");
+}
+
+/// Device and inode of what `path` names.
+fn file_id(path: &std::path::Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).unwrap();
+    (m.dev(), m.ino())
+}
+
+#[tokio::test]
+async fn unix_listen_refuses_a_live_socket_whose_backlog_is_full() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy.sock");
+    // A live server that is not accepting: backlog 0 and one connection already waiting, so a
+    // further connect fails with EAGAIN rather than ECONNREFUSED.
+    let busy = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    // SAFETY: listen(2) on a socket we own; a second listen only changes the backlog.
+    assert_eq!(unsafe { libc::listen(busy.as_raw_fd(), 0) }, 0);
+    let _waiting = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let probe = UnixStream::connect(&path).await.map(drop).unwrap_err();
+    assert_eq!(probe.raw_os_error(), Some(libc::EAGAIN), "{probe}");
+    let before = file_id(&path);
+
+    let f = common::run(
+        &[&format!("unix-listen:{}", path.display()), "mirror:"],
+        b"",
+    )
+    .await;
+    assert_eq!(f.code, Some(10), "{}", f.stderr);
+    common::assert_one_line_error(&f, "backlog is full");
+    // Its socket file is untouched, and it can still take its clients.
+    assert_eq!(file_id(&path), before);
+    busy.set_nonblocking(true).unwrap();
+    assert!(busy.accept().is_ok(), "the waiting client was lost");
+    drop(std::os::unix::net::UnixStream::connect(&path).unwrap());
+}
+
+#[tokio::test]
+async fn stopping_an_instance_leaves_a_socket_bound_later_at_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.sock");
+    let spec = format!("unix-listen:{}", path.display());
+    let mut a = Bridge::spawn(&[&spec, "mirror:"]);
+    a.listening().await;
+    // The path is taken over: A's file is removed and B binds a new socket there.
+    std::fs::remove_file(&path).unwrap();
+    let mut b = Bridge::spawn(&[&spec, "mirror:"]);
+    b.listening().await;
+    let bs = file_id(&path);
+    a.signal("TERM");
+    let f = a.finish().await;
+    assert_eq!(f.code, Some(0), "{}", f.stderr);
+    assert_eq!(file_id(&path), bs, "B's socket file was removed by A");
+    assert_eq!(
+        exchange(UnixStream::connect(&path).await.unwrap(), "b\n").await,
+        "b\n"
+    );
+    // B, stopped, removes its own socket file.
+    b.signal("TERM");
+    assert_eq!(b.finish().await.code, Some(0));
+    assert!(!path.exists(), "B left its socket file behind");
+}
+
+#[tokio::test]
+async fn stopping_an_instance_never_removes_a_file_put_at_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.sock");
+    let mut a = Bridge::spawn(&[&format!("unix-listen:{}", path.display()), "mirror:"]);
+    a.listening().await;
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, "precious").unwrap();
+    a.signal("TERM");
+    let f = a.finish().await;
+    assert_eq!(f.code, Some(0), "{}", f.stderr);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
 }
 
 #[tokio::test]
@@ -393,6 +473,54 @@ async fn server_shorthand_bridges_one_client_to_stdio() {
         .unwrap();
     assert_eq!(m, Message::Text("from stdin".into()));
     ws.close(None).await.unwrap();
+    let f = b.finish().await;
+    assert_eq!(f.code, Some(0), "{}", f.stderr);
+}
+
+#[tokio::test]
+async fn oneshot_is_not_held_up_by_silent_connections() {
+    // Four clients connect and say nothing; with handshakes one after another, each would hold
+    // the real client up for the whole --handshake-timeout.
+    let mut b = Bridge::spawn(&[
+        "--oneshot",
+        "--handshake-timeout",
+        "30s",
+        "ws-listen:127.0.0.1:0",
+        "mirror:",
+    ]);
+    let url = b.listening().await;
+    let addr = url
+        .trim_start_matches("ws://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    let served = async {
+        let tcp = TcpStream::connect(&addr).await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::client_async(url.as_str(), tcp)
+            .await
+            .unwrap();
+        ws.send(Message::Text("prompt".into())).await.unwrap();
+        let echo = ws.next().await.unwrap().unwrap();
+        ws.close(None).await.unwrap();
+        while ws.next().await.is_some() {}
+        echo
+    };
+    // Well within one handshake timeout (30 s).
+    let echo = tokio::time::timeout(std::time::Duration::from_secs(5), served)
+        .await
+        .expect("the real client was held up by the silent connections");
+    assert_eq!(echo, Message::Text("prompt".into()));
+    // The silent connections were dropped once the session was established.
+    for mut s in silent {
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(LIMIT, tokio::io::AsyncReadExt::read(&mut s, &mut buf))
+            .await
+            .expect("a silent connection was kept open");
+        assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    }
     let f = b.finish().await;
     assert_eq!(f.code, Some(0), "{}", f.stderr);
 }

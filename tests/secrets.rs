@@ -92,3 +92,42 @@ async fn basic_auth_from_environment_is_not_in_argv_or_logs() {
     assert!(f.stdout_str().contains("WSBRIDGE_BASIC_AUTH"));
     check("--help", &f);
 }
+
+#[tokio::test]
+async fn no_log_filter_can_reach_the_raw_handshake() {
+    // tungstenite traces the raw upgrade request (headers, URL) under its own targets; a
+    // filter naming one of them, more specific than any cap on `tungstenite`, must not print it.
+    let server = servers::echo().await;
+    let url = format!(
+        "ws://127.0.0.1:{}/x?access_token=SECRET5query&room=1",
+        server.port
+    );
+    let filters: [(&[&str], Option<&str>); 9] = [
+        (&[], Some("tungstenite::handshake=trace")),
+        (&[], Some("tungstenite::handshake::client=trace")),
+        (&[], Some("tokio_tungstenite=trace")),
+        (&[], Some("tungstenite=trace")),
+        (&[], Some("trace")),
+        (
+            &[],
+            Some("warn,tungstenite::handshake::client=trace,tungstenite=debug"),
+        ),
+        (&["-vvv"], Some("tungstenite::handshake::client=trace")),
+        (&["-vvv"], None),
+        (
+            &["-q"],
+            Some("tungstenite::handshake::machine=trace,tungstenite::handshake::client=trace"),
+        ),
+    ];
+    for (v, log) in filters {
+        let f = run_with(&url, v, log).await;
+        assert_eq!(f.code, Some(0), "{v:?} RUST_LOG={log:?}: {}", f.stderr);
+        assert_eq!(f.stdout_str(), "hello\n");
+        check(&format!("{v:?} RUST_LOG={log:?}"), &f);
+        assert!(!f.stderr.contains("SECRET"), "{v:?} {log:?}:\n{}", f.stderr);
+    }
+    // The filter is not simply switched off: wsbridge's own events still come through, and so do
+    // tungstenite's below trace.
+    let f = run_with(&url, &[], Some("trace")).await;
+    assert!(f.stderr.contains("access_token=***"), "{}", f.stderr);
+}

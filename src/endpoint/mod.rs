@@ -254,7 +254,7 @@ impl Listener {
     /// For unix-listen: the guard that removes the socket file (drop it to remove the file).
     pub fn socket_file(&self) -> Option<unix::SocketFile> {
         match self {
-            Listener::Unix(u) => Some(unix::SocketFile::new(u.path())),
+            Listener::Unix(u) => Some(u.socket_file()),
             _ => None,
         }
     }

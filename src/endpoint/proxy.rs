@@ -250,7 +250,7 @@ impl Proxy {
         if (200..300).contains(&code) {
             return Ok(());
         }
-        let reason = resp.reason.unwrap_or("").trim();
+        let reason = crate::text::escape_controls(resp.reason.unwrap_or("").trim());
         let status = format!("HTTP {code} {reason}").trim_end().to_string();
         match code {
             407 => {

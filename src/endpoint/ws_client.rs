@@ -484,7 +484,7 @@ fn handshake_error(target: &str, url: &WsUrl, e: WsError, route: &Route) -> Erro
                     .collect();
                 if !line.trim().is_empty() {
                     detail.push_str(": ");
-                    detail.push_str(line.trim());
+                    detail.push_str(&crate::text::escape_controls(line.trim()));
                 }
             }
             if status.is_redirection()

@@ -32,6 +32,14 @@ impl Peer<'_> {
         }
     }
 
+    /// What a peer that does not speak TLS at all is probably doing.
+    fn not_tls_hint(self) -> &'static str {
+        match self {
+            Peer::Server { .. } => "is it a plain (unencrypted) port?",
+            Peer::Client => "is it using ws:// or http:// instead of wss:// or https://?",
+        }
+    }
+
     /// The way out that does not involve fixing the certificate.
     fn skip(self) -> &'static str {
         match self {
@@ -67,7 +75,7 @@ pub fn explain_client(
         Some(TlsError::AlertReceived(a)) => *a,
         _ => return explain(err, cert, peer),
     };
-    let said = format!("server sent TLS alert '{}'", words(&format!("{alert:?}")));
+    let said = sent_alert(peer, alert);
     match alert {
         A::CertificateRequired | A::HandshakeFailure if !have_cert => {
             format!("{said}: it requires a client certificate (--client-cert PEM --client-key PEM)")
@@ -93,11 +101,21 @@ pub fn explain_server(err: &std::io::Error, cert: Option<&CertificateDer<'_>>) -
         Some(TlsError::AlertReceived(
             a @ (A::UnknownCA | A::BadCertificate | A::CertificateUnknown),
         )) => format!(
-            "client sent TLS alert '{}': it does not trust our certificate (--tls-cert)",
-            words(&format!("{a:?}"))
+            "{}: it does not trust our certificate (--tls-cert)",
+            sent_alert(Peer::Client, *a)
         ),
         _ => explain(err, cert, Peer::Client),
     }
+}
+
+/// `client sent TLS alert 'unknown CA'`: an alert we received names the peer as its sender (an
+/// alert we send ends our handshake with the error that made us send it, described instead).
+fn sent_alert(peer: Peer<'_>, alert: AlertDescription) -> String {
+    format!(
+        "{} sent TLS alert '{}'",
+        peer.name(),
+        words(&format!("{alert:?}"))
+    )
 }
 
 fn tls_error(err: &std::io::Error) -> Option<&TlsError> {
@@ -114,9 +132,7 @@ fn explain(err: &std::io::Error, cert: Option<&CertificateDer<'_>>, peer: Peer<'
     let who = peer.name();
     match tls {
         TlsError::InvalidCertificate(e) => certificate(e, info, peer),
-        TlsError::AlertReceived(a) => {
-            format!("{who} sent TLS alert '{}'", words(&format!("{a:?}")))
-        }
+        TlsError::AlertReceived(a) => sent_alert(peer, *a),
         TlsError::NoCertificatesPresented => match peer {
             Peer::Client => "the client sent no certificate; --tls-client-ca requires one".into(),
             Peer::Server { .. } => "the server sent no certificate".into(),
@@ -132,8 +148,9 @@ fn explain(err: &std::io::Error, cert: Option<&CertificateDer<'_>>, peer: Peer<'
             )
         }
         TlsError::InvalidMessage(why) => format!(
-            "the {who} sent something that is not TLS ({}); is it a plain (unencrypted) port?",
-            words(&format!("{why:?}"))
+            "the {who} sent something that is not TLS ({}); {}",
+            words(&format!("{why:?}")),
+            peer.not_tls_hint()
         ),
         TlsError::InappropriateMessage { .. } | TlsError::InappropriateHandshakeMessage { .. } => {
             format!("the {who} sent an unexpected TLS message")
@@ -328,6 +345,38 @@ fn words(debug: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn io(e: TlsError) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+    }
+
+    #[test]
+    fn each_role_names_the_other_side() {
+        let alert = io(TlsError::AlertReceived(AlertDescription::HandshakeFailure));
+        assert_eq!(
+            explain_server(&alert, None),
+            "client sent TLS alert 'handshake failure'"
+        );
+        assert_eq!(
+            explain_client(&alert, None, "h", true),
+            "server sent TLS alert 'handshake failure'"
+        );
+        let unknown = io(TlsError::AlertReceived(AlertDescription::UnknownCA));
+        assert!(explain_server(&unknown, None).starts_with("client sent TLS alert 'unknown CA'"));
+        let plain = io(TlsError::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType,
+        ));
+        let server_side = explain_server(&plain, None);
+        assert!(server_side.starts_with("the client sent something that is not TLS"));
+        assert!(server_side.contains("instead of wss://"), "{server_side}");
+        assert!(!server_side.contains("port"), "{server_side}");
+        let client_side = explain_client(&plain, None, "h", false);
+        assert!(client_side.starts_with("the server sent something that is not TLS"));
+        assert!(
+            client_side.contains("plain (unencrypted) port"),
+            "{client_side}"
+        );
+    }
 
     #[test]
     fn enum_names_become_words() {

@@ -132,14 +132,11 @@ fn text(tag: u8, value: &[u8]) -> String {
     }
 }
 
-/// Certificate text goes into one-line messages: control characters become `?`, and at most
-/// 80 characters are kept.
+/// Certificate text goes into one-line messages: at most 80 characters are kept, and control
+/// characters are shown escaped ([`crate::text::escape_controls`]).
 fn clean(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .take(80)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
+    let kept: String = s.chars().take(80).collect();
+    let mut out = crate::text::escape_controls(&kept).into_owned();
     if s.chars().nth(80).is_some() {
         out.push('…');
     }
@@ -305,7 +302,7 @@ mod tests {
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
         let cert = params.self_signed(&key).unwrap();
         let info = parse(cert.der()).expect("parses");
-        assert_eq!(info.subject, "O=Org, CN=line?break");
+        assert_eq!(info.subject, "O=Org, CN=line\\x0abreak");
         assert_eq!(info.issuer, info.subject);
         assert!(info.self_issued);
         assert_eq!(format_utc(info.not_before), "2020-02-29 00:00:00 UTC");
@@ -326,6 +323,6 @@ mod tests {
     fn long_names_are_cut() {
         let long = "x".repeat(200);
         assert_eq!(clean(&long).chars().count(), 81);
-        assert_eq!(clean("a\u{1b}[31mb"), "a?[31mb");
+        assert_eq!(clean("a\u{1b}[31mb\u{9b}"), "a\\x1b[31mb\\u{9b}");
     }
 }
