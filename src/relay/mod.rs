@@ -95,7 +95,8 @@ fn describe_close(frame: &Option<CloseFrame>) -> String {
             if f.reason.is_empty() {
                 format!("close code {code} ({name})")
             } else {
-                format!("close code {code} ({name}): {:?}", f.reason.as_str())
+                let reason = crate::text::escape_controls(f.reason.as_str());
+                format!("close code {code} ({name}): \"{reason}\"")
             }
         }
     }
