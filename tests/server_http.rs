@@ -356,6 +356,78 @@ async fn static_never_serves_outside_its_directory() {
 }
 
 #[tokio::test]
+async fn static_never_serves_hidden_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let www = dir.path();
+    let w = |rel: &str, data: &str| {
+        let p = www.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    };
+    w(".env", "HIDDEN env\n");
+    w(".git/config", "HIDDEN git config\n");
+    w(".git/index.html", "HIDDEN git index\n");
+    w("a/.git/x", "HIDDEN nested\n");
+    w("a/.hidden/index.html", "HIDDEN nested index\n");
+    w("a/visible.txt", "visible\n");
+    w(
+        ".well-known/security.txt",
+        "Contact: mailto:a@example.org\n",
+    );
+    w(".well-known/.secret", "HIDDEN under well-known\n");
+    // A visible name that leads into a hidden directory.
+    std::os::unix::fs::symlink(www.join(".git"), www.join("repo")).unwrap();
+    let (_b, addr) = start(&[
+        "ws-listen:127.0.0.1:0",
+        "mirror:",
+        "--static",
+        www.to_str().unwrap(),
+    ])
+    .await;
+    for path in [
+        "/.env",
+        "/.env?x=1",
+        "//.env",
+        "/%2eenv",
+        "/%2Eenv",
+        "/.%65nv",
+        "/.git/config",
+        "/%2egit/config",
+        "/%2Egit/config",
+        "/%2egit%2fconfig",
+        "/.git/",
+        "/.git",
+        "/%2egit/",
+        "/a/.git/x",
+        "/a/%2egit/x",
+        "/a/.hidden/",
+        "/a/.hidden",
+        "/a/%2ehidden/index.html",
+        "/repo/config",
+        "/repo/",
+        "/.well-known/.secret",
+        "/.well-known/%2esecret",
+    ] {
+        for method in ["GET", "HEAD"] {
+            let req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+            let raw = exchange(&addr, req.as_bytes()).await;
+            let text = String::from_utf8_lossy(&raw);
+            assert!(
+                text.starts_with("HTTP/1.1 404 "),
+                "{method} {path}: {text:?}"
+            );
+            assert!(!text.contains("HIDDEN"), "{method} {path}: {text:?}");
+        }
+    }
+    // What is not hidden is served: the nested directory, and .well-known itself.
+    let r = get(&addr, "/a/visible.txt").await;
+    assert_eq!((r.status, r.body_str().as_str()), (200, "visible\n"));
+    let r = get(&addr, "/.well-known/security.txt").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body_str().starts_with("Contact:"), "{r:?}");
+}
+
+#[tokio::test]
 async fn static_index_html_at_the_top_replaces_the_console() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("index.html"), "<h1>mine</h1>\n").unwrap();

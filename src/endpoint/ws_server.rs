@@ -489,15 +489,20 @@ impl WsServer {
     }
 }
 
-/// Resolve `request_path` inside `root`, or None: no `..`, nothing outside `root` after
-/// following symlinks, regular files only (a directory means its index.html).
+/// Resolve `request_path` inside `root`, or None: no `..`, no hidden component (as asked for
+/// or after following symlinks), nothing outside `root` after following symlinks, regular files
+/// only (a directory means its index.html).
 pub fn static_file(root: &Path, request_path: &str) -> Option<PathBuf> {
     let decoded = percent_decode(request_path)?;
     if decoded.contains('\0') || decoded.contains('\\') {
         return None;
     }
     let rel = Path::new(decoded.trim_start_matches('/'));
-    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+    let plain = |p: &Path| {
+        p.components()
+            .all(|c| matches!(c, Component::Normal(n) if !is_hidden(n)))
+    };
+    if !plain(rel) {
         return None;
     }
     let root = root.canonicalize().ok()?;
@@ -505,7 +510,13 @@ pub fn static_file(root: &Path, request_path: &str) -> Option<PathBuf> {
     if full.is_dir() {
         full = full.join("index.html").canonicalize().ok()?;
     }
-    (full.starts_with(&root) && full.is_file()).then_some(full)
+    (plain(full.strip_prefix(&root).ok()?) && full.is_file()).then_some(full)
+}
+
+/// A hidden file or directory name (`.env`, `.git`), except `.well-known` (RFC 8615).
+fn is_hidden(name: &std::ffi::OsStr) -> bool {
+    let b = name.as_encoded_bytes();
+    b.starts_with(b".") && b != b".well-known"
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -878,5 +889,34 @@ mod tests {
         );
         assert_eq!(static_file(&www, "/sec"), None);
         assert_eq!(static_file(&www, "/out/secret"), None);
+    }
+
+    #[test]
+    fn static_file_skips_hidden_names_except_well_known() {
+        let (_dir, www) = tree();
+        let root = www.canonicalize().unwrap();
+        for d in [".git", "d/.git", ".well-known", ".well-known/.x"] {
+            std::fs::create_dir_all(www.join(d)).unwrap();
+            std::fs::write(www.join(d).join("index.html"), "h").unwrap();
+        }
+        std::fs::write(www.join(".env"), "h").unwrap();
+        std::os::unix::fs::symlink(www.join(".git"), www.join("git")).unwrap();
+        for path in [
+            "/.env",
+            "/%2eenv",
+            "/.git/",
+            "/.git/index.html",
+            "/%2Egit/index.html",
+            "/d/.git/index.html",
+            "/git/index.html",
+            "/git/",
+            "/.well-known/.x/",
+        ] {
+            assert_eq!(static_file(&www, path), None, "{path}");
+        }
+        assert_eq!(
+            static_file(&www, "/.well-known/"),
+            Some(root.join(".well-known/index.html"))
+        );
     }
 }
