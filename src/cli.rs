@@ -242,7 +242,8 @@ pub struct Cli {
     #[arg(long, value_name = "N", help_heading = "Server")]
     pub max_conns: Option<usize>,
 
-    /// Drop a client that has not completed its TLS and HTTP handshake within this time
+    /// Drop a client that has not completed its TLS and HTTP handshake within this time, or that
+    /// takes nothing of a plain HTTP answer (such as a static file) for this long
     #[arg(long, value_name = "DURATION", default_value = "10", value_parser = parse_duration, help_heading = "Server")]
     pub handshake_timeout: Duration,
 

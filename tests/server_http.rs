@@ -444,6 +444,117 @@ async fn static_index_html_at_the_top_replaces_the_console() {
     assert_eq!(r.body, b"<h1>mine</h1>\n");
 }
 
+/// A sparse 64 MiB `big.bin` whose last bytes are `BIG_END`, in a fresh directory.
+const BIG: u64 = 64 << 20;
+const BIG_END: &[u8] = b"-- end of big.bin";
+
+fn big_file() -> tempfile::TempDir {
+    use std::io::{Seek, SeekFrom, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = std::fs::File::create(dir.path().join("big.bin")).unwrap();
+    f.seek(SeekFrom::Start(BIG - BIG_END.len() as u64)).unwrap();
+    f.write_all(BIG_END).unwrap();
+    dir
+}
+
+/// Ask for `/big.bin` on a socket with a small, fixed receive buffer (no autotuning), so that
+/// the server waits whenever the client does.
+async fn request_big(addr: &str) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(256 * 1024).unwrap();
+    let mut s = sock.connect(addr.parse().unwrap()).await.unwrap();
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    s
+}
+
+/// Read to EOF, pausing `pause` after each MiB: (head, total bytes, the last 64 bytes).
+async fn read_slowly(s: &mut TcpStream, pause: Duration) -> (String, u64, Vec<u8>) {
+    let (mut head, mut tail, mut total) = (Vec::new(), Vec::new(), 0u64);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = s.read(&mut buf).await.expect("read");
+        if n == 0 {
+            break;
+        }
+        if head.len() < 4096 {
+            head.extend_from_slice(&buf[..n.min(4096)]);
+        }
+        tail.extend_from_slice(&buf[..n]);
+        tail.drain(..tail.len().saturating_sub(64));
+        if (total >> 20) != ((total + n as u64) >> 20) {
+            tokio::time::sleep(pause).await;
+        }
+        total += n as u64;
+    }
+    (String::from_utf8_lossy(&head).into_owned(), total, tail)
+}
+
+#[tokio::test]
+async fn a_large_static_file_reaches_a_slow_client_in_full() {
+    // The idle bound is the handshake timeout, 1 s here; the client takes longer than that in
+    // all, but never waits that long between reads.
+    let dir = big_file();
+    let (_b, addr) = start(&[
+        "ws-listen:127.0.0.1:0",
+        "mirror:",
+        "--static",
+        dir.path().to_str().unwrap(),
+        "--handshake-timeout",
+        "1s",
+    ])
+    .await;
+    let started = Instant::now();
+    let mut s = request_big(&addr).await;
+    let (head, total, tail) =
+        tokio::time::timeout(LIMIT, read_slowly(&mut s, Duration::from_millis(40)))
+            .await
+            .expect("the whole file within 20 s");
+    let took = started.elapsed();
+    eprintln!("{total} bytes in {took:?}");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head:?}");
+    assert!(
+        head.contains(&format!("Content-Length: {BIG}\r\n")),
+        "{head:?}"
+    );
+    let head_len = head.find("\r\n\r\n").unwrap() as u64 + 4;
+    assert_eq!(total - head_len, BIG, "cut after {took:?}");
+    assert!(tail.ends_with(BIG_END));
+    assert!(
+        took > Duration::from_secs(2),
+        "not slow enough to test: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_a_large_file_is_dropped() {
+    let dir = big_file();
+    let (mut b, addr) = start(&[
+        "-v",
+        "ws-listen:127.0.0.1:0",
+        "mirror:",
+        "--static",
+        dir.path().to_str().unwrap(),
+        "--handshake-timeout",
+        "1s",
+    ])
+    .await;
+    let mut s = request_big(&addr).await;
+    let mut first = [0u8; 16];
+    s.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200 OK\r");
+    // The client reads nothing more; once the buffers are full, the server waits 1 s for it.
+    let line = b.stderr_contains("answer not taken").await;
+    assert!(line.contains("nothing read for 1s; dropped"), "{line}");
+    // What was already in flight arrives, then the end: far less than the file.
+    let (_, rest, _) = tokio::time::timeout(LIMIT, read_slowly(&mut s, Duration::ZERO))
+        .await
+        .expect("EOF in time");
+    assert!(rest < BIG / 2, "got {rest} bytes after the drop");
+    assert_healthy(&addr).await;
+}
+
 #[tokio::test]
 async fn slowloris_is_dropped_after_the_handshake_timeout() {
     let (_b, addr) = start(&[

@@ -4,8 +4,12 @@
 //! the 101 upgrade (the rest is tungstenite's) or a plain HTTP answer: the browser console page,
 //! static files, `/healthz`, or an error status.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -295,12 +299,12 @@ impl WsServer {
             }
         };
         if !req.is_upgrade() {
-            // Bounded too: a client that never reads its answer must not hold a task forever.
-            if tokio::time::timeout(limit, self.serve_http(&mut stream, &req, &who))
-                .await
-                .is_err()
-            {
-                tracing::info!("{who}: answer not taken within {limit:?}; dropped");
+            // A client that stops reading its answer must not hold a task forever; one that reads
+            // slowly gets all of it, however long that takes.
+            let mut out = IdleBound::new(&mut stream, limit);
+            self.serve_http(&mut out, &req, &who).await;
+            if out.stalled {
+                tracing::info!("{who}: answer not taken: nothing read for {limit:?}; dropped");
             }
             return None;
         }
@@ -442,7 +446,12 @@ impl WsServer {
     }
 
     /// Plain HTTP: `/healthz`, static files, the console page, or 404.
-    async fn serve_http(&self, stream: &mut Stream, req: &RequestHead, who: &str) {
+    async fn serve_http<S: AsyncWrite + Unpin>(
+        &self,
+        stream: &mut S,
+        req: &RequestHead,
+        who: &str,
+    ) {
         let head_only = req.method == "HEAD";
         if req.method != "GET" && !head_only {
             write_refusal(stream, &refuse(405, "only GET")).await;
@@ -566,7 +575,7 @@ fn content_type(path: &Path) -> &'static str {
 }
 
 async fn send_file<S: AsyncWrite + Unpin>(stream: &mut S, path: &Path, head_only: bool) {
-    let Ok(mut file) = tokio::fs::File::open(path).await else {
+    let Ok(file) = tokio::fs::File::open(path).await else {
         write_refusal(stream, &refuse(404, "not found")).await;
         return;
     };
@@ -579,8 +588,72 @@ async fn send_file<S: AsyncWrite + Unpin>(stream: &mut S, path: &Path, head_only
         let _ = stream.shutdown().await;
         return;
     }
-    let _ = tokio::io::copy(&mut file, stream).await;
+    let mut file = tokio::io::BufReader::with_capacity(64 * 1024, file);
+    let _ = tokio::io::copy_buf(&mut file, stream).await;
     let _ = stream.shutdown().await;
+}
+
+/// A writer that fails with `TimedOut` once it has waited `idle` for the client to take a byte.
+/// Only waiting counts, not the total: a slow reader gets all of a large answer, a stalled one is
+/// dropped. Once stalled, every later call fails at once.
+struct IdleBound<S> {
+    inner: S,
+    idle: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    waiting: bool,
+    stalled: bool,
+}
+
+impl<S: AsyncWrite + Unpin> IdleBound<S> {
+    fn new(inner: S, idle: Duration) -> Self {
+        IdleBound {
+            inner,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+            waiting: false,
+            stalled: false,
+        }
+    }
+
+    /// One poll of the inner writer; the clock runs from the first `Pending` to the next `Ready`.
+    fn bound<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(Pin<&mut S>, &mut Context<'_>) -> Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if self.stalled {
+            return Poll::Ready(Err(std::io::ErrorKind::TimedOut.into()));
+        }
+        if !self.waiting {
+            let at = tokio::time::Instant::now() + self.idle;
+            self.deadline.as_mut().reset(at);
+        }
+        let ready = poll(Pin::new(&mut self.inner), cx);
+        self.waiting = ready.is_pending();
+        if self.waiting && self.deadline.as_mut().poll(cx).is_ready() {
+            self.stalled = true;
+            return Poll::Ready(Err(std::io::ErrorKind::TimedOut.into()));
+        }
+        ready
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for IdleBound<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.get_mut().bound(cx, |w, cx| w.poll_write(cx, buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.get_mut().bound(cx, |w, cx| w.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.get_mut().bound(cx, |w, cx| w.poll_shutdown(cx))
+    }
 }
 
 async fn write_response<S: AsyncWrite + Unpin>(
