@@ -228,7 +228,8 @@ pub struct Cli {
     #[arg(long, value_name = "ORIGIN", action = ArgAction::Append, help_heading = "Server")]
     pub origin_allow: Vec<String>,
 
-    /// Accept only clients sending this header with this exact value (repeatable); others get 401
+    /// Accept only clients sending this header with this exact value (repeatable); others get 401,
+    /// and a client sending it twice gets 400
     #[arg(long, value_name = "HEADER", action = ArgAction::Append, help_heading = "Server")]
     pub require_header: Vec<String>,
 
@@ -257,7 +258,7 @@ pub struct Cli {
     pub static_dir: Option<PathBuf>,
 
     /// Pass this client request header on: to exec: children as HTTP_<NAME>, and to a ws:// or
-    /// wss:// upstream as is (repeatable)
+    /// wss:// upstream as is (repeatable); a client sending it twice gets 400
     #[arg(long, value_name = "NAME", action = ArgAction::Append, help_heading = "Server")]
     pub pass_header: Vec<String>,
 

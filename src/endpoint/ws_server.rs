@@ -131,6 +131,22 @@ pub fn check_upgrade(
     path: Option<&str>,
     at_capacity: bool,
 ) -> std::result::Result<Upgrade, Refusal> {
+    let key = check_handshake(req, path)?;
+    check_access(req, opts)?;
+    if at_capacity {
+        return Err(refuse(503, "--max-conns reached"));
+    }
+    Ok(Upgrade {
+        accept_key: derive_accept_key(key.as_bytes()),
+        protocol: choose_protocol(req, &opts.protocols)?,
+    })
+}
+
+/// The parts of the request RFC 6455 requires; the `Sec-WebSocket-Key`.
+fn check_handshake<'a>(
+    req: &'a RequestHead,
+    path: Option<&str>,
+) -> std::result::Result<&'a str, Refusal> {
     if let Some(p) = path
         && req.path() != p
     {
@@ -154,6 +170,13 @@ pub fn check_upgrade(
     {
         return Err(refuse(400, "Connection header lacks 'Upgrade'"));
     }
+    Ok(key)
+}
+
+/// `--origin-allow`, `--require-header` and `--auth-token-file`, after checking that every header
+/// they read or `--pass-header` passes on comes once.
+fn check_access(req: &RequestHead, opts: &ServerOptions) -> std::result::Result<(), Refusal> {
+    single_headers(req, opts)?;
     if !opts.origin_allow.is_empty() {
         let origin = req.first("origin").unwrap_or("");
         if !opts
@@ -188,33 +211,47 @@ pub fn check_upgrade(
             return Err(r);
         }
     }
-    if at_capacity {
-        return Err(refuse(503, "--max-conns reached"));
-    }
-    let offered: Vec<&str> = req.tokens("sec-websocket-protocol").collect();
-    let protocol = if offered.is_empty() || opts.protocols.is_empty() {
-        None
-    } else {
-        match offered
-            .iter()
-            .find(|o| opts.protocols.iter().any(|p| p == *o))
-        {
-            Some(p) => Some(p.to_string()),
-            None => {
-                return Err(refuse(
-                    400,
-                    format!(
-                        "none of the offered subprotocols is supported (server speaks {})",
-                        opts.protocols.join(", ")
-                    ),
-                ));
-            }
+    Ok(())
+}
+
+/// A header that a check reads or that is passed on must come at most once: with two, a check
+/// could pass on one value while a child or the upstream acts on the other.
+fn single_headers(req: &RequestHead, opts: &ServerOptions) -> std::result::Result<(), Refusal> {
+    let checked = [
+        (!opts.origin_allow.is_empty()).then_some("origin"),
+        opts.auth_token.is_some().then_some("authorization"),
+    ];
+    let names = (opts.require_headers.iter().map(|h| h.name.as_str()))
+        .chain(opts.pass_headers.iter().map(HeaderName::as_str))
+        .chain(checked.into_iter().flatten());
+    for name in names {
+        if req.headers.iter().filter(|(n, _)| n == name).count() > 1 {
+            return Err(refuse(400, format!("header {name} sent more than once")));
         }
-    };
-    Ok(Upgrade {
-        accept_key: derive_accept_key(key.as_bytes()),
-        protocol,
-    })
+    }
+    Ok(())
+}
+
+/// The first subprotocol in the client's offer that the server speaks; none if either side
+/// lists none.
+fn choose_protocol(
+    req: &RequestHead,
+    ours: &[String],
+) -> std::result::Result<Option<String>, Refusal> {
+    let offered: Vec<&str> = req.tokens("sec-websocket-protocol").collect();
+    if offered.is_empty() || ours.is_empty() {
+        return Ok(None);
+    }
+    match offered.iter().find(|o| ours.iter().any(|p| p == *o)) {
+        Some(p) => Ok(Some(p.to_string())),
+        None => Err(refuse(
+            400,
+            format!(
+                "none of the offered subprotocols is supported (server speaks {})",
+                ours.join(", ")
+            ),
+        )),
+    }
 }
 
 /// Decoded length of a base64 string, if it is well-formed standard base64.
@@ -837,6 +874,42 @@ mod tests {
             );
         }
         assert_eq!(RequestHead::parse(&VALID[..20]), Ok(None));
+    }
+
+    #[test]
+    fn a_checked_or_passed_header_sent_twice_is_refused() {
+        let opts = ServerOptions {
+            origin_allow: vec!["http://example.com".into()],
+            require_headers: vec![Header {
+                name: HeaderName::from_static("x-user"),
+                value: HeaderValue::from_static("alice"),
+            }],
+            pass_headers: vec![HeaderName::from_static("x-role")],
+            auth_token: Some("s3cret".into()),
+            ..ServerOptions::default()
+        };
+        let with = |extra: &str| {
+            let text = String::from_utf8_lossy(VALID).replace("X-Api-Key: k\r\n", extra);
+            let (head, _) = RequestHead::parse(text.as_bytes()).unwrap().unwrap();
+            check_upgrade(&head, &opts, None, false)
+        };
+        assert!(with("X-User: alice\r\n").is_ok());
+        assert!(with("X-User: alice\r\nX-Other: 1\r\nX-Other: 2\r\n").is_ok());
+        for (extra, name) in [
+            ("X-User: alice\r\nX-User: admin\r\n", "x-user"),
+            ("X-User: admin\r\nx-user: alice\r\n", "x-user"),
+            ("X-User: alice\r\nX-User: alice\r\n", "x-user"),
+            ("X-User: alice\r\nX-Role: a\r\nX-ROLE: b\r\n", "x-role"),
+            ("X-User: alice\r\nOrigin: http://evil.example\r\n", "origin"),
+            (
+                "X-User: alice\r\nAuthorization: Bearer x\r\n",
+                "authorization",
+            ),
+        ] {
+            let r = with(extra).unwrap_err();
+            assert_eq!(r.status, 400, "{extra:?}: {r:?}");
+            assert_eq!(r.why, format!("header {name} sent more than once"));
+        }
     }
 
     proptest! {
