@@ -45,7 +45,8 @@ EXAMPLES:
   wsbridge --framing webfs unix-listen:/run/ws.sock wss://host/feed   # exact messages
 
 ENVIRONMENT:
-  WSBRIDGE_BASIC_AUTH     USER:PASS for --basic-auth (kept out of the process list)
+  WSBRIDGE_BASIC_AUTH     USER:PASS for --basic-auth (kept out of the process list and
+                          from exec: children, as are proxy variables with a password)
   SSL_CERT_FILE           extra trusted CA certificates (PEM), like --ca-file
   RUST_LOG                log filter (overrides -q/-v); secrets are never logged
   NOTIFY_SOCKET           systemd Type=notify: READY=1, STOPPING=1, and WATCHDOG=1 at half
@@ -228,8 +229,8 @@ pub struct Cli {
     #[arg(long, value_name = "ORIGIN", action = ArgAction::Append, help_heading = "Server")]
     pub origin_allow: Vec<String>,
 
-    /// Accept only clients sending this header with this exact value (repeatable); others get 401,
-    /// and a client sending it twice gets 400
+    /// Accept only clients sending this header with this exact, non-empty value (repeatable);
+    /// others get 401, and a client sending it twice gets 400
     #[arg(long, value_name = "HEADER", action = ArgAction::Append, help_heading = "Server")]
     pub require_header: Vec<String>,
 
@@ -258,7 +259,8 @@ pub struct Cli {
     pub static_dir: Option<PathBuf>,
 
     /// Pass this client request header on: to exec: children as HTTP_<NAME>, and to a ws:// or
-    /// wss:// upstream as is (repeatable); a client sending it twice gets 400
+    /// wss:// upstream as is (repeatable); a client sending it twice gets 400. Not Proxy (it
+    /// would set the children's HTTP_PROXY)
     #[arg(long, value_name = "NAME", action = ArgAction::Append, help_heading = "Server")]
     pub pass_header: Vec<String>,
 

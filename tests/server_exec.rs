@@ -464,3 +464,51 @@ async fn a_required_or_passed_header_sent_twice_is_refused() {
         assert_eq!(body, format!("header {name} sent more than once\n"));
     }
 }
+
+#[tokio::test]
+async fn pass_header_proxy_and_an_empty_required_value_are_usage_errors() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--pass-header", "Proxy"],
+            "--pass-header Proxy: children would get the client's value as HTTP_PROXY",
+        ),
+        (&["--pass-header", "proxy"], "as HTTP_PROXY"),
+        (
+            &["--require-header", "X-Api-Key: "],
+            "--require-header x-api-key: the value is empty",
+        ),
+        (&["--require-header", "X-Api-Key:"], "the value is empty"),
+    ];
+    for (flags, want) in cases {
+        let mut args = vec!["ws-listen:127.0.0.1:0", "exec:cat"];
+        args.extend_from_slice(flags);
+        let f = common::run(&args, b"").await;
+        assert_eq!(f.code, Some(2), "{flags:?}: {}", f.stderr);
+        common::assert_one_line_error(&f, want);
+    }
+}
+
+#[tokio::test]
+async fn exec_children_get_no_secrets_from_the_environment() {
+    let show = "sh-c:echo \"auth=${WSBRIDGE_BASIC_AUTH-unset} HTTP_PROXY=${HTTP_PROXY-unset} \
+                http_proxy=${http_proxy-unset} HTTPS_PROXY=${HTTPS_PROXY-unset} \
+                ALL_PROXY=${ALL_PROXY-unset} all_proxy=${all_proxy-unset}\"";
+    let mut cmd = common::command(&["ws-listen:127.0.0.1:0", show]);
+    cmd.env("WSBRIDGE_BASIC_AUTH", "alice:S3CRET-basic")
+        .env("HTTP_PROXY", "http://u:S3CRET-http@127.0.0.1:9")
+        .env("http_proxy", "http://127.0.0.1:3129")
+        .env("HTTPS_PROXY", "u:S3CRET-https@127.0.0.1:9")
+        .env("ALL_PROXY", "socks5://bob@127.0.0.1:9")
+        .env("all_proxy", "socks5://127.0.0.1:1081");
+    let mut b = Bridge::spawn_cmd(cmd);
+    let url = b.listening().await;
+    let mut ws = connect(&url).await;
+    // Proxies without credentials stay; the password and proxies with a user name go.
+    assert_eq!(
+        next(&mut ws).await,
+        Some(Message::text(
+            "auth=unset HTTP_PROXY=unset http_proxy=http://127.0.0.1:3129 HTTPS_PROXY=unset \
+             ALL_PROXY=unset all_proxy=socks5://127.0.0.1:1081"
+        ))
+    );
+}
