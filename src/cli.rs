@@ -17,7 +17,7 @@ ADDRESSES:
   unix-listen:PATH        accept clients on a Unix socket (also: unix-l:, l-unix:)
   mirror:                 send every message back unchanged (an echo endpoint)
   ws-listen:HOST:PORT[/PATH]   WebSocket server (also: ws-l:, l-ws:); plain HTTP GET gets
-                          the console page, --static files and /healthz
+                          /healthz, --static files and the --console page
   wss-listen:HOST:PORT[/PATH]  the same over TLS (--tls-cert, --tls-key)
   exec:PROGRAM            a program per connection, stdin/stdout (--exec-args A B …)
   sh-c:COMMAND            /bin/sh -c COMMAND per connection (also: cmd:)
@@ -249,8 +249,13 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "10", value_parser = parse_duration, help_heading = "Server")]
     pub handshake_timeout: Duration,
 
-    /// Do not serve the built-in browser console page at '/'
+    /// Serve the built-in browser console page at '/' (off by default). Any web site can link
+    /// a visitor there; the page sends nothing until the visitor clicks Connect and Send
     #[arg(long, help_heading = "Server")]
+    pub console: bool,
+
+    /// The console page is off unless --console is given; accepted for compatibility
+    #[arg(long, hide = true, conflicts_with = "console")]
     pub no_console: bool,
 
     /// Serve files from DIR to plain HTTP GET and HEAD requests (never outside DIR; hidden

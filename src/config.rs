@@ -331,6 +331,7 @@ impl Config {
                 "--auth-token-file",
                 "ws-listen:",
             ),
+            (ws_listen.is_some(), cli.console, "--console", "ws-listen:"),
             (
                 ws_listen.is_some(),
                 cli.no_console,
@@ -567,7 +568,7 @@ impl Config {
                 require_headers,
                 auth_token,
                 handshake_timeout: cli.handshake_timeout,
-                console: !cli.no_console,
+                console: cli.console,
                 static_dir: cli.static_dir,
                 pass_headers,
                 broadcast_queue: cli.broadcast_queue.unwrap_or(256),

@@ -520,11 +520,19 @@ impl WsServer {
         if path == "/" && self.opts.console {
             let ws_path = self.path.as_deref().unwrap_or("/");
             let page = CONSOLE.replace("{{WS_PATH}}", &html_escape(ws_path));
+            // Sending takes a click: no other site may frame the page and steer one.
+            let no_frames = [
+                ("X-Frame-Options", "DENY".to_string()),
+                (
+                    "Content-Security-Policy",
+                    "frame-ancestors 'none'".to_string(),
+                ),
+            ];
             write_response(
                 stream,
                 200,
                 "text/html; charset=utf-8",
-                &[],
+                &no_frames,
                 page.as_bytes(),
                 head_only,
             )
