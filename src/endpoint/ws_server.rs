@@ -124,6 +124,21 @@ pub struct Upgrade {
     pub protocol: Option<String>,
 }
 
+impl Upgrade {
+    /// The 101 answer that completes the handshake.
+    fn response(&self) -> String {
+        let mut resp = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
+            self.accept_key
+        );
+        if let Some(p) = &self.protocol {
+            resp.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
+        }
+        resp.push_str("\r\n");
+        resp
+    }
+}
+
 /// Decide on an upgrade request. Pure: no I/O, so it can be tested (and fuzzed) alone.
 pub fn check_upgrade(
     req: &RequestHead,
@@ -336,13 +351,7 @@ impl WsServer {
             }
         };
         if !req.is_upgrade() {
-            // A client that stops reading its answer must not hold a task forever; one that reads
-            // slowly gets all of it, however long that takes.
-            let mut out = IdleBound::new(&mut stream, limit);
-            self.serve_http(&mut out, &req, &who).await;
-            if out.stalled {
-                tracing::info!("{who}: answer not taken: nothing read for {limit:?}; dropped");
-            }
+            self.answer_http(&mut stream, &req, &who).await;
             return None;
         }
         // Capacity is decided last, atomically: a slot is taken only by a client that passed every
@@ -356,29 +365,11 @@ impl WsServer {
         let (upgrade, slot) = match checked {
             Ok(u) => u,
             Err(r) => {
-                if r.status == 503 {
-                    tracing::warn!("{who}: {}: refused with 503", r.why);
-                } else {
-                    tracing::info!(
-                        "{who} {} {}: refused with {}: {}",
-                        req.method,
-                        req.path(),
-                        r.status,
-                        r.why
-                    );
-                }
-                let _ = tokio::time::timeout(limit, write_refusal(&mut stream, &r)).await;
+                self.refuse_upgrade(&mut stream, &req, &who, &r).await;
                 return None;
             }
         };
-        let mut resp = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
-            upgrade.accept_key
-        );
-        if let Some(p) = &upgrade.protocol {
-            resp.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
-        }
-        resp.push_str("\r\n");
+        let resp = upgrade.response();
         let written = tokio::time::timeout(limit, stream.write_all(resp.as_bytes())).await;
         if let Err(e) = written.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())) {
             tracing::info!("{who}: lost during handshake: {e}");
@@ -399,23 +390,10 @@ impl WsServer {
                 .map(|p| format!(" (subprotocol {p})"))
                 .unwrap_or_default()
         );
-        let headers = self
-            .opts
-            .pass_headers
-            .iter()
-            .flat_map(|name| {
-                req.headers
-                    .iter()
-                    .filter(move |(n, _)| n == name.as_str())
-                    .filter_map(move |(_, v)| {
-                        Some((name.clone(), HeaderValue::from_bytes(v).ok()?))
-                    })
-            })
-            .collect::<Vec<(HeaderName, HeaderValue)>>();
         let info = SessionInfo {
             peer: Some(peer),
             request_uri: Some(req.uri.clone()),
-            headers,
+            headers: self.passed_headers(&req),
         };
         Some((
             MsgConn {
@@ -429,6 +407,44 @@ impl WsServer {
             info,
             slot,
         ))
+    }
+
+    /// A plain HTTP answer. A client that stops reading it must not hold a task forever; one that
+    /// reads slowly gets all of it, however long that takes.
+    async fn answer_http(&self, stream: &mut Stream, req: &RequestHead, who: &str) {
+        let limit = self.opts.handshake_timeout;
+        let mut out = IdleBound::new(stream, limit);
+        self.serve_http(&mut out, req, who).await;
+        if out.stalled {
+            tracing::info!("{who}: answer not taken: nothing read for {limit:?}; dropped");
+        }
+    }
+
+    /// Log a refused upgrade (503 as a warning: the operator may want to raise --max-conns) and
+    /// answer it.
+    async fn refuse_upgrade(&self, stream: &mut Stream, req: &RequestHead, who: &str, r: &Refusal) {
+        if r.status == 503 {
+            tracing::warn!("{who}: {}: refused with 503", r.why);
+        } else {
+            let (method, path) = (&req.method, req.path());
+            tracing::info!(
+                "{who} {method} {path}: refused with {}: {}",
+                r.status,
+                r.why
+            );
+        }
+        let limit = self.opts.handshake_timeout;
+        let _ = tokio::time::timeout(limit, write_refusal(stream, r)).await;
+    }
+
+    /// The request headers named by `--pass-header`, for the session.
+    fn passed_headers(&self, req: &RequestHead) -> Vec<(HeaderName, HeaderValue)> {
+        let named = |name: &HeaderName| {
+            let values = req.headers.iter().filter(|(n, _)| n == name.as_str());
+            let values = values.filter_map(|(_, v)| HeaderValue::from_bytes(v).ok());
+            values.map(|v| (name.clone(), v)).collect::<Vec<_>>()
+        };
+        self.opts.pass_headers.iter().flat_map(named).collect()
     }
 
     /// TLS (if any), then read until the end of the request head.
@@ -518,28 +534,23 @@ impl WsServer {
             }
         }
         if path == "/" && self.opts.console {
-            let ws_path = self.path.as_deref().unwrap_or("/");
-            let page = CONSOLE.replace("{{WS_PATH}}", &html_escape(ws_path));
-            // Sending takes a click: no other site may frame the page and steer one.
-            let no_frames = [
-                ("X-Frame-Options", "DENY".to_string()),
-                (
-                    "Content-Security-Policy",
-                    "frame-ancestors 'none'".to_string(),
-                ),
-            ];
-            write_response(
-                stream,
-                200,
-                "text/html; charset=utf-8",
-                &no_frames,
-                page.as_bytes(),
-                head_only,
-            )
-            .await;
+            self.serve_console(stream, head_only).await;
             return;
         }
         write_refusal(stream, &refuse(404, "not found")).await;
+    }
+
+    /// The console page, with this listener's WebSocket path filled in.
+    async fn serve_console<S: AsyncWrite + Unpin>(&self, stream: &mut S, head_only: bool) {
+        let ws_path = self.path.as_deref().unwrap_or("/");
+        let page = CONSOLE.replace("{{WS_PATH}}", &html_escape(ws_path));
+        // Sending takes a click: no other site may frame the page and steer one.
+        let no_frames = [
+            ("X-Frame-Options", "DENY".to_string()),
+            ("Content-Security-Policy", "frame-ancestors 'none'".into()),
+        ];
+        let html = "text/html; charset=utf-8";
+        write_response(stream, 200, html, &no_frames, page.as_bytes(), head_only).await;
     }
 }
 
