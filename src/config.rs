@@ -606,9 +606,9 @@ fn require_headers(args: &[String]) -> Result<Vec<Header>> {
             let h =
                 parse_header(arg).map_err(|e| Error::Usage(format!("--require-header: {e}")))?;
             if h.value.is_empty() {
+                let name = arg.split_once(':').map_or(arg.as_str(), |(n, _)| n.trim());
                 return Err(Error::Usage(format!(
-                    "--require-header {}: the value is empty (an unset variable?)",
-                    h.name
+                    "--require-header {name}: the value is empty (an unset variable?)"
                 )));
             }
             Ok(h)
@@ -1119,7 +1119,7 @@ mod tests {
             ),
             (
                 ["--require-header", "X-Api-Key: "],
-                "x-api-key: the value is empty",
+                "--require-header X-Api-Key: the value is empty",
             ),
             (["--require-header", "X-Api-Key:\t"], "the value is empty"),
         ] {

@@ -475,7 +475,7 @@ async fn pass_header_proxy_and_an_empty_required_value_are_usage_errors() {
         (&["--pass-header", "proxy"], "as HTTP_PROXY"),
         (
             &["--require-header", "X-Api-Key: "],
-            "--require-header x-api-key: the value is empty",
+            "--require-header X-Api-Key: the value is empty",
         ),
         (&["--require-header", "X-Api-Key:"], "the value is empty"),
     ];
