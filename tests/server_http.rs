@@ -501,6 +501,23 @@ fn big_file() -> tempfile::TempDir {
     dir
 }
 
+/// `--static` with `big_file()`, and an idle bound of 1 s (`--handshake-timeout`), at `-v`.
+async fn serve_big() -> (tempfile::TempDir, Bridge, String) {
+    let dir = big_file();
+    let www = dir.path().to_str().unwrap();
+    let (b, addr) = start(&[
+        "-v",
+        "ws-listen:127.0.0.1:0",
+        "mirror:",
+        "--static",
+        www,
+        "--handshake-timeout",
+        "1s",
+    ])
+    .await;
+    (dir, b, addr)
+}
+
 /// Ask for `/big.bin` on a socket with a small, fixed receive buffer (no autotuning), so that
 /// the server waits whenever the client does.
 async fn request_big(addr: &str) -> TcpStream {
@@ -539,16 +556,7 @@ async fn read_slowly(s: &mut TcpStream, pause: Duration) -> (String, u64, Vec<u8
 async fn a_large_static_file_reaches_a_slow_client_in_full() {
     // The idle bound is the handshake timeout, 1 s here; the client takes longer than that in
     // all, but never waits that long between reads.
-    let dir = big_file();
-    let (_b, addr) = start(&[
-        "ws-listen:127.0.0.1:0",
-        "mirror:",
-        "--static",
-        dir.path().to_str().unwrap(),
-        "--handshake-timeout",
-        "1s",
-    ])
-    .await;
+    let (_dir, _b, addr) = serve_big().await;
     let started = Instant::now();
     let mut s = request_big(&addr).await;
     let (head, total, tail) =
@@ -573,17 +581,7 @@ async fn a_large_static_file_reaches_a_slow_client_in_full() {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_a_large_file_is_dropped() {
-    let dir = big_file();
-    let (mut b, addr) = start(&[
-        "-v",
-        "ws-listen:127.0.0.1:0",
-        "mirror:",
-        "--static",
-        dir.path().to_str().unwrap(),
-        "--handshake-timeout",
-        "1s",
-    ])
-    .await;
+    let (_dir, mut b, addr) = serve_big().await;
     let mut s = request_big(&addr).await;
     let mut first = [0u8; 16];
     s.read_exact(&mut first).await.unwrap();
