@@ -16,12 +16,12 @@ complete -c wsbridge -l tls-key -d 'Private key (PEM: PKCS#8, RSA or EC) for wss
 complete -c wsbridge -l tls-client-ca -d 'Require client certificates signed by these CAs (PEM) on wss-listen: (mutual TLS)' -r -F
 complete -c wsbridge -l server-protocol -d 'Subprotocols this server speaks (comma-separated). The first subprotocol in the client\'s offer that is in this list is selected; a client offering only others gets HTTP 400. Without this option no subprotocol is selected' -r
 complete -c wsbridge -l origin-allow -d 'Accept only WebSocket clients whose Origin is this (repeatable; compared ignoring ASCII case); others, and clients without an Origin, get 403' -r
-complete -c wsbridge -l require-header -d 'Accept only clients sending this header with this exact value (repeatable); others get 401' -r
+complete -c wsbridge -l require-header -d 'Accept only clients sending this header with this exact, non-empty value (repeatable); others get 401, and a client sending it twice gets 400' -r
 complete -c wsbridge -l auth-token-file -d 'Accept only clients sending \'Authorization: Bearer TOKEN\', TOKEN read from FILE (compared in constant time); others get 401' -r -F
 complete -c wsbridge -l max-conns -d 'Serve at most N sessions at once; further WebSocket clients get HTTP 503, further TCP and Unix clients are closed at once' -r
-complete -c wsbridge -l handshake-timeout -d 'Drop a client that has not completed its TLS and HTTP handshake within this time' -r
+complete -c wsbridge -l handshake-timeout -d 'Drop a client that has not completed its TLS and HTTP handshake within this time, or that takes nothing of a plain HTTP answer (such as a static file) for this long' -r
 complete -c wsbridge -l static -d 'Serve files from DIR to plain HTTP GET and HEAD requests (never outside DIR; hidden files and directories, except .well-known, are not served)' -r -F
-complete -c wsbridge -l pass-header -d 'Pass this client request header on: to exec: children as HTTP_<NAME>, and to a ws:// or wss:// upstream as is (repeatable)' -r
+complete -c wsbridge -l pass-header -d 'Pass this client request header on: to exec: children as HTTP_<NAME>, and to a ws:// or wss:// upstream as is (repeatable); a client sending it twice gets 400. Not Proxy (it would set the children\'s HTTP_PROXY)' -r
 complete -c wsbridge -l broadcast-queue -d 'Per-client queue of broadcast: rooms, in messages. A member whose queue stays full for 5 s while others send is disconnected with Close 1013; until then senders wait' -r
 complete -c wsbridge -l broadcast-queue-bytes -d 'Per-client queue of broadcast: rooms, in bytes (as --broadcast-queue; one message is always let in)' -r
 complete -c wsbridge -l exec-args -d 'Arguments for exec:PROGRAM; takes everything after it, so put it last' -r
@@ -67,7 +67,8 @@ complete -c wsbridge -l oneshot -d 'Serve one client, then exit with that sessio
 complete -c wsbridge -l announce-stdout -d 'Also print the \'listening on …\' line to standard output (for scripts)'
 complete -c wsbridge -s q -l quiet -d 'Only print errors'
 complete -c wsbridge -s v -l verbose -d 'More log output (-v: info, -vv: debug, -vvv: trace). RUST_LOG overrides'
-complete -c wsbridge -l no-console -d 'Do not serve the built-in browser console page at \'/\''
+complete -c wsbridge -l console -d 'Serve the built-in browser console page at \'/\' (off by default). Any web site can link a visitor there; the page sends nothing until the visitor clicks Connect and Send'
+complete -c wsbridge -l no-console -d 'The console page is off unless --console is given; accepted for compatibility'
 complete -c wsbridge -s 0 -l null-terminated -d 'NUL-terminated messages (--framing nul)'
 complete -c wsbridge -l base64 -d 'For lines/nul: write incoming binary messages as base64; outgoing lines that carry the --binary-prefix are base64-decoded'
 complete -c wsbridge -l split-long -d 'Split an outgoing line longer than --max-message-size into several messages instead of refusing it'

@@ -17,7 +17,7 @@ ADDRESSES:
   unix-listen:PATH        accept clients on a Unix socket (also: unix-l:, l-unix:)
   mirror:                 send every message back unchanged (an echo endpoint)
   ws-listen:HOST:PORT[/PATH]   WebSocket server (also: ws-l:, l-ws:); plain HTTP GET gets
-                          the console page, --static files and /healthz
+                          /healthz, --static files and the --console page
   wss-listen:HOST:PORT[/PATH]  the same over TLS (--tls-cert, --tls-key)
   exec:PROGRAM            a program per connection, stdin/stdout (--exec-args A B …)
   sh-c:COMMAND            /bin/sh -c COMMAND per connection (also: cmd:)
@@ -45,7 +45,8 @@ EXAMPLES:
   wsbridge --framing webfs unix-listen:/run/ws.sock wss://host/feed   # exact messages
 
 ENVIRONMENT:
-  WSBRIDGE_BASIC_AUTH     USER:PASS for --basic-auth (kept out of the process list)
+  WSBRIDGE_BASIC_AUTH     USER:PASS for --basic-auth (kept out of the process list and
+                          from exec: children, as are proxy variables with a password)
   SSL_CERT_FILE           extra trusted CA certificates (PEM), like --ca-file
   RUST_LOG                log filter (overrides -q/-v); secrets are never logged
   NOTIFY_SOCKET           systemd Type=notify: READY=1, STOPPING=1, and WATCHDOG=1 at half
@@ -228,7 +229,8 @@ pub struct Cli {
     #[arg(long, value_name = "ORIGIN", action = ArgAction::Append, help_heading = "Server")]
     pub origin_allow: Vec<String>,
 
-    /// Accept only clients sending this header with this exact value (repeatable); others get 401
+    /// Accept only clients sending this header with this exact, non-empty value (repeatable);
+    /// others get 401, and a client sending it twice gets 400
     #[arg(long, value_name = "HEADER", action = ArgAction::Append, help_heading = "Server")]
     pub require_header: Vec<String>,
 
@@ -242,12 +244,18 @@ pub struct Cli {
     #[arg(long, value_name = "N", help_heading = "Server")]
     pub max_conns: Option<usize>,
 
-    /// Drop a client that has not completed its TLS and HTTP handshake within this time
+    /// Drop a client that has not completed its TLS and HTTP handshake within this time, or that
+    /// takes nothing of a plain HTTP answer (such as a static file) for this long
     #[arg(long, value_name = "DURATION", default_value = "10", value_parser = parse_duration, help_heading = "Server")]
     pub handshake_timeout: Duration,
 
-    /// Do not serve the built-in browser console page at '/'
+    /// Serve the built-in browser console page at '/' (off by default). Any web site can link
+    /// a visitor there; the page sends nothing until the visitor clicks Connect and Send
     #[arg(long, help_heading = "Server")]
+    pub console: bool,
+
+    /// The console page is off unless --console is given; accepted for compatibility
+    #[arg(long, hide = true, conflicts_with = "console")]
     pub no_console: bool,
 
     /// Serve files from DIR to plain HTTP GET and HEAD requests (never outside DIR; hidden
@@ -256,7 +264,8 @@ pub struct Cli {
     pub static_dir: Option<PathBuf>,
 
     /// Pass this client request header on: to exec: children as HTTP_<NAME>, and to a ws:// or
-    /// wss:// upstream as is (repeatable)
+    /// wss:// upstream as is (repeatable); a client sending it twice gets 400. Not Proxy (it
+    /// would set the children's HTTP_PROXY)
     #[arg(long, value_name = "NAME", action = ArgAction::Append, help_heading = "Server")]
     pub pass_header: Vec<String>,
 

@@ -331,6 +331,7 @@ impl Config {
                 "--auth-token-file",
                 "ws-listen:",
             ),
+            (ws_listen.is_some(), cli.console, "--console", "ws-listen:"),
             (
                 ws_listen.is_some(),
                 cli.no_console,
@@ -473,51 +474,9 @@ impl Config {
             &cli.header_credential,
             std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
         )?);
-        let mut require_headers = Vec::new();
-        for h in &cli.require_header {
-            require_headers
-                .push(parse_header(h).map_err(|e| Error::Usage(format!("--require-header: {e}")))?);
-        }
-        let auth_token = match &cli.auth_token_file {
-            None => None,
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    Error::Usage(format!("--auth-token-file {}: {e}", path.display()))
-                })?;
-                let token = text.trim().to_string();
-                if token.is_empty() {
-                    return usage(format!(
-                        "--auth-token-file {}: the file is empty",
-                        path.display()
-                    ));
-                }
-                Some(token)
-            }
-        };
-        let mut pass_headers = Vec::new();
-        for name in &cli.pass_header {
-            const HANDSHAKE: &[&str] = &[
-                "host",
-                "upgrade",
-                "connection",
-                "sec-websocket-key",
-                "sec-websocket-version",
-                "sec-websocket-extensions",
-                "sec-websocket-accept",
-                "content-length",
-                "transfer-encoding",
-            ];
-            if HANDSHAKE.contains(&name.trim().to_ascii_lowercase().as_str()) {
-                return usage(format!(
-                    "--pass-header {name}: handshake headers cannot be passed on"
-                ));
-            }
-            pass_headers.push(HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
-                Error::Usage(format!(
-                    "--pass-header: '{name}' is not a valid header name"
-                ))
-            })?);
-        }
+        let require_headers = require_headers(&cli.require_header)?;
+        let auth_token = read_auth_token(cli.auth_token_file.as_deref())?;
+        let pass_headers = pass_headers(&cli.pass_header)?;
         let exec = match (&left, &right) {
             (Address::Exec(cmd), _) | (_, Address::Exec(cmd)) => {
                 let mut argv =
@@ -609,7 +568,7 @@ impl Config {
                 require_headers,
                 auth_token,
                 handshake_timeout: cli.handshake_timeout,
-                console: !cli.no_console,
+                console: cli.console,
                 static_dir: cli.static_dir,
                 pass_headers,
                 broadcast_queue: cli.broadcast_queue.unwrap_or(256),
@@ -638,6 +597,79 @@ pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
 /// `--max-message-size` when not given, for what clients of `ws-listen:` send: one client on
 /// the open internet holds at most about this much of a message in memory.
 pub const DEFAULT_SERVER_MAX_MESSAGE: usize = 1 << 20;
+
+/// `--require-header 'Name: value'`: the value must not be empty (an unset variable in
+/// `"X-Api-Key: $KEY"` would otherwise make an empty header pass).
+fn require_headers(args: &[String]) -> Result<Vec<Header>> {
+    args.iter()
+        .map(|arg| {
+            let h =
+                parse_header(arg).map_err(|e| Error::Usage(format!("--require-header: {e}")))?;
+            if h.value.is_empty() {
+                let name = arg.split_once(':').map_or(arg.as_str(), |(n, _)| n.trim());
+                return Err(Error::Usage(format!(
+                    "--require-header {name}: the value is empty (an unset variable?)"
+                )));
+            }
+            Ok(h)
+        })
+        .collect()
+}
+
+/// `--auth-token-file FILE`: its content without surrounding whitespace; never empty.
+fn read_auth_token(path: Option<&std::path::Path>) -> Result<Option<String>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Usage(format!("--auth-token-file {}: {e}", path.display())))?;
+    let token = text.trim().to_string();
+    if token.is_empty() {
+        return Err(Error::Usage(format!(
+            "--auth-token-file {}: the file is empty",
+            path.display()
+        )));
+    }
+    Ok(Some(token))
+}
+
+/// `--pass-header NAME`: not a header of the handshake itself, and not `Proxy`, which children
+/// would get as `HTTP_PROXY`, the variable that sets their proxy (httpoxy).
+fn pass_headers(names: &[String]) -> Result<Vec<HeaderName>> {
+    const HANDSHAKE: &[&str] = &[
+        "host",
+        "upgrade",
+        "connection",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-accept",
+        "content-length",
+        "transfer-encoding",
+    ];
+    let usage = |m: String| Err(Error::Usage(format!("--pass-header {m}")));
+    let mut out = Vec::new();
+    for name in names {
+        let lower = name.trim().to_ascii_lowercase();
+        if HANDSHAKE.contains(&lower.as_str()) {
+            return usage(format!("{name}: handshake headers cannot be passed on"));
+        }
+        if lower == "proxy" {
+            return usage(format!(
+                "{name}: children would get the client's value as HTTP_PROXY, their proxy setting (httpoxy)"
+            ));
+        }
+        match HeaderName::from_bytes(lower.as_bytes()) {
+            Ok(h) => out.push(h),
+            Err(_) => {
+                return Err(Error::Usage(format!(
+                    "--pass-header: '{name}' is not a valid header name"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// The framing options, checked for flags that do not apply to the chosen framing.
 fn framing_options(cli: &Cli) -> Result<FramingOptions> {
@@ -1070,6 +1102,42 @@ mod tests {
             let err = config(args).expect_err(&format!("{args:?}")).to_string();
             assert!(err.contains(want), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn server_header_foot_guns_are_usage_errors() {
+        let base = ["ws-l:127.0.0.1:0", "exec:cat"];
+        for (flags, want) in [
+            (
+                ["--pass-header", "Proxy"],
+                "as HTTP_PROXY, their proxy setting (httpoxy)",
+            ),
+            (["--pass-header", " PROXY"], "as HTTP_PROXY"),
+            (
+                ["--pass-header", "Host"],
+                "handshake headers cannot be passed on",
+            ),
+            (
+                ["--require-header", "X-Api-Key: "],
+                "--require-header X-Api-Key: the value is empty",
+            ),
+            (["--require-header", "X-Api-Key:\t"], "the value is empty"),
+        ] {
+            let args: Vec<&str> = base.iter().chain(&flags).copied().collect();
+            let err = config(&args).expect_err(&format!("{flags:?}")).to_string();
+            assert!(err.contains(want), "{flags:?}: {err}");
+        }
+        let c = config(&[
+            "ws-l:127.0.0.1:0",
+            "exec:cat",
+            "--pass-header",
+            "X-Proxy",
+            "--require-header",
+            "X-Api-Key: k",
+        ])
+        .unwrap();
+        assert_eq!(c.server.pass_headers, ["x-proxy"]);
+        assert_eq!(c.server.require_headers[0].value, "k");
     }
 
     #[test]

@@ -399,3 +399,116 @@ async fn broadcast_kicks_a_member_that_stopped_reading_and_the_room_goes_on() {
     assert!(got < FLOOD, "the slow member got all {got} messages");
     reader.abort();
 }
+
+/// The WebSocket handshake with extra request headers (a name may repeat), bounded: the
+/// connection, or the refusal's status and body.
+async fn handshake_with(url: &str, headers: &[(&str, &str)]) -> Result<Client, (u16, String)> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+    let mut req = url.into_client_request().unwrap();
+    for (n, v) in headers {
+        let name = HeaderName::from_bytes(n.as_bytes()).unwrap();
+        req.headers_mut()
+            .append(name, HeaderValue::from_str(v).unwrap());
+    }
+    let tcp = TcpStream::connect(socket_addr(url)).await.expect("connect");
+    let res = tokio::time::timeout(LIMIT, tokio_tungstenite::client_async(req, tcp))
+        .await
+        .expect("handshake in time");
+    match res {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let body = resp.body().clone().unwrap_or_default();
+            Err((
+                resp.status().as_u16(),
+                String::from_utf8_lossy(&body).into(),
+            ))
+        }
+        Err(e) => panic!("handshake failed: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn a_required_or_passed_header_sent_twice_is_refused() {
+    let (_b, url) = start(&[
+        "ws-listen:127.0.0.1:0",
+        "--require-header",
+        "X-User: alice",
+        "--pass-header",
+        "X-User",
+        "--pass-header",
+        "X-Role",
+        "sh-c:echo \"user=$HTTP_X_USER role=${HTTP_X_ROLE-none}\"",
+    ])
+    .await;
+    // One X-User: the child sees it.
+    let mut ws = handshake_with(&url, &[("X-User", "alice")]).await.unwrap();
+    assert_eq!(
+        next(&mut ws).await,
+        Some(Message::text("user=alice role=none"))
+    );
+    // Twice, in any case and order, or a passed-only header twice: 400 with a one-line reason.
+    let twice: &[&[(&str, &str)]] = &[
+        &[("X-User", "alice"), ("X-User", "admin")],
+        &[("X-User", "admin"), ("x-user", "alice")],
+        &[("x-user", "alice"), ("X-USER", "alice")],
+        &[("X-User", "alice"), ("X-Role", "user"), ("x-role", "admin")],
+    ];
+    for headers in twice {
+        let (status, body) = handshake_with(&url, headers)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{headers:?}: accepted"));
+        assert_eq!(status, 400, "{headers:?}: {body:?}");
+        let name = headers.last().unwrap().0.to_ascii_lowercase();
+        assert_eq!(body, format!("header {name} sent more than once\n"));
+    }
+}
+
+#[tokio::test]
+async fn pass_header_proxy_and_an_empty_required_value_are_usage_errors() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--pass-header", "Proxy"],
+            "--pass-header Proxy: children would get the client's value as HTTP_PROXY",
+        ),
+        (&["--pass-header", "proxy"], "as HTTP_PROXY"),
+        (
+            &["--require-header", "X-Api-Key: "],
+            "--require-header X-Api-Key: the value is empty",
+        ),
+        (&["--require-header", "X-Api-Key:"], "the value is empty"),
+    ];
+    for (flags, want) in cases {
+        let mut args = vec!["ws-listen:127.0.0.1:0", "exec:cat"];
+        args.extend_from_slice(flags);
+        let f = common::run(&args, b"").await;
+        assert_eq!(f.code, Some(2), "{flags:?}: {}", f.stderr);
+        common::assert_one_line_error(&f, want);
+    }
+}
+
+#[tokio::test]
+async fn exec_children_get_no_secrets_from_the_environment() {
+    let show = "sh-c:echo \"auth=${WSBRIDGE_BASIC_AUTH-unset} HTTP_PROXY=${HTTP_PROXY-unset} \
+                http_proxy=${http_proxy-unset} HTTPS_PROXY=${HTTPS_PROXY-unset} \
+                ALL_PROXY=${ALL_PROXY-unset} all_proxy=${all_proxy-unset}\"";
+    let mut cmd = common::command(&["ws-listen:127.0.0.1:0", show]);
+    cmd.env("WSBRIDGE_BASIC_AUTH", "alice:S3CRET-basic")
+        .env("HTTP_PROXY", "http://u:S3CRET-http@127.0.0.1:9")
+        .env("http_proxy", "http://127.0.0.1:3129")
+        .env("HTTPS_PROXY", "u:S3CRET-https@127.0.0.1:9")
+        .env("ALL_PROXY", "socks5://bob@127.0.0.1:9")
+        .env("all_proxy", "socks5://127.0.0.1:1081");
+    let mut b = Bridge::spawn_cmd(cmd);
+    let url = b.listening().await;
+    let mut ws = connect(&url).await;
+    // Proxies without credentials stay; the password and proxies with a user name go.
+    assert_eq!(
+        next(&mut ws).await,
+        Some(Message::text(
+            "auth=unset HTTP_PROXY=unset http_proxy=http://127.0.0.1:3129 HTTPS_PROXY=unset \
+             ALL_PROXY=unset all_proxy=socks5://127.0.0.1:1081"
+        ))
+    );
+}

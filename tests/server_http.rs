@@ -1,6 +1,7 @@
-//! `ws-listen:` as a plain HTTP server: `/healthz`, the console page, `--static` (and its path
-//! confinement), error statuses for bad requests, the handshake timeout against slow clients and
-//! garbage, and a real browser (headless Chromium) using the console page to echo a message.
+//! `ws-listen:` as a plain HTTP server: `/healthz`, the console page (only with `--console`),
+//! `--static` (its path confinement, hidden files, large files to slow and stalled clients), error
+//! statuses for bad requests, the handshake timeout against slow clients and garbage, and a real
+//! browser (headless Chromium): a `?send=` link sends nothing, a user's clicks send and echo.
 
 mod common;
 
@@ -9,8 +10,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{Bridge, LIMIT, random_bytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// `ws://127.0.0.1:PORT/` (as announced) → `127.0.0.1:PORT`.
 fn host_port(announced: &str) -> String {
@@ -110,7 +116,7 @@ async fn assert_healthy(addr: &str) {
 
 #[tokio::test]
 async fn healthz_console_and_error_statuses() {
-    let (_b, addr) = start(&["ws-listen:127.0.0.1:0", "mirror:"]).await;
+    let (_b, addr) = start(&["ws-listen:127.0.0.1:0", "mirror:", "--console"]).await;
 
     // /healthz: the exact bytes.
     let raw = exchange(&addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
@@ -130,10 +136,15 @@ async fn healthz_console_and_error_statuses() {
     );
     assert!(text.contains("Content-Length: 3\r\n"), "{text:?}");
 
-    // The console page at /, with the WebSocket path filled in.
+    // The console page at /, with the WebSocket path filled in; no other site may frame it.
     let r = get(&addr, "/").await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(
+        r.header("content-security-policy"),
+        Some("frame-ancestors 'none'")
+    );
     let page = r.body_str();
     assert!(page.contains("<title>wsbridge console</title>"), "{page}");
     assert!(page.contains("const WS_PATH = \"/\";"), "{page}");
@@ -205,17 +216,42 @@ async fn request_head_over_16_kib_is_431() {
 }
 
 #[tokio::test]
-async fn no_console_means_404_at_root() {
-    let (_b, addr) = start(&["ws-listen:127.0.0.1:0", "mirror:", "--no-console"]).await;
-    let r = get(&addr, "/").await;
-    assert_eq!(r.status, 404, "{r:?}");
-    assert!(!r.body_str().contains("wsbridge console"));
-    assert_healthy(&addr).await;
+async fn the_console_is_served_only_with_console() {
+    // Off by default; --no-console is still accepted and changes nothing.
+    for extra in [None, Some("--no-console")] {
+        let mut args = vec!["ws-listen:127.0.0.1:0", "mirror:"];
+        args.extend(extra);
+        let (_b, addr) = start(&args).await;
+        for path in ["/", "/?send=hello", "/index.html"] {
+            let r = get(&addr, path).await;
+            assert_eq!(r.status, 404, "{extra:?} {path}: {r:?}");
+            assert!(!r.body_str().contains("wsbridge console"));
+        }
+        let raw = exchange(&addr, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(raw.starts_with(b"HTTP/1.1 404 "), "{extra:?}");
+        assert_healthy(&addr).await;
+    }
+    // Asking for both, or for the page without a WebSocket server, is a usage error.
+    let both = common::run(
+        &[
+            "ws-listen:127.0.0.1:0",
+            "mirror:",
+            "--console",
+            "--no-console",
+        ],
+        b"",
+    )
+    .await;
+    assert_eq!(both.code, Some(2), "{}", both.stderr);
+    assert!(both.stderr.contains("--no-console"), "{}", both.stderr);
+    let f = common::run(&["tcp-listen:127.0.0.1:0", "mirror:", "--console"], b"").await;
+    assert_eq!(f.code, Some(2), "{}", f.stderr);
+    common::assert_one_line_error(&f, "--console needs ws-listen:");
 }
 
 #[tokio::test]
 async fn console_page_names_the_listener_path() {
-    let (_b, addr) = start(&["ws-listen:127.0.0.1:0/chat", "mirror:"]).await;
+    let (_b, addr) = start(&["ws-listen:127.0.0.1:0/chat", "mirror:", "--console"]).await;
     let r = get(&addr, "/").await;
     assert_eq!(r.status, 200, "{r:?}");
     assert!(r.body_str().contains("const WS_PATH = \"/chat\";"));
@@ -254,7 +290,14 @@ fn static_tree() -> StaticTree {
 async fn static_files_are_served_with_their_types() {
     let tree = static_tree();
     let www = tree.www.to_str().unwrap();
-    let (_b, addr) = start(&["ws-listen:127.0.0.1:0", "mirror:", "--static", www]).await;
+    let args = [
+        "ws-listen:127.0.0.1:0",
+        "mirror:",
+        "--static",
+        www,
+        "--console",
+    ];
+    let (_b, addr) = start(&args).await;
 
     let cases: &[(&str, &str, &[u8])] = &[
         (
@@ -356,12 +399,85 @@ async fn static_never_serves_outside_its_directory() {
 }
 
 #[tokio::test]
+async fn static_never_serves_hidden_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let www = dir.path();
+    let w = |rel: &str, data: &str| {
+        let p = www.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    };
+    w(".env", "HIDDEN env\n");
+    w(".git/config", "HIDDEN git config\n");
+    w(".git/index.html", "HIDDEN git index\n");
+    w("a/.git/x", "HIDDEN nested\n");
+    w("a/.hidden/index.html", "HIDDEN nested index\n");
+    w("a/visible.txt", "visible\n");
+    w(
+        ".well-known/security.txt",
+        "Contact: mailto:a@example.org\n",
+    );
+    w(".well-known/.secret", "HIDDEN under well-known\n");
+    // A visible name that leads into a hidden directory.
+    std::os::unix::fs::symlink(www.join(".git"), www.join("repo")).unwrap();
+    let (_b, addr) = start(&[
+        "ws-listen:127.0.0.1:0",
+        "mirror:",
+        "--static",
+        www.to_str().unwrap(),
+    ])
+    .await;
+    for path in [
+        "/.env",
+        "/.env?x=1",
+        "//.env",
+        "/%2eenv",
+        "/%2Eenv",
+        "/.%65nv",
+        "/.git/config",
+        "/%2egit/config",
+        "/%2Egit/config",
+        "/%2egit%2fconfig",
+        "/.git/",
+        "/.git",
+        "/%2egit/",
+        "/a/.git/x",
+        "/a/%2egit/x",
+        "/a/.hidden/",
+        "/a/.hidden",
+        "/a/%2ehidden/index.html",
+        "/repo/config",
+        "/repo/",
+        "/.well-known/.secret",
+        "/.well-known/%2esecret",
+    ] {
+        for method in ["GET", "HEAD"] {
+            let req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+            let raw = exchange(&addr, req.as_bytes()).await;
+            let text = String::from_utf8_lossy(&raw);
+            assert!(
+                text.starts_with("HTTP/1.1 404 "),
+                "{method} {path}: {text:?}"
+            );
+            assert!(!text.contains("HIDDEN"), "{method} {path}: {text:?}");
+        }
+    }
+    // What is not hidden is served: the nested directory, and .well-known itself.
+    let r = get(&addr, "/a/visible.txt").await;
+    assert_eq!((r.status, r.body_str().as_str()), (200, "visible\n"));
+    let r = get(&addr, "/.well-known/security.txt").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body_str().starts_with("Contact:"), "{r:?}");
+}
+
+#[tokio::test]
 async fn static_index_html_at_the_top_replaces_the_console() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("index.html"), "<h1>mine</h1>\n").unwrap();
     let (_b, addr) = start(&[
         "ws-listen:127.0.0.1:0",
         "mirror:",
+        "--console",
         "--static",
         dir.path().to_str().unwrap(),
     ])
@@ -370,6 +486,115 @@ async fn static_index_html_at_the_top_replaces_the_console() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
     assert_eq!(r.body, b"<h1>mine</h1>\n");
+}
+
+/// A sparse 64 MiB `big.bin` whose last bytes are `BIG_END`, in a fresh directory.
+const BIG: u64 = 64 << 20;
+const BIG_END: &[u8] = b"-- end of big.bin";
+
+fn big_file() -> tempfile::TempDir {
+    use std::io::{Seek, SeekFrom, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = std::fs::File::create(dir.path().join("big.bin")).unwrap();
+    f.seek(SeekFrom::Start(BIG - BIG_END.len() as u64)).unwrap();
+    f.write_all(BIG_END).unwrap();
+    dir
+}
+
+/// `--static` with `big_file()`, and an idle bound of 1 s (`--handshake-timeout`), at `-v`.
+async fn serve_big() -> (tempfile::TempDir, Bridge, String) {
+    let dir = big_file();
+    let www = dir.path().to_str().unwrap();
+    let (b, addr) = start(&[
+        "-v",
+        "ws-listen:127.0.0.1:0",
+        "mirror:",
+        "--static",
+        www,
+        "--handshake-timeout",
+        "1s",
+    ])
+    .await;
+    (dir, b, addr)
+}
+
+/// Ask for `/big.bin` on a socket with a small, fixed receive buffer (no autotuning), so that
+/// the server waits whenever the client does.
+async fn request_big(addr: &str) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(256 * 1024).unwrap();
+    let mut s = sock.connect(addr.parse().unwrap()).await.unwrap();
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    s
+}
+
+/// Read to EOF, pausing `pause` after each MiB: (head, total bytes, the last 64 bytes).
+async fn read_slowly(s: &mut TcpStream, pause: Duration) -> (String, u64, Vec<u8>) {
+    let (mut head, mut tail, mut total) = (Vec::new(), Vec::new(), 0u64);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = s.read(&mut buf).await.expect("read");
+        if n == 0 {
+            break;
+        }
+        if head.len() < 4096 {
+            head.extend_from_slice(&buf[..n.min(4096)]);
+        }
+        tail.extend_from_slice(&buf[..n]);
+        tail.drain(..tail.len().saturating_sub(64));
+        if (total >> 20) != ((total + n as u64) >> 20) {
+            tokio::time::sleep(pause).await;
+        }
+        total += n as u64;
+    }
+    (String::from_utf8_lossy(&head).into_owned(), total, tail)
+}
+
+#[tokio::test]
+async fn a_large_static_file_reaches_a_slow_client_in_full() {
+    // The idle bound is the handshake timeout, 1 s here; the client takes longer than that in
+    // all, but never waits that long between reads.
+    let (_dir, _b, addr) = serve_big().await;
+    let started = Instant::now();
+    let mut s = request_big(&addr).await;
+    let (head, total, tail) =
+        tokio::time::timeout(LIMIT, read_slowly(&mut s, Duration::from_millis(40)))
+            .await
+            .expect("the whole file within 20 s");
+    let took = started.elapsed();
+    eprintln!("{total} bytes in {took:?}");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head:?}");
+    assert!(
+        head.contains(&format!("Content-Length: {BIG}\r\n")),
+        "{head:?}"
+    );
+    let head_len = head.find("\r\n\r\n").unwrap() as u64 + 4;
+    assert_eq!(total - head_len, BIG, "cut after {took:?}");
+    assert!(tail.ends_with(BIG_END));
+    assert!(
+        took > Duration::from_secs(2),
+        "not slow enough to test: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_a_large_file_is_dropped() {
+    let (_dir, mut b, addr) = serve_big().await;
+    let mut s = request_big(&addr).await;
+    let mut first = [0u8; 16];
+    s.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200 OK\r");
+    // The client reads nothing more; once the buffers are full, the server waits 1 s for it.
+    let line = b.stderr_contains("answer not taken").await;
+    assert!(line.contains("nothing read for 1s; dropped"), "{line}");
+    // What was already in flight arrives, then the end: far less than the file.
+    let (_, rest, _) = tokio::time::timeout(LIMIT, read_slowly(&mut s, Duration::ZERO))
+        .await
+        .expect("EOF in time");
+    assert!(rest < BIG / 2, "got {rest} bytes after the drop");
+    assert_healthy(&addr).await;
 }
 
 #[tokio::test]
@@ -587,8 +812,9 @@ fn chromium() -> PathBuf {
         })
 }
 
-/// Run headless Chromium on `url` and return the DOM after the page settled, bounded.
-async fn chromium_dump_dom(url: &str, profile: &Path) -> String {
+/// Headless Chromium with its own profile, in a process group of its own (its helpers, the
+/// zygote and the renderers, share it, so the group can be ended as a whole).
+fn chromium_command(profile: &Path) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(chromium());
     cmd.args([
         "--headless",
@@ -600,16 +826,20 @@ async fn chromium_dump_dom(url: &str, profile: &Path) -> String {
         "--disable-component-update",
         "--disable-sync",
         "--disable-dev-shm-usage",
-        "--virtual-time-budget=5000",
-        "--dump-dom",
     ])
     .arg(format!("--user-data-dir={}", profile.display()))
-    .arg(url)
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .process_group(0)
     .kill_on_drop(true);
+    cmd
+}
+
+/// Run headless Chromium on `url` and return the DOM after the page settled, bounded.
+async fn chromium_dump_dom(url: &str, profile: &Path) -> String {
+    let mut cmd = chromium_command(profile);
+    cmd.args(["--virtual-time-budget=5000", "--dump-dom", url]);
     let mut child = cmd.spawn().expect("spawn chromium");
     let pgid = child.id().expect("chromium pid") as i32;
     let mut stdout = child.stdout.take().unwrap();
@@ -627,7 +857,6 @@ async fn chromium_dump_dom(url: &str, profile: &Path) -> String {
         (status.unwrap(), out, err)
     };
     let res = tokio::time::timeout(Duration::from_secs(60), run).await;
-    // Chromium's helpers (zygote, renderer) share its process group: end them all, always.
     // SAFETY: kill(2) on the process group of a child this test started.
     unsafe { libc::kill(-pgid, libc::SIGKILL) };
     let (status, out, err) = res.expect("chromium did not finish within 60 s (killed)");
@@ -640,24 +869,243 @@ async fn chromium_dump_dom(url: &str, profile: &Path) -> String {
     dom
 }
 
+/// Headless Chromium driven over the DevTools protocol, with one page: it loads a URL, clicks
+/// as a user does (mouse events at an element's centre), and waits for conditions on the page.
+struct Browser {
+    pgid: i32,
+    _child: tokio::process::Child,
+    _profile: tempfile::TempDir,
+    devtools: tokio_tungstenite::WebSocketStream<TcpStream>,
+    /// The page's DevTools session, once attached.
+    session: Option<String>,
+    next_id: u64,
+    /// Events seen and not yet looked at.
+    events: Vec<Value>,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group of a child this test started.
+        unsafe { libc::kill(-self.pgid, libc::SIGKILL) };
+    }
+}
+
+impl Browser {
+    async fn launch() -> Browser {
+        let profile = tempfile::tempdir().unwrap();
+        let mut cmd = chromium_command(profile.path());
+        cmd.args(["--remote-debugging-port=0", "about:blank"])
+            .stdout(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn chromium");
+        let pgid = child.id().expect("chromium pid") as i32;
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let url = tokio::time::timeout(LIMIT, async {
+            while let Some(line) = lines.next_line().await.expect("chromium stderr") {
+                if let Some(url) = line.strip_prefix("DevTools listening on ") {
+                    return url.to_string();
+                }
+            }
+            panic!("chromium exited without announcing DevTools")
+        })
+        .await
+        .expect("chromium announced DevTools within 20 s");
+        // Keep reading its stderr, so that Chromium never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let host = url.strip_prefix("ws://").and_then(|r| r.split('/').next());
+        let tcp = TcpStream::connect(host.expect("ws://HOST:PORT/…")).await;
+        let (devtools, _) = tokio_tungstenite::client_async(url.as_str(), tcp.unwrap())
+            .await
+            .expect("DevTools handshake");
+        let mut b = Browser {
+            pgid,
+            _child: child,
+            _profile: profile,
+            devtools,
+            session: None,
+            next_id: 0,
+            events: Vec::new(),
+        };
+        let target = b.call("Target.createTarget", json!({"url": "about:blank"}));
+        let target = target.await["targetId"].clone();
+        let attach = json!({"targetId": target, "flatten": true});
+        let attached = b.call("Target.attachToTarget", attach).await;
+        b.session = attached["sessionId"].as_str().map(String::from);
+        b.call("Page.enable", json!({})).await;
+        b.call("Page.setLifecycleEventsEnabled", json!({"enabled": true}))
+            .await;
+        b
+    }
+
+    /// Send a command (to the page, once attached) and return its result. Events that arrive
+    /// meanwhile are kept.
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if let Some(s) = &self.session {
+            msg["sessionId"] = json!(s);
+        }
+        self.devtools
+            .send(WsMessage::text(msg.to_string()))
+            .await
+            .expect("send to DevTools");
+        loop {
+            let v = self.recv().await;
+            if v["id"] == id {
+                assert!(v.get("error").is_none(), "{method}: {v}");
+                return v["result"].clone();
+            }
+            self.events.push(v);
+        }
+    }
+
+    /// The next message from DevTools, bounded.
+    async fn recv(&mut self) -> Value {
+        loop {
+            let m = tokio::time::timeout(LIMIT, self.devtools.next())
+                .await
+                .expect("a DevTools message within 20 s")
+                .expect("DevTools still open")
+                .expect("a DevTools message");
+            if let WsMessage::Text(t) = m {
+                return serde_json::from_str(t.as_str()).expect("JSON from DevTools");
+            }
+        }
+    }
+
+    /// Load `url` and wait for its load event.
+    async fn open(&mut self, url: &str) {
+        let nav = self.call("Page.navigate", json!({"url": url})).await;
+        let loader = nav["loaderId"].clone();
+        let is_load = |e: &Value| {
+            e["method"] == "Page.lifecycleEvent"
+                && e["params"]["name"] == "load"
+                && e["params"]["loaderId"] == loader
+        };
+        while !self.events.iter().any(is_load) {
+            let e = self.recv().await;
+            self.events.push(e);
+        }
+        self.events.clear();
+    }
+
+    /// Evaluate `expr` in the page, awaiting a promise, and return its value.
+    async fn eval(&mut self, expr: &str) -> Value {
+        let params = json!({"expression": expr, "awaitPromise": true, "returnByValue": true});
+        let r = self.call("Runtime.evaluate", params).await;
+        assert!(r.get("exceptionDetails").is_none(), "{expr}: {r}");
+        r["result"]["value"].clone()
+    }
+
+    /// Wait until the JavaScript condition `cond` holds, checked again on every change to the
+    /// page, bounded.
+    async fn wait_until(&mut self, cond: &str) {
+        let expr = format!(
+            "new Promise((done) => {{ const check = () => {{ if ({cond}) {{ seen.disconnect(); \
+             done(true); }} }}; const seen = new MutationObserver(check); \
+             seen.observe(document, {{subtree: true, childList: true, characterData: true, \
+             attributes: true}}); check(); }})"
+        );
+        let waited = tokio::time::timeout(LIMIT, self.eval(&expr)).await;
+        assert!(waited.is_ok(), "not within 20 s: {cond}");
+    }
+
+    /// Click the element with this id as a user does: the mouse pressed and released over it.
+    async fn click(&mut self, id: &str) {
+        let centre = format!(
+            "(() => {{ const r = document.getElementById({id:?}).getBoundingClientRect(); \
+             return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
+        );
+        let at = self.eval(&centre).await;
+        for kind in ["mousePressed", "mouseReleased"] {
+            let event = json!({"type": kind, "x": at[0], "y": at[1], "button": "left",
+                               "clickCount": 1});
+            self.call("Input.dispatchMouseEvent", event).await;
+        }
+    }
+}
+
+/// A TCP server that echoes what it gets and records it: (connections, bytes received).
+async fn recorder() -> (String, watch::Receiver<(usize, Vec<u8>)>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = watch::channel((0, Vec::new()));
+    let tx = Arc::new(tx);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tx.send_modify(|r| r.0 += 1);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = s.read(&mut buf).await {
+                    tx.send_modify(|r| r.1.extend_from_slice(&buf[..n]));
+                    if s.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
 #[tokio::test]
-async fn chromium_console_page_echoes_through_mirror() {
-    let chromium = chromium();
-    assert!(chromium.is_file());
-    let (mut b, addr) = start(&["-v", "ws-listen:127.0.0.1:0", "mirror:"]).await;
+async fn chromium_following_a_send_link_sends_nothing() {
+    // Any web page can send a visitor to /?send=TEXT: the page must not connect or send.
+    let (backend, seen) = recorder().await;
+    let tcp = format!("tcp:{backend}");
+    let (_b, addr) = start(&["-v", "ws-listen:127.0.0.1:0", "--console", &tcp]).await;
     let profile = tempfile::tempdir().unwrap();
-    let url = format!("http://{addr}/?send=hello%20chromium");
+    let url = format!("http://{addr}/?send=rm%20-rf%20~");
     let dom = chromium_dump_dom(&url, profile.path()).await;
-    // The page shows what it sent and, as an incoming text message, the echo.
+    // The page ran and read ?send= …
     assert!(
-        dom.contains(r#"<li class="out"><span class="kind">out text</span>hello chromium</li>"#),
-        "the page did not send: {dom}"
+        dom.contains("?send= filled in the message: press Connect, then Send"),
+        "{dom}"
     );
+    // … and neither connected nor sent.
     assert!(
-        dom.contains(r#"<li class="in"><span class="kind">in text</span>hello chromium</li>"#),
-        "no echo shown as an incoming text message: {dom}"
+        dom.contains(r#"<span id="status">disconnected</span>"#),
+        "{dom}"
     );
-    // And the server saw a real WebSocket session from the page, which ended when the page went.
+    assert!(!dom.contains(r#"class="out""#), "the page sent: {dom}");
+    assert_eq!(*seen.borrow(), (0, Vec::new()), "the backend was reached");
+}
+
+#[tokio::test]
+async fn chromium_console_sends_after_clicks_and_shows_the_echo() {
+    let (backend, seen) = recorder().await;
+    let tcp = format!("tcp:{backend}");
+    let (mut b, addr) = start(&["-v", "ws-listen:127.0.0.1:0", "--console", &tcp]).await;
+    let mut browser = Browser::launch().await;
+    browser
+        .open(&format!("http://{addr}/?send=hello%20chromium"))
+        .await;
+    // ?send= filled in the message; Send waits for a connection.
+    let field = browser.eval(r#"document.getElementById("message").value"#);
+    assert_eq!(field.await, "hello chromium");
+    let disabled = browser.eval(r#"document.getElementById("send").disabled"#);
+    assert_eq!(disabled.await, true);
+
+    browser.click("connect").await;
+    browser
+        .wait_until(r#"document.getElementById("status").textContent === "connected""#)
+        .await;
     b.stderr_contains(": accepted").await;
+    browser.click("send").await;
+    // The message goes through the backend and comes back, shown as an incoming text message.
+    browser
+        .wait_until(
+            r##"[...document.querySelectorAll("#log li.in")]
+                .some((li) => li.lastChild.textContent === "hello chromium")"##,
+        )
+        .await;
+    assert_eq!(*seen.borrow(), (1, b"hello chromium\n".to_vec()));
+    let sent = browser.eval(
+        r##"[...document.querySelectorAll("#log li.out")].map((li) => li.lastChild.textContent)"##,
+    );
+    assert_eq!(sent.await, json!(["hello chromium"]));
+    // The server saw a real WebSocket session from the page, which ends when the page goes.
+    drop(browser);
     b.stderr_contains(": session ended").await;
 }

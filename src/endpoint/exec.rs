@@ -36,32 +36,8 @@ pub fn spawn(argv: &[String], info: &SessionInfo, tasks: &TaskTracker) -> Result
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .env(
-            "SERVER_SOFTWARE",
-            concat!("wsbridge/", env!("CARGO_PKG_VERSION")),
-        );
-    // systemd's variables are for wsbridge, not its children (their sockets are close-on-exec).
-    for var in crate::systemd::CHILD_ENV_REMOVE {
-        cmd.env_remove(var);
-    }
-    if let Some(peer) = info.peer {
-        cmd.env("REMOTE_ADDR", peer.ip().to_string())
-            .env("REMOTE_PORT", peer.port().to_string());
-    }
-    if let Some(uri) = &info.request_uri {
-        let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-        cmd.env("REQUEST_URI", uri)
-            .env("PATH_INFO", path)
-            .env("QUERY_STRING", query);
-    }
-    for (name, value) in &info.headers {
-        let var = format!(
-            "HTTP_{}",
-            name.as_str().to_ascii_uppercase().replace('-', "_")
-        );
-        cmd.env(var, String::from_utf8_lossy(value.as_bytes()).as_ref());
-    }
+        .stderr(Stdio::inherit());
+    set_env(&mut cmd, info);
     let label = format!("exec:{program}");
     let mut child = cmd.spawn().map_err(|source| Error::Spawn {
         target: label.clone(),
@@ -121,6 +97,58 @@ pub fn spawn(argv: &[String], info: &SessionInfo, tasks: &TaskTracker) -> Result
     })
 }
 
+/// Proxy variables: a child keeps them unless they carry a user name or password.
+const PROXY_ENV: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// The child's environment: wsbridge's, without what is meant for wsbridge alone, plus the
+/// CGI-style variables of the request.
+fn set_env(cmd: &mut Command, info: &SessionInfo) {
+    cmd.env(
+        "SERVER_SOFTWARE",
+        concat!("wsbridge/", env!("CARGO_PKG_VERSION")),
+    );
+    // systemd's variables are for wsbridge, not its children (their sockets are close-on-exec);
+    // so are wsbridge's secrets.
+    let secrets = secret_env(|name| std::env::var_os(name));
+    for var in crate::systemd::CHILD_ENV_REMOVE.iter().chain(&secrets) {
+        cmd.env_remove(var);
+    }
+    if let Some(peer) = info.peer {
+        cmd.env("REMOTE_ADDR", peer.ip().to_string())
+            .env("REMOTE_PORT", peer.port().to_string());
+    }
+    if let Some(uri) = &info.request_uri {
+        let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+        cmd.env("REQUEST_URI", uri)
+            .env("PATH_INFO", path)
+            .env("QUERY_STRING", query);
+    }
+    for (name, value) in &info.headers {
+        let var = format!(
+            "HTTP_{}",
+            name.as_str().to_ascii_uppercase().replace('-', "_")
+        );
+        cmd.env(var, String::from_utf8_lossy(value.as_bytes()).as_ref());
+    }
+}
+
+/// Variables of wsbridge's environment (read through `get`) that hold its secrets: the
+/// `--basic-auth` password, and proxy URLs with a user name or password (an `@`).
+fn secret_env(get: impl Fn(&str) -> Option<std::ffi::OsString>) -> Vec<&'static str> {
+    let with_userinfo =
+        |name: &&str| get(name).is_some_and(|v| v.as_encoded_bytes().contains(&b'@'));
+    std::iter::once("WSBRIDGE_BASIC_AUTH")
+        .chain(PROXY_ENV.iter().copied().filter(with_userinfo))
+        .collect()
+}
+
 /// SIGTERM the child's process group, reap the child, give the group `KILL_GRACE` to go, then
 /// SIGKILL whatever is left.
 async fn end_group(pgid: libc::pid_t, child: &mut tokio::process::Child, label: &str) {
@@ -143,4 +171,36 @@ async fn end_group(pgid: libc::pid_t, child: &mut tokio::process::Child, label: 
         signal(libc::SIGKILL);
     }
     let _ = child.wait().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_and_proxy_credentials_are_kept_from_children() {
+        let env = [
+            ("WSBRIDGE_BASIC_AUTH", "alice:pw"),
+            ("HTTP_PROXY", "http://u:pw@proxy:3128"),
+            ("http_proxy", "http://proxy:3128"),
+            ("HTTPS_PROXY", "u:pw@proxy:3128"),
+            ("https_proxy", ""),
+            ("ALL_PROXY", "socks5://bob@proxy:1080"),
+        ];
+        let get = |n: &str| {
+            env.iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| std::ffi::OsString::from(v))
+        };
+        assert_eq!(
+            secret_env(get),
+            [
+                "WSBRIDGE_BASIC_AUTH",
+                "HTTP_PROXY",
+                "HTTPS_PROXY",
+                "ALL_PROXY"
+            ]
+        );
+        assert_eq!(secret_env(|_| None), ["WSBRIDGE_BASIC_AUTH"]);
+    }
 }

@@ -4,8 +4,12 @@
 //! the 101 upgrade (the rest is tungstenite's) or a plain HTTP answer: the browser console page,
 //! static files, `/healthz`, or an error status.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -120,6 +124,21 @@ pub struct Upgrade {
     pub protocol: Option<String>,
 }
 
+impl Upgrade {
+    /// The 101 answer that completes the handshake.
+    fn response(&self) -> String {
+        let mut resp = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
+            self.accept_key
+        );
+        if let Some(p) = &self.protocol {
+            resp.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
+        }
+        resp.push_str("\r\n");
+        resp
+    }
+}
+
 /// Decide on an upgrade request. Pure: no I/O, so it can be tested (and fuzzed) alone.
 pub fn check_upgrade(
     req: &RequestHead,
@@ -127,6 +146,22 @@ pub fn check_upgrade(
     path: Option<&str>,
     at_capacity: bool,
 ) -> std::result::Result<Upgrade, Refusal> {
+    let key = check_handshake(req, path)?;
+    check_access(req, opts)?;
+    if at_capacity {
+        return Err(refuse(503, "--max-conns reached"));
+    }
+    Ok(Upgrade {
+        accept_key: derive_accept_key(key.as_bytes()),
+        protocol: choose_protocol(req, &opts.protocols)?,
+    })
+}
+
+/// The parts of the request RFC 6455 requires; the `Sec-WebSocket-Key`.
+fn check_handshake<'a>(
+    req: &'a RequestHead,
+    path: Option<&str>,
+) -> std::result::Result<&'a str, Refusal> {
     if let Some(p) = path
         && req.path() != p
     {
@@ -150,6 +185,13 @@ pub fn check_upgrade(
     {
         return Err(refuse(400, "Connection header lacks 'Upgrade'"));
     }
+    Ok(key)
+}
+
+/// `--origin-allow`, `--require-header` and `--auth-token-file`, after checking that every header
+/// they read or `--pass-header` passes on comes once.
+fn check_access(req: &RequestHead, opts: &ServerOptions) -> std::result::Result<(), Refusal> {
+    single_headers(req, opts)?;
     if !opts.origin_allow.is_empty() {
         let origin = req.first("origin").unwrap_or("");
         if !opts
@@ -184,33 +226,47 @@ pub fn check_upgrade(
             return Err(r);
         }
     }
-    if at_capacity {
-        return Err(refuse(503, "--max-conns reached"));
-    }
-    let offered: Vec<&str> = req.tokens("sec-websocket-protocol").collect();
-    let protocol = if offered.is_empty() || opts.protocols.is_empty() {
-        None
-    } else {
-        match offered
-            .iter()
-            .find(|o| opts.protocols.iter().any(|p| p == *o))
-        {
-            Some(p) => Some(p.to_string()),
-            None => {
-                return Err(refuse(
-                    400,
-                    format!(
-                        "none of the offered subprotocols is supported (server speaks {})",
-                        opts.protocols.join(", ")
-                    ),
-                ));
-            }
+    Ok(())
+}
+
+/// A header that a check reads or that is passed on must come at most once: with two, a check
+/// could pass on one value while a child or the upstream acts on the other.
+fn single_headers(req: &RequestHead, opts: &ServerOptions) -> std::result::Result<(), Refusal> {
+    let checked = [
+        (!opts.origin_allow.is_empty()).then_some("origin"),
+        opts.auth_token.is_some().then_some("authorization"),
+    ];
+    let names = (opts.require_headers.iter().map(|h| h.name.as_str()))
+        .chain(opts.pass_headers.iter().map(HeaderName::as_str))
+        .chain(checked.into_iter().flatten());
+    for name in names {
+        if req.headers.iter().filter(|(n, _)| n == name).count() > 1 {
+            return Err(refuse(400, format!("header {name} sent more than once")));
         }
-    };
-    Ok(Upgrade {
-        accept_key: derive_accept_key(key.as_bytes()),
-        protocol,
-    })
+    }
+    Ok(())
+}
+
+/// The first subprotocol in the client's offer that the server speaks; none if either side
+/// lists none.
+fn choose_protocol(
+    req: &RequestHead,
+    ours: &[String],
+) -> std::result::Result<Option<String>, Refusal> {
+    let offered: Vec<&str> = req.tokens("sec-websocket-protocol").collect();
+    if offered.is_empty() || ours.is_empty() {
+        return Ok(None);
+    }
+    match offered.iter().find(|o| ours.iter().any(|p| p == *o)) {
+        Some(p) => Ok(Some(p.to_string())),
+        None => Err(refuse(
+            400,
+            format!(
+                "none of the offered subprotocols is supported (server speaks {})",
+                ours.join(", ")
+            ),
+        )),
+    }
 }
 
 /// Decoded length of a base64 string, if it is well-formed standard base64.
@@ -295,13 +351,7 @@ impl WsServer {
             }
         };
         if !req.is_upgrade() {
-            // Bounded too: a client that never reads its answer must not hold a task forever.
-            if tokio::time::timeout(limit, self.serve_http(&mut stream, &req, &who))
-                .await
-                .is_err()
-            {
-                tracing::info!("{who}: answer not taken within {limit:?}; dropped");
-            }
+            self.answer_http(&mut stream, &req, &who).await;
             return None;
         }
         // Capacity is decided last, atomically: a slot is taken only by a client that passed every
@@ -315,29 +365,11 @@ impl WsServer {
         let (upgrade, slot) = match checked {
             Ok(u) => u,
             Err(r) => {
-                if r.status == 503 {
-                    tracing::warn!("{who}: {}: refused with 503", r.why);
-                } else {
-                    tracing::info!(
-                        "{who} {} {}: refused with {}: {}",
-                        req.method,
-                        req.path(),
-                        r.status,
-                        r.why
-                    );
-                }
-                let _ = tokio::time::timeout(limit, write_refusal(&mut stream, &r)).await;
+                self.refuse_upgrade(&mut stream, &req, &who, &r).await;
                 return None;
             }
         };
-        let mut resp = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
-            upgrade.accept_key
-        );
-        if let Some(p) = &upgrade.protocol {
-            resp.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
-        }
-        resp.push_str("\r\n");
+        let resp = upgrade.response();
         let written = tokio::time::timeout(limit, stream.write_all(resp.as_bytes())).await;
         if let Err(e) = written.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())) {
             tracing::info!("{who}: lost during handshake: {e}");
@@ -358,23 +390,10 @@ impl WsServer {
                 .map(|p| format!(" (subprotocol {p})"))
                 .unwrap_or_default()
         );
-        let headers = self
-            .opts
-            .pass_headers
-            .iter()
-            .flat_map(|name| {
-                req.headers
-                    .iter()
-                    .filter(move |(n, _)| n == name.as_str())
-                    .filter_map(move |(_, v)| {
-                        Some((name.clone(), HeaderValue::from_bytes(v).ok()?))
-                    })
-            })
-            .collect::<Vec<(HeaderName, HeaderValue)>>();
         let info = SessionInfo {
             peer: Some(peer),
             request_uri: Some(req.uri.clone()),
-            headers,
+            headers: self.passed_headers(&req),
         };
         Some((
             MsgConn {
@@ -388,6 +407,44 @@ impl WsServer {
             info,
             slot,
         ))
+    }
+
+    /// A plain HTTP answer. A client that stops reading it must not hold a task forever; one that
+    /// reads slowly gets all of it, however long that takes.
+    async fn answer_http(&self, stream: &mut Stream, req: &RequestHead, who: &str) {
+        let limit = self.opts.handshake_timeout;
+        let mut out = IdleBound::new(stream, limit);
+        self.serve_http(&mut out, req, who).await;
+        if out.stalled {
+            tracing::info!("{who}: answer not taken: nothing read for {limit:?}; dropped");
+        }
+    }
+
+    /// Log a refused upgrade (503 as a warning: the operator may want to raise --max-conns) and
+    /// answer it.
+    async fn refuse_upgrade(&self, stream: &mut Stream, req: &RequestHead, who: &str, r: &Refusal) {
+        if r.status == 503 {
+            tracing::warn!("{who}: {}: refused with 503", r.why);
+        } else {
+            let (method, path) = (&req.method, req.path());
+            tracing::info!(
+                "{who} {method} {path}: refused with {}: {}",
+                r.status,
+                r.why
+            );
+        }
+        let limit = self.opts.handshake_timeout;
+        let _ = tokio::time::timeout(limit, write_refusal(stream, r)).await;
+    }
+
+    /// The request headers named by `--pass-header`, for the session.
+    fn passed_headers(&self, req: &RequestHead) -> Vec<(HeaderName, HeaderValue)> {
+        let named = |name: &HeaderName| {
+            let values = req.headers.iter().filter(|(n, _)| n == name.as_str());
+            let values = values.filter_map(|(_, v)| HeaderValue::from_bytes(v).ok());
+            values.map(|v| (name.clone(), v)).collect::<Vec<_>>()
+        };
+        self.opts.pass_headers.iter().flat_map(named).collect()
     }
 
     /// TLS (if any), then read until the end of the request head.
@@ -442,7 +499,12 @@ impl WsServer {
     }
 
     /// Plain HTTP: `/healthz`, static files, the console page, or 404.
-    async fn serve_http(&self, stream: &mut Stream, req: &RequestHead, who: &str) {
+    async fn serve_http<S: AsyncWrite + Unpin>(
+        &self,
+        stream: &mut S,
+        req: &RequestHead,
+        who: &str,
+    ) {
         let head_only = req.method == "HEAD";
         if req.method != "GET" && !head_only {
             write_refusal(stream, &refuse(405, "only GET")).await;
@@ -472,32 +534,40 @@ impl WsServer {
             }
         }
         if path == "/" && self.opts.console {
-            let ws_path = self.path.as_deref().unwrap_or("/");
-            let page = CONSOLE.replace("{{WS_PATH}}", &html_escape(ws_path));
-            write_response(
-                stream,
-                200,
-                "text/html; charset=utf-8",
-                &[],
-                page.as_bytes(),
-                head_only,
-            )
-            .await;
+            self.serve_console(stream, head_only).await;
             return;
         }
         write_refusal(stream, &refuse(404, "not found")).await;
     }
+
+    /// The console page, with this listener's WebSocket path filled in.
+    async fn serve_console<S: AsyncWrite + Unpin>(&self, stream: &mut S, head_only: bool) {
+        let ws_path = self.path.as_deref().unwrap_or("/");
+        let page = CONSOLE.replace("{{WS_PATH}}", &html_escape(ws_path));
+        // Sending takes a click: no other site may frame the page and steer one.
+        let no_frames = [
+            ("X-Frame-Options", "DENY".to_string()),
+            ("Content-Security-Policy", "frame-ancestors 'none'".into()),
+        ];
+        let html = "text/html; charset=utf-8";
+        write_response(stream, 200, html, &no_frames, page.as_bytes(), head_only).await;
+    }
 }
 
-/// Resolve `request_path` inside `root`, or None: no `..`, nothing outside `root` after
-/// following symlinks, regular files only (a directory means its index.html).
+/// Resolve `request_path` inside `root`, or None: no `..`, no hidden component (as asked for
+/// or after following symlinks), nothing outside `root` after following symlinks, regular files
+/// only (a directory means its index.html).
 pub fn static_file(root: &Path, request_path: &str) -> Option<PathBuf> {
     let decoded = percent_decode(request_path)?;
     if decoded.contains('\0') || decoded.contains('\\') {
         return None;
     }
     let rel = Path::new(decoded.trim_start_matches('/'));
-    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+    let plain = |p: &Path| {
+        p.components()
+            .all(|c| matches!(c, Component::Normal(n) if !is_hidden(n)))
+    };
+    if !plain(rel) {
         return None;
     }
     let root = root.canonicalize().ok()?;
@@ -505,7 +575,13 @@ pub fn static_file(root: &Path, request_path: &str) -> Option<PathBuf> {
     if full.is_dir() {
         full = full.join("index.html").canonicalize().ok()?;
     }
-    (full.starts_with(&root) && full.is_file()).then_some(full)
+    (plain(full.strip_prefix(&root).ok()?) && full.is_file()).then_some(full)
+}
+
+/// A hidden file or directory name (`.env`, `.git`), except `.well-known` (RFC 8615).
+fn is_hidden(name: &std::ffi::OsStr) -> bool {
+    let b = name.as_encoded_bytes();
+    b.starts_with(b".") && b != b".well-known"
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -555,7 +631,7 @@ fn content_type(path: &Path) -> &'static str {
 }
 
 async fn send_file<S: AsyncWrite + Unpin>(stream: &mut S, path: &Path, head_only: bool) {
-    let Ok(mut file) = tokio::fs::File::open(path).await else {
+    let Ok(file) = tokio::fs::File::open(path).await else {
         write_refusal(stream, &refuse(404, "not found")).await;
         return;
     };
@@ -568,8 +644,72 @@ async fn send_file<S: AsyncWrite + Unpin>(stream: &mut S, path: &Path, head_only
         let _ = stream.shutdown().await;
         return;
     }
-    let _ = tokio::io::copy(&mut file, stream).await;
+    let mut file = tokio::io::BufReader::with_capacity(64 * 1024, file);
+    let _ = tokio::io::copy_buf(&mut file, stream).await;
     let _ = stream.shutdown().await;
+}
+
+/// A writer that fails with `TimedOut` once it has waited `idle` for the client to take a byte.
+/// Only waiting counts, not the total: a slow reader gets all of a large answer, a stalled one is
+/// dropped. Once stalled, every later call fails at once.
+struct IdleBound<S> {
+    inner: S,
+    idle: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    waiting: bool,
+    stalled: bool,
+}
+
+impl<S: AsyncWrite + Unpin> IdleBound<S> {
+    fn new(inner: S, idle: Duration) -> Self {
+        IdleBound {
+            inner,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+            waiting: false,
+            stalled: false,
+        }
+    }
+
+    /// One poll of the inner writer; the clock runs from the first `Pending` to the next `Ready`.
+    fn bound<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(Pin<&mut S>, &mut Context<'_>) -> Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        if self.stalled {
+            return Poll::Ready(Err(std::io::ErrorKind::TimedOut.into()));
+        }
+        if !self.waiting {
+            let at = tokio::time::Instant::now() + self.idle;
+            self.deadline.as_mut().reset(at);
+        }
+        let ready = poll(Pin::new(&mut self.inner), cx);
+        self.waiting = ready.is_pending();
+        if self.waiting && self.deadline.as_mut().poll(cx).is_ready() {
+            self.stalled = true;
+            return Poll::Ready(Err(std::io::ErrorKind::TimedOut.into()));
+        }
+        ready
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for IdleBound<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.get_mut().bound(cx, |w, cx| w.poll_write(cx, buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.get_mut().bound(cx, |w, cx| w.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.get_mut().bound(cx, |w, cx| w.poll_shutdown(cx))
+    }
 }
 
 async fn write_response<S: AsyncWrite + Unpin>(
@@ -755,6 +895,42 @@ mod tests {
         assert_eq!(RequestHead::parse(&VALID[..20]), Ok(None));
     }
 
+    #[test]
+    fn a_checked_or_passed_header_sent_twice_is_refused() {
+        let opts = ServerOptions {
+            origin_allow: vec!["http://example.com".into()],
+            require_headers: vec![Header {
+                name: HeaderName::from_static("x-user"),
+                value: HeaderValue::from_static("alice"),
+            }],
+            pass_headers: vec![HeaderName::from_static("x-role")],
+            auth_token: Some("s3cret".into()),
+            ..ServerOptions::default()
+        };
+        let with = |extra: &str| {
+            let text = String::from_utf8_lossy(VALID).replace("X-Api-Key: k\r\n", extra);
+            let (head, _) = RequestHead::parse(text.as_bytes()).unwrap().unwrap();
+            check_upgrade(&head, &opts, None, false)
+        };
+        assert!(with("X-User: alice\r\n").is_ok());
+        assert!(with("X-User: alice\r\nX-Other: 1\r\nX-Other: 2\r\n").is_ok());
+        for (extra, name) in [
+            ("X-User: alice\r\nX-User: admin\r\n", "x-user"),
+            ("X-User: admin\r\nx-user: alice\r\n", "x-user"),
+            ("X-User: alice\r\nX-User: alice\r\n", "x-user"),
+            ("X-User: alice\r\nX-Role: a\r\nX-ROLE: b\r\n", "x-role"),
+            ("X-User: alice\r\nOrigin: http://evil.example\r\n", "origin"),
+            (
+                "X-User: alice\r\nAuthorization: Bearer x\r\n",
+                "authorization",
+            ),
+        ] {
+            let r = with(extra).unwrap_err();
+            assert_eq!(r.status, 400, "{extra:?}: {r:?}");
+            assert_eq!(r.why, format!("header {name} sent more than once"));
+        }
+    }
+
     proptest! {
         #![proptest_config(config(2000))]
 
@@ -878,5 +1054,34 @@ mod tests {
         );
         assert_eq!(static_file(&www, "/sec"), None);
         assert_eq!(static_file(&www, "/out/secret"), None);
+    }
+
+    #[test]
+    fn static_file_skips_hidden_names_except_well_known() {
+        let (_dir, www) = tree();
+        let root = www.canonicalize().unwrap();
+        for d in [".git", "d/.git", ".well-known", ".well-known/.x"] {
+            std::fs::create_dir_all(www.join(d)).unwrap();
+            std::fs::write(www.join(d).join("index.html"), "h").unwrap();
+        }
+        std::fs::write(www.join(".env"), "h").unwrap();
+        std::os::unix::fs::symlink(www.join(".git"), www.join("git")).unwrap();
+        for path in [
+            "/.env",
+            "/%2eenv",
+            "/.git/",
+            "/.git/index.html",
+            "/%2Egit/index.html",
+            "/d/.git/index.html",
+            "/git/index.html",
+            "/git/",
+            "/.well-known/.x/",
+        ] {
+            assert_eq!(static_file(&www, path), None, "{path}");
+        }
+        assert_eq!(
+            static_file(&www, "/.well-known/"),
+            Some(root.join(".well-known/index.html"))
+        );
     }
 }
