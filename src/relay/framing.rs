@@ -25,8 +25,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::codec::{Decoder, Encoder};
 
-use crate::config::Mode;
-
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// How local bytes are cut into messages and messages written to local bytes.
@@ -56,6 +54,15 @@ pub enum NewlinePolicy {
     Escape,
     /// Write it as it is (the reader sees more than one line).
     Keep,
+}
+
+/// How byte streams map to messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Lines ↔ text messages.
+    Text,
+    /// Byte chunks ↔ binary messages.
+    Binary,
 }
 
 /// Everything the codecs need to know.

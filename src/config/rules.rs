@@ -1,0 +1,190 @@
+//! The rules a command line must follow beyond what clap checks: how the two addresses pair,
+//! which options need which address kind, and value checks. Pure: no I/O, errors are usage
+//! errors that say what to do instead.
+
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::addr::Address;
+use crate::cli::Cli;
+use crate::error::{Error, Result};
+use crate::relay::framing::{Framing, FramingOptions};
+
+fn usage<T>(m: String) -> Result<T> {
+    Err(Error::Usage(m))
+}
+
+/// How ADDR1 and ADDR2 may pair.
+pub(super) fn pairing(left: &Address, right: &Address, oneshot: bool) -> Result<()> {
+    // Pairing.
+    if right.is_listener() {
+        let hint = if left.is_listener() {
+            "only one address can listen".to_string()
+        } else {
+            format!("a listener must be the first address: try 'wsbridge {right} {left}'")
+        };
+        return usage(format!("'{right}': {hint}"));
+    }
+    if left.uses_stdio() && right.uses_stdio() {
+        return usage(if *left == Address::Stdio && *right == Address::Stdio {
+            "both addresses are stdio: nothing to bridge".into()
+        } else {
+            format!("'{left}' and '{right}' are both standard input/output: nothing to bridge")
+        });
+    }
+    if left.is_listener() && right.uses_stdio() && !oneshot {
+        return usage(format!(
+            "'{left} {right}': standard input/output can serve only one client: add --oneshot"
+        ));
+    }
+    if *right == Address::Broadcast && !left.is_listener() {
+        return usage("broadcast: needs a listener as ADDR1 (its clients are the room)".into());
+    }
+    if *left == Address::Mirror && *right == Address::Mirror {
+        return usage("mirror: facing mirror: has nothing to echo".into());
+    }
+    if matches!(left, Address::Broadcast) {
+        return usage("broadcast: must be ADDR2, behind a listener".into());
+    }
+
+    Ok(())
+}
+
+/// Options that only make sense with some address kinds: (the kind is there, what it is).
+type Needs = (bool, &'static str);
+
+/// Options that only make sense with some address kinds.
+pub(super) fn needs(cli: &Cli, left: &Address, right: &Address) -> Result<()> {
+    let ws_listen = match left {
+        Address::WsListen(w) => Some(w),
+        _ => None,
+    };
+    let ws: Needs = (
+        matches!(right, Address::Ws(_)) || matches!(left, Address::Ws(_)),
+        "a ws:// or wss:// address",
+    );
+    let wss: Needs = (ws_listen.is_some_and(|w| w.tls), "wss-listen:");
+    let server: Needs = (ws_listen.is_some(), "ws-listen:");
+    let room: Needs = (*right == Address::Broadcast, "broadcast:");
+    let exec = matches!(right, Address::Exec(_)) || matches!(left, Address::Exec(_));
+    let rows: [(Needs, bool, &str); 26] = [
+        (ws, !cli.headers.is_empty(), "-H/--header"),
+        (ws, cli.protocol.is_some(), "--protocol"),
+        (ws, cli.origin.is_some(), "--origin"),
+        (ws, cli.insecure, "-k/--insecure"),
+        (ws, !cli.ca_file.is_empty(), "--ca-file"),
+        (ws, cli.basic_auth_file.is_some(), "--basic-auth-file"),
+        (ws, !cli.header_credential.is_empty(), "--header-credential"),
+        (ws, cli.client_cert.is_some(), "--client-cert"),
+        (
+            ws,
+            cli.tls_roots != crate::cli::TlsRoots::Webpki,
+            "--tls-roots",
+        ),
+        (ws, cli.proxy.is_some(), "--proxy"),
+        (ws, cli.follow_redirects, "-L/--follow-redirects"),
+        (wss, cli.tls_cert.is_some(), "--tls-cert"),
+        (wss, cli.tls_key.is_some(), "--tls-key"),
+        (wss, cli.tls_client_ca.is_some(), "--tls-client-ca"),
+        (server, !cli.server_protocol.is_empty(), "--server-protocol"),
+        (server, !cli.origin_allow.is_empty(), "--origin-allow"),
+        (server, !cli.require_header.is_empty(), "--require-header"),
+        (server, cli.auth_token_file.is_some(), "--auth-token-file"),
+        (server, cli.console, "--console"),
+        (server, cli.no_console, "--no-console"),
+        (server, cli.static_dir.is_some(), "--static"),
+        (server, !cli.pass_header.is_empty(), "--pass-header"),
+        (room, cli.broadcast_queue.is_some(), "--broadcast-queue"),
+        ((exec, "exec:"), !cli.exec_args.is_empty(), "--exec-args"),
+        (
+            (matches!(left, Address::UnixListen(_)), "unix-listen:"),
+            cli.unix_mode.is_some(),
+            "--unix-mode",
+        ),
+        (
+            (left.is_listener(), "a listener"),
+            cli.max_conns.is_some(),
+            "--max-conns",
+        ),
+    ];
+    match rows.iter().find(|((ok, _), set, _)| *set && !*ok) {
+        Some(((_, what), _, flag)) => usage(format!("{flag} needs {what}")),
+        None => Ok(()),
+    }
+}
+
+/// Combinations and values the options themselves must satisfy.
+pub(super) fn options(cli: &Cli, left: &Address, right: &Address) -> Result<()> {
+    let ws_listen = match left {
+        Address::WsListen(w) => Some(w),
+        _ => None,
+    };
+    if ws_listen.is_some_and(|w| w.tls) && (cli.tls_cert.is_none() || cli.tls_key.is_none()) {
+        return usage("wss-listen: needs --tls-cert PEM and --tls-key PEM".into());
+    }
+    if cli.reconnect
+        && !(matches!(right, Address::Ws(_))
+            && !left.is_message_endpoint()
+            && *left != Address::Mirror)
+    {
+        return usage("--reconnect needs a ws:// or wss:// ADDR2 and a byte stream (stdio, tcp, unix, exec) as ADDR1".into());
+    }
+    if !cli.reconnect
+        && (cli.reconnect_min != Duration::from_millis(500)
+            || cli.reconnect_max != Duration::from_secs(30)
+            || cli.reconnect_buffer != 1 << 20)
+    {
+        return usage("--reconnect-min/--reconnect-max/--reconnect-buffer need --reconnect".into());
+    }
+    if cli.announce_stdout && (right.uses_stdio() || !left.is_listener()) {
+        return usage(
+            "--announce-stdout needs a listener as ADDR1 and ADDR2 other than stdio".into(),
+        );
+    }
+    if cli.no_close && cli.unidirectional_reverse {
+        return usage("--no-close has no effect with -U (local input is not read)".into());
+    }
+    if cli.max_conns == Some(0) || cli.broadcast_queue == Some(0) {
+        return usage("--max-conns and --broadcast-queue must be at least 1".into());
+    }
+    if let Some(auth) = &cli.basic_auth
+        && !auth.contains(':')
+    {
+        return usage("--basic-auth expects USER:PASS".into());
+    }
+    Ok(())
+}
+
+/// Checks that need the framing options.
+pub(super) fn limits(cli: &Cli, framing: &FramingOptions) -> Result<()> {
+    let code = CloseCode::from(cli.close_code);
+    if !code.is_allowed() || matches!(cli.close_code, 1005 | 1006 | 1015) {
+        return usage(format!(
+            "--close-code {}: not a code that may be sent (use 1000-1003, 1007-1014 or 3000-4999)",
+            cli.close_code
+        ));
+    }
+    if cli.close_reason.len() > 123 {
+        return usage("--close-reason: at most 123 bytes (it must fit a control frame)".into());
+    }
+    if cli.one_message && (cli.max_messages.is_some() || cli.max_messages_rev.is_some()) {
+        return usage(
+            "-1 means --max-messages 1 --max-messages-rev 1: give one or the others".into(),
+        );
+    }
+    if cli.reconnect && cli.reconnect_min.is_zero() {
+        return usage("--reconnect-min must be more than 0 (the backoff doubles it)".into());
+    }
+    if cli.ping_timeout.is_some_and(|t| t.is_zero()) {
+        return usage("--ping-timeout must be more than 0".into());
+    }
+    if framing.framing == Framing::LengthPrefixed && framing.max_message_size > 0x7FFF_FFFF {
+        return usage("--max-message-size: length-prefixed headers hold at most 2 GiB - 1".into());
+    }
+    if cli.max_messages == Some(0) || cli.max_messages_rev == Some(0) {
+        return usage("--max-messages and --max-messages-rev must be at least 1".into());
+    }
+
+    Ok(())
+}
