@@ -49,44 +49,30 @@ pub struct WsListen {
     pub tls: bool,
 }
 
-/// The kinds of address, with every spelling accepted for each (canonical first).
-const KINDS: &[(Kind, &[&str])] = &[
-    (Kind::Stdio, &["stdio"]),
-    (
-        Kind::Tcp,
-        &["tcp", "tcp-connect", "connect-tcp", "tcp-c", "c-tcp"],
-    ),
-    (
-        Kind::TcpListen,
-        &["tcp-listen", "listen-tcp", "tcp-l", "l-tcp"],
-    ),
-    (
-        Kind::Unix,
-        &["unix", "unix-connect", "connect-unix", "unix-c", "c-unix"],
-    ),
-    (
-        Kind::UnixListen,
-        &["unix-listen", "listen-unix", "unix-l", "l-unix"],
-    ),
-    (Kind::Mirror, &["mirror"]),
-    (Kind::WsListen, &["ws-listen", "listen-ws", "ws-l", "l-ws"]),
-    (
-        Kind::WssListen,
-        &["wss-listen", "listen-wss", "wss-l", "l-wss"],
-    ),
-    (Kind::Exec, &["exec"]),
-    (Kind::ShC, &["sh-c", "cmd"]),
-    (Kind::Broadcast, &["broadcast"]),
-    (
-        Kind::SdListen,
-        &["sd-listen", "listen-sd", "sd-l", "l-sd", "systemd-listen"],
-    ),
-    (Kind::Inetd, &["inetd"]),
-];
+/// One row per address kind: everything about the kind that is not its value. Parsing, the
+/// predicates below, the "known:" list in errors and the ADDRESSES section of `--help` all come
+/// from this table; the compiler checks the rest (`Address::kind`, `Display`, the endpoints).
+pub struct KindInfo {
+    kind: Kind,
+    /// Every spelling of `KIND:` (canonical first); none for `-` and the `ws://` schemes.
+    names: &'static [&'static str],
+    /// Turns what follows `KIND:` into the address; the canonical name is for messages.
+    parse: fn(&str, &'static str) -> Result<Address, AddrError>,
+    /// The form shown in `--help`, and what it does.
+    synopsis: &'static str,
+    help: &'static str,
+    /// Accepts many connections.
+    listener: bool,
+    /// Is this process's standard input/output.
+    stdio: bool,
+    /// Its connections carry messages, not bytes.
+    messages: bool,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Stdio,
+    Ws,
     Tcp,
     TcpListen,
     Unix,
@@ -101,34 +87,230 @@ enum Kind {
     Inetd,
 }
 
+const fn row(kind: Kind, names: &'static [&'static str], synopsis: &'static str) -> KindInfo {
+    KindInfo {
+        kind,
+        names,
+        parse: |_, c| Err(AddrError(format!("'{c}:' cannot be written this way"))),
+        synopsis,
+        help: "",
+        listener: false,
+        stdio: false,
+        messages: false,
+    }
+}
+
+const KINDS: &[KindInfo] = &[
+    KindInfo {
+        stdio: true,
+        parse: |r, c| no_arg(r, c, Address::Stdio),
+        help: "standard input/output (also: stdio:)",
+        ..row(Kind::Stdio, &["stdio"], "-")
+    },
+    KindInfo {
+        messages: true,
+        help: "WebSocket client; wss:// over TLS (Mozilla roots + --ca-file)",
+        ..row(Kind::Ws, &[], "ws[s]://HOST[:PORT]/PATH")
+    },
+    KindInfo {
+        parse: |r, c| HostPort::parse(r, c).map(Address::Tcp),
+        help: "connect to a TCP server (also: tcp-connect:)",
+        ..row(
+            Kind::Tcp,
+            &["tcp", "tcp-connect", "connect-tcp", "tcp-c", "c-tcp"],
+            "tcp:HOST:PORT",
+        )
+    },
+    KindInfo {
+        listener: true,
+        parse: |r, c| HostPort::parse(r, c).map(Address::TcpListen),
+        help: "accept TCP clients; port 0 picks a free port (also: tcp-l:, l-tcp:)",
+        ..row(
+            Kind::TcpListen,
+            &["tcp-listen", "listen-tcp", "tcp-l", "l-tcp"],
+            "tcp-listen:HOST:PORT",
+        )
+    },
+    KindInfo {
+        parse: |r, c| unix_path(r, c).map(Address::Unix),
+        help: "connect to a Unix socket (also: unix-connect:)",
+        ..row(
+            Kind::Unix,
+            &["unix", "unix-connect", "connect-unix", "unix-c", "c-unix"],
+            "unix:PATH",
+        )
+    },
+    KindInfo {
+        listener: true,
+        parse: |r, c| unix_path(r, c).map(Address::UnixListen),
+        help: "accept clients on a Unix socket (also: unix-l:, l-unix:)",
+        ..row(
+            Kind::UnixListen,
+            &["unix-listen", "listen-unix", "unix-l", "l-unix"],
+            "unix-listen:PATH",
+        )
+    },
+    KindInfo {
+        messages: true,
+        parse: |r, c| no_arg(r, c, Address::Mirror),
+        help: "send every message back unchanged (an echo endpoint)",
+        ..row(Kind::Mirror, &["mirror"], "mirror:")
+    },
+    KindInfo {
+        listener: true,
+        messages: true,
+        parse: |r, c| ws_listen(r, c, false),
+        help: "WebSocket server (also: ws-l:); plain GET: /healthz, --static, --console",
+        ..row(
+            Kind::WsListen,
+            &["ws-listen", "listen-ws", "ws-l", "l-ws"],
+            "ws-listen:HOST:PORT[/PATH]",
+        )
+    },
+    KindInfo {
+        listener: true,
+        messages: true,
+        parse: |r, c| ws_listen(r, c, true),
+        help: "the same over TLS (--tls-cert, --tls-key)",
+        ..row(
+            Kind::WssListen,
+            &["wss-listen", "listen-wss", "wss-l", "l-wss"],
+            "wss-listen:HOST:PORT[/PATH]",
+        )
+    },
+    KindInfo {
+        parse: |r, c| command(r, c).map(Address::Exec),
+        help: "a program per connection, stdin/stdout (--exec-args A B …)",
+        ..row(Kind::Exec, &["exec"], "exec:PROGRAM")
+    },
+    KindInfo {
+        parse: |r, c| command(r, c).map(Address::ShC),
+        help: "/bin/sh -c COMMAND per connection (also: cmd:)",
+        ..row(Kind::ShC, &["sh-c", "cmd"], "sh-c:COMMAND")
+    },
+    KindInfo {
+        messages: true,
+        parse: |r, c| no_arg(r, c, Address::Broadcast),
+        help: "a room: each message goes to every other client (room = URL path)",
+        ..row(Kind::Broadcast, &["broadcast"], "broadcast:")
+    },
+    KindInfo {
+        listener: true,
+        parse: sd_listen,
+        help: "accept clients on a socket passed by systemd (NAME: FileDescriptorName=)",
+        ..row(
+            Kind::SdListen,
+            &["sd-listen", "listen-sd", "sd-l", "l-sd", "systemd-listen"],
+            "sd-listen:[NAME]",
+        )
+    },
+    KindInfo {
+        stdio: true,
+        parse: |r, c| no_arg(r, c, Address::Inetd),
+        help: "stdin/stdout is one client's connection (inetd, systemd Accept=yes)",
+        ..row(Kind::Inetd, &["inetd"], "inetd:")
+    },
+];
+
+/// The ADDRESSES section of `--help`, from the table.
+pub fn help_text() -> String {
+    KINDS
+        .iter()
+        .map(|k| {
+            if k.synopsis.len() > 23 {
+                format!("  {}\n  {:<23} {}\n", k.synopsis, "", k.help)
+            } else {
+                format!("  {:<23} {}\n", k.synopsis, k.help)
+            }
+        })
+        .collect()
+}
+
+fn info(kind: Kind) -> &'static KindInfo {
+    KINDS
+        .iter()
+        .find(|k| k.kind == kind)
+        .expect("every kind has a row (checked by a test)")
+}
+
+fn no_arg(rest: &str, canonical: &str, addr: Address) -> Result<Address, AddrError> {
+    if rest.is_empty() {
+        Ok(addr)
+    } else {
+        Err(AddrError(format!(
+            "'{canonical}:' takes no argument, got '{rest}'"
+        )))
+    }
+}
+
+fn ws_listen(rest: &str, canonical: &str, tls: bool) -> Result<Address, AddrError> {
+    let (hp, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], Some(rest[i..].to_string())),
+        None => (rest, None),
+    };
+    let hp = HostPort::parse(hp, canonical)?;
+    Ok(Address::WsListen(WsListen { hp, path, tls }))
+}
+
+fn command(rest: &str, canonical: &str) -> Result<String, AddrError> {
+    if rest.trim().is_empty() {
+        return Err(AddrError(format!(
+            "'{canonical}:' needs a command, e.g. '{canonical}:cat'"
+        )));
+    }
+    Ok(rest.to_string())
+}
+
+fn sd_listen(rest: &str, canonical: &str) -> Result<Address, AddrError> {
+    if rest.is_empty() {
+        return Ok(Address::SdListen(None));
+    }
+    if rest.len() > 255 || rest.contains(':') || rest.chars().any(|c| !c.is_ascii_graphic()) {
+        return Err(AddrError(format!(
+            "'{canonical}:{rest}': a socket name (FileDescriptorName=) is at most 255 printable ASCII characters, without ':' or spaces"
+        )));
+    }
+    Ok(Address::SdListen(Some(rest.to_string())))
+}
+
 /// Why an address did not parse. The message is shown to the user as is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct AddrError(pub String);
 
 impl Address {
+    fn kind(&self) -> Kind {
+        match self {
+            Address::Stdio => Kind::Stdio,
+            Address::Tcp(_) => Kind::Tcp,
+            Address::TcpListen(_) => Kind::TcpListen,
+            Address::Unix(_) => Kind::Unix,
+            Address::UnixListen(_) => Kind::UnixListen,
+            Address::Ws(_) => Kind::Ws,
+            Address::Mirror => Kind::Mirror,
+            Address::WsListen(w) if w.tls => Kind::WssListen,
+            Address::WsListen(_) => Kind::WsListen,
+            Address::Exec(_) => Kind::Exec,
+            Address::ShC(_) => Kind::ShC,
+            Address::Broadcast => Kind::Broadcast,
+            Address::SdListen(_) => Kind::SdListen,
+            Address::Inetd => Kind::Inetd,
+        }
+    }
+
     /// True for the kinds that accept many connections.
     pub fn is_listener(&self) -> bool {
-        matches!(
-            self,
-            Address::TcpListen(_)
-                | Address::UnixListen(_)
-                | Address::WsListen(_)
-                | Address::SdListen(_)
-        )
+        info(self.kind()).listener
     }
 
     /// True for the kinds that are this process's standard input/output (`-`, `inetd:`).
     pub fn uses_stdio(&self) -> bool {
-        matches!(self, Address::Stdio | Address::Inetd)
+        info(self.kind()).stdio
     }
 
     /// True for the kinds whose connections carry messages (not byte streams).
     pub fn is_message_endpoint(&self) -> bool {
-        matches!(
-            self,
-            Address::Ws(_) | Address::Mirror | Address::Broadcast | Address::WsListen(_)
-        )
+        info(self.kind()).messages
     }
 }
 
@@ -160,78 +342,12 @@ impl FromStr for Address {
         };
         let kind = KINDS
             .iter()
-            .find(|(_, names)| names.iter().any(|n| n.eq_ignore_ascii_case(prefix)))
-            .map(|(k, _)| *k);
+            .find(|k| k.names.iter().any(|n| n.eq_ignore_ascii_case(prefix)));
         let Some(kind) = kind else {
             return Err(unknown(s, Some(prefix)));
         };
-        let canonical = canonical_name(kind);
-        let empty_rest = |addr: Address| {
-            if rest.is_empty() {
-                Ok(addr)
-            } else {
-                Err(AddrError(format!(
-                    "'{canonical}:' takes no argument, got '{rest}'"
-                )))
-            }
-        };
-        match kind {
-            Kind::Stdio => empty_rest(Address::Stdio),
-            Kind::Mirror => empty_rest(Address::Mirror),
-            Kind::Tcp => HostPort::parse(rest, canonical).map(Address::Tcp),
-            Kind::TcpListen => HostPort::parse(rest, canonical).map(Address::TcpListen),
-            Kind::Unix => unix_path(rest, canonical).map(Address::Unix),
-            Kind::UnixListen => unix_path(rest, canonical).map(Address::UnixListen),
-            Kind::WsListen | Kind::WssListen => {
-                let (hp, path) = match rest.find('/') {
-                    Some(i) => (&rest[..i], Some(rest[i..].to_string())),
-                    None => (rest, None),
-                };
-                let hp = HostPort::parse(hp, canonical)?;
-                Ok(Address::WsListen(WsListen {
-                    hp,
-                    path,
-                    tls: kind == Kind::WssListen,
-                }))
-            }
-            Kind::Exec | Kind::ShC => {
-                if rest.trim().is_empty() {
-                    return Err(AddrError(format!(
-                        "'{canonical}:' needs a command, e.g. '{canonical}:cat'"
-                    )));
-                }
-                Ok(if kind == Kind::Exec {
-                    Address::Exec(rest.to_string())
-                } else {
-                    Address::ShC(rest.to_string())
-                })
-            }
-            Kind::Broadcast => empty_rest(Address::Broadcast),
-            Kind::Inetd => empty_rest(Address::Inetd),
-            Kind::SdListen => {
-                if rest.is_empty() {
-                    return Ok(Address::SdListen(None));
-                }
-                if rest.len() > 255
-                    || rest.contains(':')
-                    || rest.chars().any(|c| !c.is_ascii_graphic())
-                {
-                    return Err(AddrError(format!(
-                        "'{canonical}:{rest}': a socket name (FileDescriptorName=) is at most 255 printable ASCII characters, without ':' or spaces"
-                    )));
-                }
-                Ok(Address::SdListen(Some(rest.to_string())))
-            }
-        }
+        (kind.parse)(rest, kind.names[0])
     }
-}
-
-fn canonical_name(kind: Kind) -> &'static str {
-    KINDS
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .map(|(_, n)| n[0])
-        .unwrap_or("?")
 }
 
 fn unix_path(rest: &str, canonical: &str) -> Result<PathBuf, AddrError> {
@@ -253,7 +369,7 @@ fn unknown(s: &str, prefix: Option<&str>) -> AddrError {
     };
     let candidates = KINDS
         .iter()
-        .flat_map(|(_, names)| names.iter().copied())
+        .flat_map(|k| k.names.iter().copied())
         .chain(["ws", "wss"]);
     let best = candidates
         .map(|c| {
@@ -283,8 +399,17 @@ fn unknown(s: &str, prefix: Option<&str>) -> AddrError {
                     "address '{shown}' has no kind: did you mean 'tcp:{shown}' (connect), 'tcp-listen:{shown}' or 'ws://{shown}/'?"
                 ));
             }
+            let known: Vec<String> = KINDS
+                .iter()
+                .map(|k| match k.names.first() {
+                    Some(name) => format!("{name}:"),
+                    None if k.kind == Kind::Stdio => "-".into(),
+                    None => "ws://, wss://".into(),
+                })
+                .collect();
             AddrError(format!(
-                "unknown address type '{prefix}:' in '{shown}' (known: -, ws://, wss://, tcp:, tcp-listen:, unix:, unix-listen:, mirror:, stdio:)"
+                "unknown address type '{prefix}:' in '{shown}' (known: -, {})",
+                known.join(", ")
             ))
         }
     }
@@ -524,6 +649,44 @@ impl fmt::Display for Address {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kind_has_one_row_and_one_canonical_name() {
+        let samples = [
+            "-",
+            "ws://h/",
+            "tcp:h:1",
+            "tcp-l:h:1",
+            "unix:/s",
+            "unix-l:/s",
+            "mirror:",
+            "ws-l:h:1",
+            "wss-l:h:1",
+            "exec:x",
+            "sh-c:x",
+            "broadcast:",
+            "sd-listen:",
+            "inetd:",
+        ];
+        let mut kinds: Vec<Kind> = samples
+            .iter()
+            .map(|s| s.parse::<Address>().unwrap().kind())
+            .collect();
+        kinds.dedup();
+        assert_eq!(kinds.len(), KINDS.len(), "one sample per row");
+        for (k, row) in kinds.iter().zip(KINDS) {
+            assert_eq!(*k, row.kind);
+            assert_eq!(KINDS.iter().filter(|r| r.kind == *k).count(), 1);
+        }
+        let names: Vec<&str> = KINDS.iter().flat_map(|k| k.names.iter().copied()).collect();
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "a spelling names two kinds");
+        for line in help_text().lines() {
+            assert!(line.len() <= 100, "{line}");
+        }
+    }
 
     fn hp(host: &str, port: u16) -> HostPort {
         HostPort {

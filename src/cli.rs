@@ -6,27 +6,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 
-const AFTER_HELP: &str = "\
-ADDRESSES:
-  -                       standard input/output (also: stdio:)
-  ws://HOST[:PORT]/PATH   WebSocket client
-  wss://HOST[:PORT]/PATH  WebSocket client over TLS (rustls, Mozilla roots + --ca-file)
-  tcp:HOST:PORT           connect to a TCP server (also: tcp-connect:)
-  tcp-listen:HOST:PORT    accept TCP clients; port 0 picks a free port (also: tcp-l:, l-tcp:)
-  unix:PATH               connect to a Unix socket (also: unix-connect:)
-  unix-listen:PATH        accept clients on a Unix socket (also: unix-l:, l-unix:)
-  mirror:                 send every message back unchanged (an echo endpoint)
-  ws-listen:HOST:PORT[/PATH]   WebSocket server (also: ws-l:, l-ws:); plain HTTP GET gets
-                          /healthz, --static files and the --console page
-  wss-listen:HOST:PORT[/PATH]  the same over TLS (--tls-cert, --tls-key)
-  exec:PROGRAM            a program per connection, stdin/stdout (--exec-args A B …)
-  sh-c:COMMAND            /bin/sh -c COMMAND per connection (also: cmd:)
-  broadcast:              a room: each message goes to every other client (room = URL path)
-  sd-listen:NAME          accept clients on a TCP or Unix socket passed by systemd
-                          (FileDescriptorName=NAME); sd-listen: takes the first one
-  inetd:                  standard input/output is one client's connection (inetd, or a
-                          systemd socket with Accept=yes)
-
+/// What follows the generated ADDRESSES list in `--help` (see [`command`]).
+const AFTER_ADDRESSES: &str = "
   Kind names are case-insensitive; more websocat spellings are accepted (docs/addresses.md).
   One address that is a ws:// or wss:// URL means: standard input/output <-> that URL.
   A listener (ADDR1) accepts any number of clients; each client gets its own connection to
@@ -67,7 +48,13 @@ EXIT CODES:
 /// Text mode (the default) turns each line into one text message and each incoming text message
 /// into one line. Binary mode (-b) carries arbitrary bytes as binary messages.
 #[derive(Debug, Parser)]
-#[command(name = "wsbridge", version, about, long_about, after_long_help = AFTER_HELP, after_help = "Run 'wsbridge --help' for addresses, examples and exit codes.")]
+#[command(
+    name = "wsbridge",
+    version,
+    about,
+    long_about,
+    after_help = "Run 'wsbridge --help' for addresses, examples and exit codes."
+)]
 pub struct Cli {
     /// First address: a listener, '-', a ws:// or wss:// URL, ... (see ADDRESSES below)
     #[arg(value_name = "ADDR1", required_unless_present_any = ["generate", "server"])]
@@ -523,8 +510,16 @@ fn parse_mode(s: &str) -> Result<u32, String> {
 }
 
 /// The clap command, for man page and completion generation.
+/// The command with its full `--help` (the ADDRESSES list comes from `addr`'s table).
 pub fn command() -> clap::Command {
-    <Cli as clap::CommandFactory>::command()
+    let after = format!("ADDRESSES:\n{}{AFTER_ADDRESSES}", crate::addr::help_text());
+    <Cli as clap::CommandFactory>::command().after_long_help(after)
+}
+
+/// Parse the process's arguments (exits with clap's message and code on a usage error).
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit())
 }
 
 #[cfg(test)]

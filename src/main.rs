@@ -2,11 +2,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use wsbridge::{app, cli::Cli, config::Config, error::exit};
+use wsbridge::{app, config::Config, error::exit};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = wsbridge::cli::parse();
     if let Some(dir) = &cli.generate {
         return match wsbridge::generate::write_all(dir) {
             Ok(()) => ExitCode::SUCCESS,
