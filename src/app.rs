@@ -13,15 +13,20 @@ use crate::endpoint::unix::SocketFile;
 use crate::endpoint::{Conn, Incoming, Listener, Opener, SessionInfo, Slot, Slots};
 use crate::error::Result;
 use crate::relay;
+use crate::shutdown::Shutdown;
 
-/// Run until done. `shutdown` resolves when the process is asked to stop (SIGINT/SIGTERM);
-/// listeners stop on it. A single session keeps the default signal behaviour for now.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
+/// Run until done, or until the first SIGTERM/SIGINT: this creates the run's [`Shutdown`]
+/// handle, which listeners and every session watch (Close 1001, bounded drain). A second
+/// signal exits at once (130).
+pub async fn run(mut config: Config) -> Result<()> {
     crate::budget::GLOBAL.set_limit(config.max_buffered);
+    let handle = Shutdown::new();
+    config.relay.shutdown = handle.clone();
+    watch_signals(handle.clone());
     let config = Arc::new(config);
     let opener = Arc::new(Opener::new(&config));
     crate::systemd::spawn_watchdog(); // systemd
-    let shutdown = crate::systemd::on_shutdown(shutdown); // systemd
+    let shutdown = crate::systemd::on_shutdown(async move { handle.cancelled().await }); // systemd
     let result = if config.left.is_listener() {
         serve(config, opener.clone(), shutdown).await
     } else {
@@ -274,14 +279,30 @@ fn announce(config: &Config, what: &str) {
 }
 
 /// SIGTERM and SIGINT, installed once (before anything is bound, so no early signal is lost).
-pub struct Signals {
+/// The first SIGTERM or SIGINT triggers `shutdown`; a second one exits at once. Handlers are
+/// installed before anything is bound or announced.
+fn watch_signals(shutdown: Shutdown) {
+    let Some(mut signals) = Signals::install() else {
+        return;
+    };
+    tokio::spawn(async move {
+        signals.recv().await;
+        tracing::info!("signal received: shutting down (a second signal exits at once)");
+        shutdown.cancel();
+        signals.recv().await;
+        eprintln!("wsbridge: second signal: exiting at once");
+        std::process::exit(130);
+    });
+}
+
+struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
 }
 
 impl Signals {
     /// Must run inside the runtime. `None` if the handlers cannot be installed.
-    pub fn install() -> Option<Signals> {
+    fn install() -> Option<Signals> {
         use tokio::signal::unix::{SignalKind, signal};
         Some(Signals {
             term: signal(SignalKind::terminate()).ok()?,
@@ -290,7 +311,7 @@ impl Signals {
     }
 
     /// The next SIGTERM or SIGINT.
-    pub async fn recv(&mut self) {
+    async fn recv(&mut self) {
         tokio::select! {
             _ = self.term.recv() => {}
             _ = self.int.recv() => {}

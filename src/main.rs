@@ -33,27 +33,7 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&wsbridge::error::Error::io("starting the runtime", e)),
     };
-    let token = config.relay.shutdown.clone();
-    let result = runtime.block_on(async move {
-        // Handlers are installed before anything is bound or announced. The first SIGTERM or
-        // SIGINT starts a graceful shutdown (Close 1001 everywhere, bounded drain); a second
-        // one exits at once.
-        let signals = app::Signals::install();
-        let shutdown = async move {
-            let Some(mut signals) = signals else {
-                return std::future::pending().await;
-            };
-            signals.recv().await;
-            tracing::info!("signal received: shutting down (a second signal exits at once)");
-            token.cancel();
-            tokio::spawn(async move {
-                signals.recv().await;
-                eprintln!("wsbridge: second signal: exiting at once");
-                std::process::exit(130);
-            });
-        };
-        app::run(config, shutdown).await
-    });
+    let result = runtime.block_on(app::run(config));
     // Do not wait for a blocked stdin reader thread: we are done.
     runtime.shutdown_background();
     match result {

@@ -100,7 +100,7 @@ pub struct RelayOptions {
     pub ping_interval: Option<Duration>,
     pub ping_timeout: Duration,
     /// Cancelled when the process is asked to stop: sessions send Close 1001 and drain.
-    pub shutdown: tokio_util::sync::CancellationToken,
+    pub shutdown: crate::shutdown::Shutdown,
     /// How long sessions may drain after `shutdown`.
     pub shutdown_timeout: Duration,
 }

@@ -43,7 +43,8 @@ pub(super) fn relay_options(cli: &Cli, framing: FramingOptions) -> RelayOptions 
             .ping_timeout
             .or(cli.ping_interval)
             .unwrap_or(Duration::from_secs(30)),
-        shutdown: tokio_util::sync::CancellationToken::new(),
+        // Replaced by `app::run` with the run's own handle.
+        shutdown: crate::shutdown::Shutdown::default(),
         shutdown_timeout: cli.shutdown_timeout,
     }
 }
