@@ -7,6 +7,8 @@ use std::str::FromStr;
 
 use url::Url;
 
+use crate::secret::redact_userinfo;
+
 /// One side of a bridge, as typed by the user. Parsing never touches the network or the disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Address {
@@ -330,7 +332,7 @@ impl FromStr for Address {
         }
         for (http, ws) in [("http://", "ws://"), ("https://", "wss://")] {
             if lower.starts_with(http) {
-                let shown = redact_spec(s);
+                let shown = redact_userinfo(s);
                 return Err(AddrError(format!(
                     "'{shown}' is not a WebSocket URL; did you mean '{ws}{}'?",
                     &shown[http.len()..]
@@ -361,7 +363,7 @@ fn unix_path(rest: &str, canonical: &str) -> Result<PathBuf, AddrError> {
 
 /// The error for an address whose kind we do not know, with the closest spelling when one is close.
 fn unknown(s: &str, prefix: Option<&str>) -> AddrError {
-    let shown = redact_spec(s);
+    let shown = redact_userinfo(s);
     let Some(prefix) = prefix else {
         return AddrError(format!(
             "unknown address '{shown}': expected '-', a ws:// or wss:// URL, or KIND:ARGS (see 'wsbridge --help')"
@@ -413,26 +415,6 @@ fn unknown(s: &str, prefix: Option<&str>) -> AddrError {
             ))
         }
     }
-}
-
-/// Redact what might be a secret inside an address we failed to parse (the password of a URL).
-fn redact_spec(s: &str) -> String {
-    // `scheme://user:pass@host` → `scheme://user:***@host`
-    if let Some(scheme_end) = s.find("://") {
-        let after = &s[scheme_end + 3..];
-        let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
-        if let Some(at) = after[..authority_end].rfind('@') {
-            let userinfo = &after[..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            let redacted = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                user.to_string()
-            };
-            return format!("{}{redacted}{}", &s[..scheme_end + 3], &after[at..]);
-        }
-    }
-    s.to_string()
 }
 
 /// A host (name, IPv4 or IPv6 without brackets) and a port.
@@ -509,23 +491,10 @@ pub struct WsUrl {
     url: Url,
 }
 
-/// Query parameters whose values are hidden in logs and errors (matched as substrings, any case).
-const SECRET_QUERY_WORDS: &[&str] = &[
-    "token",
-    "key",
-    "secret",
-    "pass",
-    "auth",
-    "sig",
-    "session",
-    "jwt",
-    "credential",
-];
-
 impl WsUrl {
     pub fn parse(s: &str) -> Result<Self, AddrError> {
-        let url =
-            Url::parse(s).map_err(|e| AddrError(format!("bad URL '{}': {e}", redact_spec(s))))?;
+        let url = Url::parse(s)
+            .map_err(|e| AddrError(format!("bad URL '{}': {e}", redact_userinfo(s))))?;
         let me = WsUrl { url };
         if me.url.host_str().is_none_or(str::is_empty) {
             return Err(AddrError(format!("bad URL '{me}': missing host")));
@@ -599,7 +568,7 @@ impl fmt::Display for WsUrl {
                 .query_pairs()
                 .map(|(k, v)| {
                     let lk = k.to_ascii_lowercase();
-                    let secret = SECRET_QUERY_WORDS.iter().any(|w| lk.contains(w));
+                    let secret = crate::secret::is_secret_name(&lk);
                     (
                         k.into_owned(),
                         if secret {

@@ -21,7 +21,8 @@
 //! [`generate`] (man page and completions), [`systemd`] (readiness notification, watchdog and
 //! socket activation), [`budget`] (the process-wide limit for buffered message bytes),
 //! [`text`] (network text made safe to print), [`logging`] (the log setup, and the filter that
-//! keeps secrets out of it), [`shutdown`] (the one shutdown handle of a run).
+//! keeps secrets out of it), [`shutdown`] (the one shutdown handle of a run), [`secret`]
+//! (what counts as a secret, and redaction).
 
 pub mod addr;
 pub mod app;
@@ -34,6 +35,7 @@ pub mod generate;
 pub mod logging;
 pub mod outq;
 pub mod relay;
+pub mod secret;
 pub mod shutdown;
 pub mod systemd;
 pub mod text;

@@ -9,26 +9,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use super::Header;
 use crate::error::{Error, Result};
 
-/// Header names whose values are secrets: never printed, marked sensitive for HTTP/2-style tools.
-pub fn is_secret_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    matches!(
-        n.as_str(),
-        "authorization" | "proxy-authorization" | "cookie" | "set-cookie"
-    ) || [
-        "token",
-        "secret",
-        "key",
-        "auth",
-        "session",
-        "password",
-        "cookie",
-        "signature",
-    ]
-    .iter()
-    .any(|w| n.contains(w))
-        && !n.starts_with("sec-websocket")
-}
+pub use crate::secret::is_secret_header;
 
 /// `--require-header 'Name: value'`: the value must not be empty (an unset variable in
 /// `"X-Api-Key: $KEY"` would otherwise make an empty header pass).
