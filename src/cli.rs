@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 
+pub use crate::endpoint::tls::TlsRoots;
+pub use crate::units::{parse_duration, parse_size};
+
 /// What follows the generated ADDRESSES list in `--help` (see [`command`]).
 const AFTER_ADDRESSES: &str = "
   Kind names are case-insensitive; more websocat spellings are accepted (docs/addresses.md).
@@ -451,55 +454,6 @@ pub struct Cli {
     /// Write the man page and shell completions into DIR and exit (for packagers)
     #[arg(long, value_name = "DIR", hide = true)]
     pub generate: Option<PathBuf>,
-}
-
-/// Trust roots for the WebSocket client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum TlsRoots {
-    /// Mozilla's roots, built in (webpki-roots).
-    #[default]
-    Webpki,
-    /// The operating system's certificate store.
-    System,
-    /// Both.
-    Both,
-}
-
-/// `5`, `2.5`, `5s`, `500ms` → Duration.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else {
-        (s, 1.0)
-    };
-    match num.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 && v * scale < 1e9 => {
-            Ok(Duration::from_secs_f64(v * scale))
-        }
-        _ => Err(format!("'{s}' is not a duration (e.g. 5, 2.5, 500ms)")),
-    }
-}
-
-/// `65536`, `64KiB`, `64k`, `64MiB`, `1G` → bytes (binary multiples).
-pub fn parse_size(s: &str) -> Result<usize, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("'{s}' is not a size (e.g. 65536, 64KiB, 64MiB)")),
-    };
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .filter(|&n| n > 0 && n <= usize::MAX as u64)
-        .map(|n| n as usize)
-        .ok_or_else(|| format!("'{s}' is not a size (e.g. 65536, 64KiB, 64MiB)"))
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {

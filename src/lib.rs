@@ -22,7 +22,7 @@
 //! socket activation), [`budget`] (the process-wide limit for buffered message bytes),
 //! [`text`] (network text made safe to print), [`logging`] (the log setup, and the filter that
 //! keeps secrets out of it), [`shutdown`] (the one shutdown handle of a run), [`secret`]
-//! (what counts as a secret, and redaction).
+//! (what counts as a secret, and redaction), [`units`] (durations and sizes as users write them).
 
 pub mod addr;
 pub mod app;
@@ -39,3 +39,4 @@ pub mod secret;
 pub mod shutdown;
 pub mod systemd;
 pub mod text;
+pub mod units;

@@ -134,7 +134,7 @@ pub struct WsClientOptions {
     pub proxy: Option<String>,
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
-    pub tls_roots: crate::cli::TlsRoots,
+    pub tls_roots: crate::endpoint::tls::TlsRoots,
 }
 
 /// Reconnect and readiness (keepalive and shutdown live in `RelayOptions`).

@@ -23,9 +23,20 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use crate::cli::TlsRoots;
 use crate::config::WsClientOptions;
 use verify::Configured;
+
+/// Trust roots for the WebSocket client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum TlsRoots {
+    /// Mozilla's roots, built in (webpki-roots).
+    #[default]
+    Webpki,
+    /// The operating system's certificate store.
+    System,
+    /// Both.
+    Both,
+}
 
 /// Build the client configuration. Errors are one line, naming the file at fault.
 pub fn client_config(opts: &WsClientOptions) -> Result<Arc<ClientConfig>, String> {

@@ -34,7 +34,7 @@ impl std::str::FromStr for Linger {
         if s.eq_ignore_ascii_case("auto") {
             return Ok(Linger::Auto);
         }
-        crate::cli::parse_duration(s)
+        crate::units::parse_duration(s)
             .map(Linger::Quiet)
             .map_err(|_| format!("'{s}' is not 'auto' or a duration (e.g. 0, 300ms, 2.5)"))
     }
