@@ -141,6 +141,10 @@ pub struct LocalDecoder {
     rpc_id: u64,
     /// The type of a long line whose first pieces were already sent (`--split-long`).
     continuing: Option<bool>,
+    /// `--split-long`: how much of the unfinished line at the front of the buffer has been
+    /// counted (bytes after its prefix, and the message bytes they make), so that a line
+    /// arriving in many reads is not counted again from its start every time.
+    counted: (usize, usize),
     /// Text-mode frames sent as binary because they were not UTF-8.
     pub binary_fallbacks: u64,
 }
@@ -153,6 +157,7 @@ impl LocalDecoder {
             pending: None,
             rpc_id: 1,
             continuing: None,
+            counted: (0, 0),
             binary_fallbacks: 0,
         }
     }
@@ -176,21 +181,100 @@ impl LocalDecoder {
         }
     }
 
-    /// Where to cut a long line for `--split-long`: at most the limit, not inside a UTF-8
-    /// character, not between a backslash and what it escapes.
-    fn cut_point(&self, buf: &[u8]) -> usize {
-        let max = self.opts.max_message_size.min(buf.len()).max(1);
-        let mut n = max;
-        while n > 1 && n < buf.len() && (buf[n] & 0xC0) == 0x80 {
-            n -= 1;
+    /// How a delimited frame is read: the length of its prefix, whether it is text, whether
+    /// its payload is base64. Pieces after the first of a long line have no prefix and keep
+    /// the line's type.
+    fn line_header(&self, frame: &[u8]) -> (usize, bool, bool) {
+        let o = &self.opts;
+        if let Some(text) = self.continuing {
+            return (0, text, false);
         }
-        if self.opts.newline_policy == NewlinePolicy::Escape {
-            let backslashes = buf[..n].iter().rev().take_while(|&&b| b == b'\\').count();
-            if backslashes % 2 == 1 && n > 1 {
-                n -= 1;
+        if let Some(p) = o.binary_prefix.as_deref()
+            && frame.starts_with(p.as_bytes())
+        {
+            return (p.len(), false, o.base64);
+        }
+        if let Some(p) = o.text_prefix.as_deref()
+            && frame.starts_with(p.as_bytes())
+        {
+            return (p.len(), true, false);
+        }
+        (0, o.mode == Mode::Text, false)
+    }
+
+    /// `--split-long`, no separator in `buf` yet: how many bytes of it to send now as the next
+    /// piece of a long line, if any.
+    ///
+    /// The limit is on the message, not on its encoding: a piece is cut only once the line
+    /// (after its prefix, escapes undone) is known to be longer than the limit, and it is then
+    /// the first `max` message bytes (text: not inside a character). A piece never ends inside
+    /// the prefix or an escape, and a last `\r` (lines) or `\` (escapes) is not counted until
+    /// the byte after it arrives. So a message within the limit always waits for its separator
+    /// and comes out whole, and the rest of a cut line is never empty. `None`: wait; the buffer
+    /// then holds at most the prefix and `2 * max + 1` bytes.
+    fn early_piece(&mut self, buf: &[u8]) -> Option<usize> {
+        let o = &self.opts;
+        let max = o.max_message_size.max(1);
+        if self.continuing.is_none() {
+            // Which prefix the line has is not known yet.
+            let undecided = [&o.binary_prefix, &o.text_prefix]
+                .into_iter()
+                .flatten()
+                .any(|p| buf.len() < p.len() && p.as_bytes().starts_with(buf));
+            if undecided {
+                return None;
             }
         }
-        n
+        let (skip, text, base64) = self.line_header(buf);
+        let body = &buf[skip..];
+        // The decoder undoes escapes, but not inside base64 (the CLI refuses --base64 with
+        // --split-long; such lines are counted as they are).
+        let escaped = o.newline_policy == NewlinePolicy::Escape && !base64;
+        let lines = o.framing == Framing::Lines;
+        // The raw end of the message byte starting at `i`, if that byte is certain.
+        let step = |i: usize| -> Option<usize> {
+            let b = *body.get(i)?;
+            if i + 1 == body.len() && ((lines && b == b'\r') || (escaped && b == b'\\')) {
+                return None;
+            }
+            let pair = escaped && b == b'\\' && matches!(body[i + 1], b'\\' | b'n' | b'r' | b'0');
+            Some(if pair { i + 2 } else { i + 1 })
+        };
+        let (mut raw, mut count) = self.counted;
+        while count <= max {
+            let Some(next) = step(raw) else { break };
+            raw = next;
+            count += 1;
+        }
+        self.counted = (raw, count);
+        if count <= max {
+            return None;
+        }
+        // Longer than the limit: where message bytes max-3..=max start (a UTF-8 character
+        // has at most 4 bytes).
+        let lo = max.saturating_sub(3);
+        let mut at = 0;
+        for _ in 0..lo {
+            at = step(at).expect("counted");
+        }
+        let mut starts = [at; 4];
+        for s in starts.iter_mut().take(max - lo + 1).skip(1) {
+            at = step(at).expect("counted");
+            *s = at;
+        }
+        let continuation = |k: usize| body[starts[k - lo]] & 0xC0 == 0x80;
+        let mut n = max;
+        if text {
+            while n > lo && continuation(n) {
+                n -= 1;
+            }
+            if n == 0 || continuation(n) {
+                // Not UTF-8 here: cut at the limit (the piece goes as binary).
+                n = max;
+            }
+        }
+        self.counted = (0, 0);
+        Some(skip + starts[n - lo])
     }
 
     fn too_long(&self) -> FramingError {
@@ -215,26 +299,8 @@ impl LocalDecoder {
             return self.json_line(&frame);
         }
         let mut frame = frame.freeze();
-        let mut text = o.mode == Mode::Text;
-        let mut from_base64 = false;
-        if let Some(t) = self.continuing {
-            text = t;
-        } else if let Some(p) = o
-            .binary_prefix
-            .as_deref()
-            .filter(|p| frame.starts_with(p.as_bytes()))
-        {
-            frame.advance(p.len());
-            text = false;
-            from_base64 = o.base64;
-        } else if let Some(p) = o
-            .text_prefix
-            .as_deref()
-            .filter(|p| frame.starts_with(p.as_bytes()))
-        {
-            frame.advance(p.len());
-            text = true;
-        }
+        let (skip, text, from_base64) = self.line_header(&frame);
+        frame.advance(skip);
         self.continuing = if last { None } else { Some(text) };
         let mut payload = if o.newline_policy == NewlinePolicy::Escape {
             unescape(&frame)
@@ -405,9 +471,12 @@ impl Decoder for LocalDecoder {
                 let sep = self.opts.separator().expect("delimited framing");
                 let Some(i) = memchr::memchr(sep, &buf[self.scanned..]) else {
                     self.scanned = buf.len();
-                    if self.opts.split_long && buf.len() > self.opts.max_message_size {
-                        // --split-long: send what we have now, so the buffer stays bounded.
-                        let piece = buf.split_to(self.cut_point(buf));
+                    if self.opts.split_long
+                        && let Some(n) = self.early_piece(buf)
+                    {
+                        // --split-long: a line over the limit is sent as it arrives, so the
+                        // buffer stays bounded.
+                        let piece = buf.split_to(n);
                         self.scanned = buf.len();
                         match self.delimited(piece, false)? {
                             Some(m) => return Ok(Some(m)),
@@ -421,6 +490,7 @@ impl Decoder for LocalDecoder {
                 };
                 let end = self.scanned + i;
                 self.scanned = 0;
+                self.counted = (0, 0);
                 let mut frame = buf.split_to(end + 1);
                 frame.truncate(end);
                 if frame.len() > self.max_buffered() && !self.opts.split_long {
@@ -499,6 +569,7 @@ impl Decoder for LocalDecoder {
             // A final frame without its separator is still a frame.
             Framing::Lines | Framing::Nul | Framing::Jsonl => {
                 self.scanned = 0;
+                self.counted = (0, 0);
                 let frame = buf.split();
                 if frame.len() > self.max_buffered() && !self.opts.split_long {
                     return Err(self.too_long());
@@ -845,6 +916,90 @@ mod tests {
         // The next line starts afresh.
         buf.extend_from_slice(b"short\n");
         assert_eq!(d.decode(&mut buf).unwrap(), Some(text("short")));
+    }
+
+    /// `--split-long` contract, at every read size: a message within the limit comes out as
+    /// exactly that message; a longer one as consecutive non-empty pieces of at most the limit,
+    /// of its type, that join up to it (and never take in the next message).
+    fn assert_split_round_trip(o: &FramingOptions, msgs: &[Message]) {
+        let wire = encode_all(o, msgs);
+        let max = o.max_message_size;
+        for chunk in 1..=wire.len() {
+            let got = decode_all(o, &wire, chunk).unwrap();
+            let mut out = got.iter();
+            for m in msgs {
+                if m.len() <= max {
+                    assert_eq!(out.next(), Some(m), "chunk {chunk}: {got:?}");
+                    continue;
+                }
+                let mut joined = Vec::new();
+                while joined.len() < m.len() {
+                    let piece = out.next().expect("a piece");
+                    assert!(
+                        !piece.is_empty() && piece.len() <= max,
+                        "chunk {chunk}: {got:?}"
+                    );
+                    assert_eq!(piece.is_text(), m.is_text(), "chunk {chunk}: {got:?}");
+                    joined.extend_from_slice(&piece.clone().into_data());
+                }
+                assert_eq!(joined, m.clone().into_data(), "chunk {chunk}: {got:?}");
+            }
+            assert_eq!(out.next(), None, "chunk {chunk}: {got:?}");
+        }
+    }
+
+    /// Found by the `roundtrip` fuzz target (fuzz/regressions/roundtrip/): the early cut of an
+    /// unfinished line counted its escaped bytes and its prefix against the limit, so a message
+    /// within the limit was sent as two when a read ended inside its line.
+    #[test]
+    fn split_long_counts_the_message_not_its_encoding() {
+        // crash-2ddf5bf…: nul, binary, escape, max 9; 7 and 8 bytes that escape to 11 and 12.
+        let mut o = FramingOptions {
+            framing: Framing::Nul,
+            newline_policy: NewlinePolicy::Escape,
+            split_long: true,
+            ..FramingOptions::simple(Mode::Binary, 9)
+        };
+        let msgs = [
+            bin(b""),
+            bin(b"\x03\xbc\xbc\xbc\xbc\xbc\x01C"),
+            bin(b"lo\n\\\r\0\x02"),
+            bin(b""),
+            bin(b"\t\x04\0\x01\n\xff\n\0"),
+            bin(b""),
+        ];
+        assert_split_round_trip(&o, &msgs);
+        // crash-d5966f3…: nul, text, prefixes `>`/`<`: a 9-byte text is 10 bytes with its prefix.
+        o.mode = Mode::Text;
+        o.text_prefix = Some(">".into());
+        o.binary_prefix = Some("<".into());
+        assert_split_round_trip(&o, &[text("h\u{fffd}W\x03v'b"), bin(b"\xff"), text("")]);
+        // A piece never ends inside an escape or a prefix, even at a limit of 1 byte.
+        o.max_message_size = 1;
+        assert_split_round_trip(&o, &[text("\n"), bin(b"\0"), text("\\\0\r"), bin(b"xyz")]);
+        // Longer messages are split by their unescaped length, and text between characters.
+        o.max_message_size = 4;
+        o.framing = Framing::Lines;
+        assert_split_round_trip(
+            &o,
+            &[
+                text("\n\n\n\n\n\n\n\n\n"),
+                text("a€€€"),
+                bin(b"\\\\\\\\\\"),
+                text("ok"),
+            ],
+        );
+        // Lines: the CR of a CRLF at the limit is not a piece of its own.
+        let mut crlf = opts(Framing::Lines);
+        crlf.max_message_size = 3;
+        crlf.split_long = true;
+        for chunk in 1..=5 {
+            assert_eq!(
+                decode_all(&crlf, b"abc\r\nabcd\r\n", chunk).unwrap(),
+                [text("abc"), text("abc"), text("d")],
+                "chunk {chunk}"
+            );
+        }
     }
 
     #[test]
