@@ -16,6 +16,7 @@
 //!
 //! Modules: [`cli`] (what the user typed), [`addr`] (address specifiers), [`config`] (validated
 //! options), [`error`] (typed errors, exit codes), [`app`] (listener loop and sessions),
+//! [`conn`] (the two connection shapes endpoints yield and the relay consumes),
 //! [`endpoint`] (one module per address kind), [`relay`] (the pumps and framing codecs),
 //! [`outq`] (the zero-copy output queue of the local writer and the WebSocket server role),
 //! [`generate`] (man page and completions), [`systemd`] (readiness notification, watchdog and
@@ -29,6 +30,7 @@ pub mod app;
 pub mod budget;
 pub mod cli;
 pub mod config;
+pub mod conn;
 pub mod endpoint;
 pub mod error;
 pub mod generate;
