@@ -18,7 +18,7 @@
 //! options), [`error`] (typed errors, exit codes), [`app`] (listener loop and sessions),
 //! [`conn`] (the two connection shapes endpoints yield and the relay consumes),
 //! [`endpoint`] (one module per address kind), [`relay`] (the pumps and framing codecs),
-//! [`outq`] (the zero-copy output queue of the local writer and the WebSocket server role),
+//! [`io`] (the zero-copy output queue of the local writer and the WebSocket server role),
 //! [`generate`] (man page and completions), [`systemd`] (readiness notification, watchdog and
 //! socket activation), [`budget`] (the process-wide limit for buffered message bytes),
 //! [`text`] (network text made safe to print), [`logging`] (the log setup, and the filter that
@@ -34,8 +34,8 @@ pub mod conn;
 pub mod endpoint;
 pub mod error;
 pub mod generate;
+pub mod io;
 pub mod logging;
-pub mod outq;
 pub mod relay;
 pub mod secret;
 pub mod shutdown;

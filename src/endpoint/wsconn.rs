@@ -28,7 +28,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::{MsgSink, MsgStream};
 use crate::budget::Charge;
-use crate::outq::{OutQueue, UNCOPIED_MIN};
+use crate::io::outq::{OutQueue, UNCOPIED_MIN};
 
 /// First read buffer of a connection.
 const INITIAL_READ: usize = 4 * 1024;

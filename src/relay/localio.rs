@@ -17,7 +17,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use super::framing::{FramingError, LocalDecoder, LocalEncoder, LocalEvent};
 use crate::endpoint::{BoxReader, BoxWriter};
-use crate::outq::{OutQueue, UNCOPIED_MIN};
+use crate::io::outq::{OutQueue, UNCOPIED_MIN};
 
 /// First read size (reads grow from here for bulk input and shrink back when it slows).
 const READ_MIN: usize = 4 * 1024;
