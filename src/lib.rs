@@ -18,6 +18,7 @@
 //! options), [`error`] (typed errors, exit codes), [`app`] (listener loop and sessions),
 //! [`conn`] (the two connection shapes endpoints yield and the relay consumes),
 //! [`endpoint`] (one module per address kind), [`relay`] (the pumps and framing codecs),
+//! [`ws`] (the WebSocket protocol after the handshake, and the handshakes' glue),
 //! [`io`] (the zero-copy output queue of the local writer and the WebSocket server role),
 //! [`generate`] (man page and completions), [`systemd`] (readiness notification, watchdog and
 //! socket activation), [`budget`] (the process-wide limit for buffered message bytes),
@@ -42,3 +43,4 @@ pub mod shutdown;
 pub mod systemd;
 pub mod text;
 pub mod units;
+pub mod ws;

@@ -11,7 +11,6 @@ pub mod tls;
 pub mod unix;
 pub mod ws_client;
 pub mod ws_server;
-pub mod wsconn;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

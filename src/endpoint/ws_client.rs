@@ -19,10 +19,11 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, header};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::either::Either;
 
-use super::{MsgConn, proxy, tls, wsconn};
+use super::{MsgConn, proxy, tls};
 use crate::addr::WsUrl;
 use crate::config::WsClientOptions;
 use crate::error::{Error, Result};
+use crate::ws::conn as wsconn;
 
 /// Connects WebSocket clients; holds the TLS configuration, built on first `wss://` use.
 pub struct WsConnector {

@@ -19,10 +19,11 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
 use tokio_util::either::Either;
 
-use super::{MsgConn, SessionInfo, Slot, Slots, tls, wsconn};
+use super::{MsgConn, SessionInfo, Slot, Slots, tls};
 use crate::addr::WsListen;
 use crate::config::ServerOptions;
 use crate::error::{Error, Result};
+use crate::ws::conn as wsconn;
 
 /// Largest HTTP request head accepted (431 beyond).
 const MAX_HEAD: usize = 16 * 1024;

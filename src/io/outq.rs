@@ -1,7 +1,7 @@
 //! An output queue for writers that pass large payloads on without copying them: small output
 //! is gathered in one buffer, a large payload is queued as the `Bytes` it arrived in, and the
 //! whole is written with vectored I/O. Used by the local writer (`relay::localio`) and by the
-//! WebSocket server role (`endpoint::wsconn`).
+//! WebSocket server role (`ws::conn`).
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};

@@ -26,8 +26,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::{MsgSink, MsgStream};
 use crate::budget::Charge;
+use crate::conn::{MsgSink, MsgStream};
 use crate::io::outq::{OutQueue, UNCOPIED_MIN};
 
 /// First read buffer of a connection.
