@@ -1,4 +1,4 @@
-//! Arbitrary bytes from the network → wsbridge's RFC 6455 reader (`ws::conn`).
+//! Arbitrary bytes from the network → wsbridge's RFC 6455 reader (`ws`).
 //!
 //! The first byte picks the role (bit 0: server, which expects masked frames) and how the
 //! transport cuts its reads (the other bits: 1 to 128 bytes per read); the rest is what the
@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use wsbridge::ws::conn::{Limits, Role, split};
+use wsbridge::ws::{Limits, Role, split};
 
 const MAX_MESSAGE: usize = 4096;
 

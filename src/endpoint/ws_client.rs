@@ -23,7 +23,7 @@ use super::{MsgConn, proxy, tls};
 use crate::addr::WsUrl;
 use crate::config::WsClientOptions;
 use crate::error::{Error, Result};
-use crate::ws::conn as wsconn;
+use crate::ws;
 
 /// Connects WebSocket clients; holds the TLS configuration, built on first `wss://` use.
 pub struct WsConnector {
@@ -78,7 +78,7 @@ impl WsConnector {
                 "WebSocket handshake",
                 tokio_tungstenite::client_async_with_config(
                     request,
-                    wsconn::HeadLimited::new(stream),
+                    ws::HeadLimited::new(stream),
                     Some(cfg),
                 ),
             )
@@ -125,12 +125,12 @@ impl WsConnector {
             let (stream, leftover) = ws.get_mut().take().ok_or_else(|| {
                 Error::Internal(format!("{target}: connection lost after the handshake"))
             })?;
-            let limits = wsconn::Limits {
+            let limits = ws::Limits {
                 max_message: self.opts.max_message_size,
                 max_frame: self.opts.max_frame_size,
                 stall: self.opts.message_timeout,
             };
-            let (stream, sink) = wsconn::split(stream, leftover, wsconn::Role::Client, limits);
+            let (stream, sink) = ws::split(stream, leftover, ws::Role::Client, limits);
             return Ok(MsgConn {
                 stream,
                 sink,

@@ -23,7 +23,7 @@ use super::{MsgConn, SessionInfo, Slot, Slots, tls};
 use crate::addr::WsListen;
 use crate::config::ServerOptions;
 use crate::error::{Error, Result};
-use crate::ws::conn as wsconn;
+use crate::ws;
 
 /// Largest HTTP request head accepted (431 beyond).
 const MAX_HEAD: usize = 16 * 1024;
@@ -376,12 +376,12 @@ impl WsServer {
             tracing::info!("{who}: lost during handshake: {e}");
             return None;
         }
-        let limits = wsconn::Limits {
+        let limits = ws::Limits {
             max_message: self.opts.max_message_size,
             max_frame: self.opts.max_frame_size,
             stall: self.opts.message_timeout,
         };
-        let (ws_stream, ws_sink) = wsconn::split(stream, leftover, wsconn::Role::Server, limits);
+        let (ws_stream, ws_sink) = ws::split(stream, leftover, ws::Role::Server, limits);
         let label = format!("{who} {}", req.path());
         tracing::info!(
             "{label}: accepted{}",

@@ -1,6 +1,8 @@
-//! The WebSocket protocol after the handshake (RFC 6455 §5–7) over any byte stream: frames,
-//! masking, fragmented messages, answers to pings and the closing handshake. Both roles use it
-//! in place of tokio-tungstenite's `WebSocketStream` (which still does the client handshake):
+//! A WebSocket connection after the handshake (RFC 6455 §5–7) over any byte stream: the state
+//! machine (fragmented messages, answers to pings, the closing handshake) and the two halves
+//! [`split`] hands to the relay; frames are read and written by `frame`, masked by `mask`. Both
+//! roles use it in place of tokio-tungstenite's `WebSocketStream` (which still does the client
+//! handshake):
 //!
 //! - the two halves share the connection through a plain mutex, taken for one poll at a time
 //!   (no BiLock and no lock futures per message);
@@ -17,15 +19,19 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker, ready};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Sink, Stream};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use super::frame::{
+    Header, Limits, close_payload, parse_close, put_frame, put_head, too_long, utf8_error,
+};
+use super::mask::apply_mask;
 use crate::budget::Charge;
 use crate::conn::{MsgSink, MsgStream};
 use crate::io::outq::{OutQueue, UNCOPIED_MIN};
@@ -43,16 +49,6 @@ const MAX_PENDING_WRITE: usize = 1 << 20;
 pub enum Role {
     Client,
     Server,
-}
-
-/// Size limits for received frames and messages.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    pub max_message: usize,
-    pub max_frame: usize,
-    /// A message (or frame) that has begun to arrive and makes no progress for this long is an
-    /// error (`--message-timeout`).
-    pub stall: Option<std::time::Duration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,16 +98,6 @@ struct Core<S> {
     charge: Charge,
     /// Reads so far that returned data (progress, for `Limits::stall`).
     reads: u64,
-}
-
-/// A frame header as read.
-struct Header {
-    fin: bool,
-    rsv: bool,
-    opcode: u8,
-    mask: Option<[u8; 4]>,
-    len: usize,
-    header_len: usize,
 }
 
 /// Split a connection whose handshake is done into the relay's two halves. `leftover`: bytes
@@ -252,91 +238,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WsWriter<S> {
     }
 }
 
-/// The mask repeated over a 64-byte block.
-fn mask_pattern(mask: [u8; 4]) -> [u8; 64] {
-    let word = mask_word(mask).to_ne_bytes();
-    let mut pattern = [0u8; 64];
-    for c in pattern.chunks_exact_mut(8) {
-        c.copy_from_slice(&word);
-    }
-    pattern
-}
-
-/// The mask repeated over 8 bytes, as a word.
-fn mask_word(mask: [u8; 4]) -> u64 {
-    let [a, b, c, d] = mask;
-    u64::from_ne_bytes([a, b, c, d, a, b, c, d])
-}
-
-/// Append `src` masked, in one pass over the data: 64-byte blocks (vectorised), then 8-byte
-/// words, then bytes. Block and word sizes are multiples of 4, so each part starts at mask
-/// byte 0.
-fn put_masked(dst: &mut BytesMut, src: &[u8], mask: [u8; 4]) {
-    dst.reserve(src.len());
-    let spare = &mut dst.spare_capacity_mut()[..src.len()];
-    let mut out = spare.chunks_exact_mut(64);
-    let mut inp = src.chunks_exact(64);
-    if src.len() >= 64 {
-        let pattern = mask_pattern(mask);
-        for (o, i) in (&mut out).zip(&mut inp) {
-            for ((o, i), p) in o.iter_mut().zip(i).zip(pattern.iter()) {
-                o.write(i ^ p);
-            }
-        }
-    }
-    let word = mask_word(mask);
-    let mut out = out.into_remainder().chunks_exact_mut(8);
-    let mut inp = inp.remainder().chunks_exact(8);
-    for (o, i) in (&mut out).zip(&mut inp) {
-        let v = u64::from_ne_bytes(i.try_into().expect("8 bytes")) ^ word;
-        for (o, b) in o.iter_mut().zip(v.to_ne_bytes()) {
-            o.write(b);
-        }
-    }
-    for (k, (o, i)) in out
-        .into_remainder()
-        .iter_mut()
-        .zip(inp.remainder())
-        .enumerate()
-    {
-        o.write(i ^ mask[k & 3]);
-    }
-    // SAFETY: the loops above wrote all `src.len()` bytes after the current end.
-    unsafe { dst.set_len(dst.len() + src.len()) };
-}
-
-/// XOR `buf` in place with the mask (the same parts as `put_masked`).
-fn apply_mask(buf: &mut [u8], mask: [u8; 4]) {
-    let mut blocks = buf.chunks_exact_mut(64);
-    if blocks.len() > 0 {
-        // The compiler turns this into vector XORs (a word-at-a-time loop over everything was
-        // 10 % of the relay's time in server bulk).
-        let pattern = mask_pattern(mask);
-        for block in &mut blocks {
-            for (b, p) in block.iter_mut().zip(pattern.iter()) {
-                *b ^= p;
-            }
-        }
-    }
-    let word = mask_word(mask);
-    let mut words = blocks.into_remainder().chunks_exact_mut(8);
-    for w in &mut words {
-        let v = u64::from_ne_bytes((&*w).try_into().expect("8 bytes")) ^ word;
-        w.copy_from_slice(&v.to_ne_bytes());
-    }
-    for (i, b) in words.into_remainder().iter_mut().enumerate() {
-        *b ^= mask[i & 3];
-    }
-}
-
-fn too_long(size: usize, max_size: usize) -> WsError {
-    WsError::Capacity(CapacityError::MessageTooLong { size, max_size })
-}
-
-fn utf8_error() -> WsError {
-    WsError::Utf8("invalid UTF-8 in a text message".into())
-}
-
 impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     // ---- writing ----
 
@@ -347,38 +248,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         {
             return self.put_frame(fin, opcode, &payload);
         }
-        self.put_head(fin, opcode, payload.len(), false);
+        put_head(&mut self.out.buf, fin, opcode, payload.len(), false);
         self.out.push(payload);
     }
 
-    /// The frame header (without a masking key).
-    fn put_head(&mut self, fin: bool, opcode: u8, len: usize, masked: bool) {
-        self.out.buf.put_u8(if fin { 0x80 } else { 0 } | opcode);
-        let mask_bit = if masked { 0x80 } else { 0 };
-        if len < 126 {
-            self.out.buf.put_u8(mask_bit | len as u8);
-        } else if len <= 0xFFFF {
-            self.out.buf.put_u8(mask_bit | 126);
-            self.out.buf.put_u16(len as u16);
-        } else {
-            self.out.buf.put_u8(mask_bit | 127);
-            self.out.buf.put_u64(len as u64);
-        }
-    }
-
     fn put_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
-        let len = payload.len();
-        let masked = self.role == Role::Client;
-        self.out.buf.reserve(14 + len);
-        self.put_head(fin, opcode, len, masked);
-        if masked {
-            // RFC 6455 §5.3: a fresh, unpredictable key for every frame.
-            let mask: [u8; 4] = rand::random();
-            self.out.buf.put_slice(&mask);
-            put_masked(&mut self.out.buf, payload, mask);
-        } else {
-            self.out.buf.put_slice(payload);
-        }
+        put_frame(
+            &mut self.out.buf,
+            fin,
+            opcode,
+            payload,
+            self.role == Role::Client,
+        );
     }
 
     /// Answer the peer's Close now (it was held while data could still be sent).
@@ -392,12 +273,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     fn put_close(&mut self, frame: Option<&CloseFrame>) {
         match frame {
             None => self.put_frame(true, 8, &[]),
-            Some(f) => {
-                let mut p = Vec::with_capacity(2 + f.reason.len());
-                p.extend_from_slice(&u16::from(f.code).to_be_bytes());
-                p.extend_from_slice(f.reason.as_bytes());
-                self.put_frame(true, 8, &p);
-            }
+            Some(f) => self.put_frame(true, 8, &close_payload(f)),
         }
     }
 
@@ -487,7 +363,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 self.state = State::Terminated;
                 return Poll::Ready(None);
             }
-            match self.parse_header() {
+            match Header::parse(&self.rbuf, self.limits.max_frame) {
                 Err(e) => return Poll::Ready(Some(Err(e))),
                 Ok(Some(h)) if self.rbuf.len() >= h.header_len + h.len => {
                     match self.take_frame(h).and_then(|m| self.account().map(|()| m)) {
@@ -575,62 +451,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             return None;
         }
         Some(Err(WsError::Io(e)))
-    }
-
-    /// The header at the front of `rbuf`, if complete; frame size limits are checked here.
-    fn parse_header(&self) -> Result<Option<Header>, WsError> {
-        let b = &self.rbuf[..];
-        if b.len() < 2 {
-            return Ok(None);
-        }
-        let masked = b[1] & 0x80 != 0;
-        let (len, mut header_len) = match b[1] & 0x7F {
-            126 => {
-                if b.len() < 4 {
-                    return Ok(None);
-                }
-                (u64::from(u16::from_be_bytes([b[2], b[3]])), 4)
-            }
-            127 => {
-                if b.len() < 10 {
-                    return Ok(None);
-                }
-                (
-                    u64::from_be_bytes(b[2..10].try_into().expect("8 bytes")),
-                    10,
-                )
-            }
-            n => (u64::from(n), 2),
-        };
-        if len > self.limits.max_frame as u64 {
-            return Err(too_long(
-                usize::try_from(len).unwrap_or(usize::MAX),
-                self.limits.max_frame,
-            ));
-        }
-        let mask = if masked {
-            if b.len() < header_len + 4 {
-                return Ok(None);
-            }
-            let m = [
-                b[header_len],
-                b[header_len + 1],
-                b[header_len + 2],
-                b[header_len + 3],
-            ];
-            header_len += 4;
-            Some(m)
-        } else {
-            None
-        };
-        Ok(Some(Header {
-            fin: b[0] & 0x80 != 0,
-            rsv: b[0] & 0x70 != 0,
-            opcode: b[0] & 0x0F,
-            mask,
-            len: len as usize,
-            header_len,
-        }))
     }
 
     /// Take the complete frame at the front of `rbuf` and act on it: a message to hand out, or
@@ -743,15 +563,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 
     /// The peer's Close: answer it (the closing handshake), or take it as the answer to ours.
     fn peer_close(&mut self, payload: Bytes) -> Result<Option<Message>, WsError> {
-        let frame = match payload.len() {
-            0 => None,
-            1 => return Err(WsError::Protocol(ProtocolError::InvalidCloseSequence)),
-            _ => {
-                let code = CloseCode::from(u16::from_be_bytes([payload[0], payload[1]]));
-                let reason = Utf8Bytes::try_from(payload.slice(2..)).map_err(|_| utf8_error())?;
-                Some(CloseFrame { code, reason })
-            }
-        };
+        let frame = parse_close(payload)?;
         match self.state {
             State::Active => {
                 // A code that may not be sent is answered as a protocol violation.
@@ -789,144 +601,19 @@ fn answer_for(f: CloseFrame) -> CloseFrame {
     }
 }
 
-/// Wraps the transport during tungstenite's client handshake so that it never reads past the
-/// end of a `101` response: whatever the server sent after it (its first frames) stays here for
-/// [`split`]. Any other response passes through untouched (its body goes into the error).
-pub struct HeadLimited<S> {
-    inner: Option<S>,
-    buf: Vec<u8>,
-    start: usize,
-    /// `Some(end)`: deliver up to `end`, the end of a 101 head; `None` with `passthrough`: all.
-    end: Option<usize>,
-    passthrough: bool,
-}
-
-impl<S> HeadLimited<S> {
-    pub fn new(inner: S) -> Self {
-        HeadLimited {
-            inner: Some(inner),
-            buf: Vec::new(),
-            start: 0,
-            end: None,
-            passthrough: false,
-        }
-    }
-
-    /// After the handshake: the transport and the bytes read past the response head.
-    pub fn take(&mut self) -> Option<(S, Vec<u8>)> {
-        let inner = self.inner.take()?;
-        let rest = self.buf.split_off(self.start.min(self.buf.len()));
-        Some((inner, rest))
-    }
-
-    fn inner(&mut self) -> io::Result<&mut S> {
-        self.inner
-            .as_mut()
-            .ok_or_else(|| io::Error::other("connection already handed over"))
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for HeadLimited<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        out: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        loop {
-            let limit = match (this.end, this.passthrough) {
-                (Some(end), _) => end,
-                (None, true) => this.buf.len(),
-                (None, false) => {
-                    // Still collecting the head.
-                    if let Some(i) = memchr::memmem::find(&this.buf, b"\r\n\r\n") {
-                        if this.buf.get(9..12) == Some(b"101") {
-                            this.end = Some(i + 4);
-                        } else {
-                            this.passthrough = true;
-                        }
-                        continue;
-                    }
-                    if (this.buf.len() >= 12 && &this.buf[9..12] != b"101")
-                        || this.buf.len() > 64 * 1024
-                    {
-                        this.passthrough = true;
-                        continue;
-                    }
-                    let mut tmp = [0u8; 2048];
-                    let mut rb = ReadBuf::new(&mut tmp);
-                    ready!(Pin::new(this.inner()?).poll_read(cx, &mut rb))?;
-                    if rb.filled().is_empty() {
-                        this.passthrough = true;
-                    }
-                    this.buf.extend_from_slice(rb.filled());
-                    continue;
-                }
-            };
-            if this.start < limit {
-                let n = out.remaining().min(limit - this.start);
-                out.put_slice(&this.buf[this.start..this.start + n]);
-                this.start += n;
-                return Poll::Ready(Ok(()));
-            }
-            if this.end.is_some() {
-                // The head was delivered; tungstenite reads no further (EOF if it tried).
-                return Poll::Ready(Ok(()));
-            }
-            return Pin::new(this.inner()?).poll_read(cx, out);
-        }
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for HeadLimited<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(self.inner()?).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(self.inner()?).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(self.inner()?).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use futures_util::{SinkExt, StreamExt};
     use std::io::IoSlice;
+    use tokio::io::ReadBuf;
+    use tokio_tungstenite::tungstenite::error::CapacityError;
 
     fn limits() -> Limits {
         Limits {
             max_message: 1 << 20,
             max_frame: 1 << 20,
             stall: None,
-        }
-    }
-
-    #[test]
-    fn mask_matches_the_simple_loop() {
-        let mask = [0x12, 0x34, 0x56, 0x78];
-        for len in 0..300 {
-            let data: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
-            let mut fast = data.clone();
-            apply_mask(&mut fast, mask);
-            let slow: Vec<u8> = data
-                .iter()
-                .enumerate()
-                .map(|(i, b)| b ^ mask[i & 3])
-                .collect();
-            assert_eq!(fast, slow, "length {len}");
-            let mut appended = BytesMut::from(&b"head"[..]);
-            put_masked(&mut appended, &data, mask);
-            assert_eq!(&appended[..4], b"head");
-            assert_eq!(&appended[4..], &slow[..], "put_masked, length {len}");
         }
     }
 
