@@ -16,7 +16,6 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, header};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::either::Either;
 
 use super::{MsgConn, proxy, tls};
@@ -39,17 +38,6 @@ impl WsConnector {
         }
     }
 
-    /// The tungstenite configuration for client connections.
-    pub fn ws_config(&self) -> WebSocketConfig {
-        let max = self.opts.max_message_size;
-        WebSocketConfig::default()
-            .read_buffer_size(16 * 1024)
-            .write_buffer_size(32 * 1024)
-            .max_write_buffer_size(max.saturating_mul(2).max(1 << 20))
-            .max_message_size(Some(max))
-            .max_frame_size(Some(self.opts.max_frame_size))
-    }
-
     /// Connect to `url`; `passed` are client request headers to pass on (`--pass-header`).
     /// With `-L`, redirects of the upgrade are followed (each hop is a new connection).
     pub async fn connect(
@@ -70,20 +58,20 @@ impl WsConnector {
                 );
             }
             let request = self.request(&current, url, passed, keep_secrets)?;
-            let cfg = self.ws_config();
+            let limits = ws::Limits {
+                max_message: self.opts.max_message_size,
+                max_frame: self.opts.max_frame_size,
+                stall: self.opts.message_timeout,
+            };
             let asked = std::time::Instant::now();
             let result = within(
                 limit,
                 &target,
                 "WebSocket handshake",
-                tokio_tungstenite::client_async_with_config(
-                    request,
-                    ws::HeadLimited::new(stream),
-                    Some(cfg),
-                ),
+                ws::client_handshake(stream, request, limits),
             )
             .await?;
-            let (mut ws, response) = match result {
+            let (stream, sink, response) = match result {
                 Ok(ok) => ok,
                 Err(WsError::Http(resp))
                     if self.opts.follow_redirects && FOLLOWED.contains(&resp.status().as_u16()) =>
@@ -121,16 +109,6 @@ impl WsConnector {
                 response.status().as_u16(),
                 rtt.as_secs_f64() * 1000.0
             );
-            // From here on the connection is ours (wsconn), with what tungstenite left unread.
-            let (stream, leftover) = ws.get_mut().take().ok_or_else(|| {
-                Error::Internal(format!("{target}: connection lost after the handshake"))
-            })?;
-            let limits = ws::Limits {
-                max_message: self.opts.max_message_size,
-                max_frame: self.opts.max_frame_size,
-                stall: self.opts.message_timeout,
-            };
-            let (stream, sink) = ws::split(stream, leftover, ws::Role::Client, limits);
             return Ok(MsgConn {
                 stream,
                 sink,

@@ -1,17 +1,58 @@
-//! Glue for the opening handshake of the client role: tungstenite does the HTTP part, over a
-//! transport wrapped so that it never reads past the end of the server's `101` answer.
+//! The client role's opening handshake: tungstenite sends the request and checks the answer,
+//! over a transport wrapped so that it never reads past the end of the server's `101`; the
+//! connection then becomes ours ([`split`]) with whatever the server sent after it. Building the
+//! request (URL, headers, credentials) and explaining a refusal are the endpoint's business.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::handshake::client::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use super::{Limits, Role, split};
+use crate::conn::{MsgSink, MsgStream};
+
+/// Run the handshake for `request` over `stream` (connected, TLS done). A refused upgrade is
+/// tungstenite's error (an HTTP answer other than 101 is `WsError::Http`, with its body).
+pub(crate) async fn client<S>(
+    stream: S,
+    request: Request,
+    limits: Limits,
+) -> Result<(MsgStream, MsgSink, Response), WsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (ws, response) = tokio_tungstenite::client_async_with_config(
+        request,
+        HeadLimited::new(stream),
+        Some(config(&limits)),
+    )
+    .await?;
+    // From here on the connection is ours, with what tungstenite left unread.
+    let (stream, leftover) = ws.into_inner().into_parts();
+    let (stream, sink) = split(stream, leftover, Role::Client, limits);
+    Ok((stream, sink, response))
+}
+
+/// tungstenite's configuration for the handshake (it reads only the answer's head).
+fn config(limits: &Limits) -> WebSocketConfig {
+    let max = limits.max_message;
+    WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(32 * 1024)
+        .max_write_buffer_size(max.saturating_mul(2).max(1 << 20))
+        .max_message_size(Some(max))
+        .max_frame_size(Some(limits.max_frame))
+}
 
 /// Wraps the transport during tungstenite's client handshake so that it never reads past the
 /// end of a `101` response: whatever the server sent after it (its first frames) stays here for
-/// [`split`](super::split). Any other response passes through untouched (its body goes into the error).
-pub struct HeadLimited<S> {
-    inner: Option<S>,
+/// [`split`]. Any other response passes through untouched (its body goes into the error).
+struct HeadLimited<S> {
+    inner: S,
     buf: Vec<u8>,
     start: usize,
     /// `Some(end)`: deliver up to `end`, the end of a 101 head; `None` with `passthrough`: all.
@@ -20,9 +61,9 @@ pub struct HeadLimited<S> {
 }
 
 impl<S> HeadLimited<S> {
-    pub fn new(inner: S) -> Self {
+    fn new(inner: S) -> Self {
         HeadLimited {
-            inner: Some(inner),
+            inner,
             buf: Vec::new(),
             start: 0,
             end: None,
@@ -31,16 +72,9 @@ impl<S> HeadLimited<S> {
     }
 
     /// After the handshake: the transport and the bytes read past the response head.
-    pub fn take(&mut self) -> Option<(S, Vec<u8>)> {
-        let inner = self.inner.take()?;
+    fn into_parts(mut self) -> (S, Vec<u8>) {
         let rest = self.buf.split_off(self.start.min(self.buf.len()));
-        Some((inner, rest))
-    }
-
-    fn inner(&mut self) -> io::Result<&mut S> {
-        self.inner
-            .as_mut()
-            .ok_or_else(|| io::Error::other("connection already handed over"))
+        (self.inner, rest)
     }
 }
 
@@ -73,7 +107,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for HeadLimited<S> {
                     }
                     let mut tmp = [0u8; 2048];
                     let mut rb = ReadBuf::new(&mut tmp);
-                    ready!(Pin::new(this.inner()?).poll_read(cx, &mut rb))?;
+                    ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
                     if rb.filled().is_empty() {
                         this.passthrough = true;
                     }
@@ -91,7 +125,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for HeadLimited<S> {
                 // The head was delivered; tungstenite reads no further (EOF if it tried).
                 return Poll::Ready(Ok(()));
             }
-            return Pin::new(this.inner()?).poll_read(cx, out);
+            return Pin::new(&mut this.inner).poll_read(cx, out);
         }
     }
 }
@@ -102,14 +136,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for HeadLimited<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(self.inner()?).poll_write(cx, buf)
+        Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(self.inner()?).poll_flush(cx)
+        Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(self.inner()?).poll_shutdown(cx)
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

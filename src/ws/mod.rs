@@ -5,7 +5,7 @@
 //! - `conn`: the connection state machine and its reader/writer halves;
 //! - `frame`: frame headers read and written, the size limits, Close payloads;
 //! - `mask`: masking, in place and while copying;
-//! - `handshake`: glue for the client's opening handshake (tungstenite does the HTTP part).
+//! - `handshake`: the client's opening handshake (tungstenite does the HTTP part).
 
 mod conn;
 mod frame;
@@ -14,4 +14,4 @@ mod mask;
 
 pub use conn::{Role, split};
 pub use frame::Limits;
-pub(crate) use handshake::HeadLimited;
+pub(crate) use handshake::client as client_handshake;
