@@ -18,11 +18,7 @@ use tokio_util::codec::{Decoder, Encoder};
 use super::framing::{FramingError, LocalDecoder, LocalEncoder, LocalEvent};
 use crate::endpoint::{BoxReader, BoxWriter};
 use crate::io::outq::{OutQueue, UNCOPIED_MIN};
-
-/// First read size (reads grow from here for bulk input and shrink back when it slows).
-const READ_MIN: usize = 4 * 1024;
-/// Reads grow (doubling while each read fills the buffer) up to this size.
-const READ_MAX: usize = 256 * 1024;
+use crate::io::sizing::{self, ReadSize};
 /// A write buffer starts at this size (and is released when empty, if no larger).
 const WRITE_MIN: usize = 8 * 1024;
 /// `feed` writes out when this much is waiting (backpressure on the message source).
@@ -33,7 +29,7 @@ pub struct LocalReader {
     io: BoxReader,
     decoder: LocalDecoder,
     buf: BytesMut,
-    read_size: usize,
+    read_size: ReadSize,
     eof: bool,
     done: bool,
 }
@@ -44,7 +40,7 @@ impl LocalReader {
             io,
             decoder,
             buf: BytesMut::new(),
-            read_size: READ_MIN,
+            read_size: ReadSize::default(),
             eof: false,
             done: false,
         }
@@ -82,15 +78,13 @@ impl Stream for LocalReader {
                 }
             }
             // Reclaims the buffer when the messages cut from it are gone, else allocates.
-            this.buf.reserve(this.read_size);
+            this.buf.reserve(this.read_size.get());
             let want = this.buf.capacity() - this.buf.len();
             let n = match tokio_util::io::poll_read_buf(Pin::new(&mut this.io), cx, &mut this.buf) {
                 Poll::Pending => {
-                    if this.buf.is_empty() {
-                        // Waiting: hold no buffer (measured: bulk throughput and CPU unchanged,
-                        // and a connection that goes quiet after a burst gives its memory back).
-                        this.buf = BytesMut::new();
-                    }
+                    // Waiting: hold no buffer (measured: bulk throughput and CPU unchanged,
+                    // and a connection that goes quiet after a burst gives its memory back).
+                    sizing::release_idle(&mut this.buf);
                     return Poll::Pending;
                 }
                 Poll::Ready(Err(e)) => {
@@ -101,12 +95,8 @@ impl Stream for LocalReader {
             };
             if n == 0 {
                 this.eof = true;
-            } else if n == want && this.read_size < READ_MAX {
-                // The read filled the buffer: more is coming than we take at once.
-                this.read_size *= 2;
-            } else if n <= this.read_size / 8 && this.read_size > READ_MIN {
-                // Input slowed down: new buffers shrink back towards the idle size.
-                this.read_size /= 2;
+            } else {
+                this.read_size.after_read(n, want);
             }
         }
     }
@@ -198,6 +188,7 @@ impl Sink<LocalEvent> for LocalWriter {
 mod tests {
     use super::*;
     use crate::config::Mode;
+    use crate::io::sizing::READ_MIN;
     use crate::relay::framing::FramingOptions;
     use futures_util::{SinkExt, StreamExt};
     use tokio::io::AsyncReadExt;
@@ -248,7 +239,7 @@ mod tests {
             got += reader.next().await.unwrap().unwrap().len();
         }
         assert!(
-            reader.read_size > READ_MIN,
+            reader.read_size.get() > READ_MIN,
             "the burst did not grow the reads"
         );
         // Nothing more to read: the reader waits, and holds no buffer meanwhile.

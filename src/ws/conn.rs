@@ -8,7 +8,7 @@
 //!   (no BiLock and no lock futures per message);
 //! - received payloads are cut out of the read buffer without copying;
 //! - buffers start small (an idle connection holds a few KiB) and grow with the traffic (bulk
-//!   transfers read up to 256 KiB per call).
+//!   transfers read up to 256 KiB per call), by the read-size policy in `io::sizing`.
 //!
 //! Errors and closing follow tungstenite's (the same `tungstenite::Error` values, the same
 //! states), so the relay classifies them exactly as before.
@@ -35,11 +35,8 @@ use super::mask::apply_mask;
 use crate::budget::Charge;
 use crate::conn::{MsgSink, MsgStream};
 use crate::io::outq::{OutQueue, UNCOPIED_MIN};
+use crate::io::sizing::{self, READ_MAX, ReadSize};
 
-/// First read buffer of a connection.
-const INITIAL_READ: usize = 4 * 1024;
-/// Reads grow (doubling each time one fills the buffer) up to this.
-const MAX_READ: usize = 256 * 1024;
 /// Above this many unwritten bytes, `poll_ready` writes before taking more.
 const WRITE_HIGH: usize = 64 * 1024;
 /// Pongs are not queued beyond this (a peer that pings and never reads).
@@ -83,7 +80,7 @@ struct Core<S> {
     state: State,
     rbuf: BytesMut,
     /// Bytes asked for in the next read.
-    read_size: usize,
+    read_size: ReadSize,
     /// Frames not yet written (server role: large payloads queued uncopied).
     out: OutQueue,
     /// An answer (pong or Close) is waiting in `out` and was not written yet.
@@ -112,7 +109,7 @@ where
         limits,
         state: State::Active,
         rbuf: BytesMut::from(&leftover[..]),
-        read_size: INITIAL_READ,
+        read_size: ReadSize::default(),
         out: OutQueue::default(),
         reply_pending: false,
         incomplete: None,
@@ -376,9 +373,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                     // More bytes needed: room for the rest of this frame (bounded), or a read.
                     let want = h.map_or(0, |h| h.header_len + h.len - self.rbuf.len());
                     let spare = self.rbuf.capacity() - self.rbuf.len();
-                    if spare < 1024 || spare < want.min(MAX_READ) {
+                    if spare < 1024 || spare < want.min(READ_MAX) {
                         self.rbuf
-                            .reserve(self.read_size.max(want.min(4 * MAX_READ)));
+                            .reserve(self.read_size.get().max(want.min(4 * READ_MAX)));
                     }
                     let spare = self.rbuf.capacity() - self.rbuf.len();
                     let n = match tokio_util::io::poll_read_buf(
@@ -389,9 +386,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                         Poll::Ready(Ok(n)) => n,
                         Poll::Ready(Err(e)) => return Poll::Ready(self.read_failed(e)),
                         Poll::Pending => {
-                            if self.rbuf.is_empty() {
-                                // Waiting: hold no read buffer, whatever size it grew to.
-                                self.rbuf = BytesMut::new();
+                            // Waiting: hold no read buffer, whatever size it grew to.
+                            if sizing::release_idle(&mut self.rbuf) {
                                 let _ = self.account();
                             }
                             return Poll::Pending;
@@ -404,12 +400,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                     if let Err(e) = self.account() {
                         return Poll::Ready(Some(Err(e)));
                     }
-                    if n == spare && self.read_size < MAX_READ {
-                        self.read_size *= 2;
-                    } else if n <= self.read_size / 8 && self.read_size > INITIAL_READ {
-                        // Input slowed down: new buffers shrink back towards the idle size.
-                        self.read_size /= 2;
-                    }
+                    self.read_size.after_read(n, spare);
                 }
             }
         }
@@ -425,7 +416,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     /// large frame.
     fn account(&mut self) -> Result<(), WsError> {
         let fragments = self.incomplete.as_ref().map_or(0, |(_, b, _)| b.capacity());
-        let held = fragments + self.rbuf.capacity().saturating_sub(MAX_READ);
+        let held = fragments + self.rbuf.capacity().saturating_sub(READ_MAX);
         if held == self.charge.bytes() {
             return Ok(());
         }
