@@ -10,7 +10,8 @@
 use libfuzzer_sys::fuzz_target;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use wsbridge::config::{Header, ServerOptions};
-use wsbridge::endpoint::ws_server::{RequestHead, check_upgrade};
+use wsbridge::endpoint::ws_server::check_upgrade;
+use wsbridge::ws::RequestHead;
 
 const TOKEN: &str = "s3cret-t0ken";
 

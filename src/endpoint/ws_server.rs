@@ -1,8 +1,9 @@
 //! `ws-listen:` / `wss-listen:`: the WebSocket server. Per client, under `--handshake-timeout`:
-//! TLS (with optional client certificates), then the HTTP request head, read and checked here —
-//! path, version, key, origin, required headers, bearer token, capacity, subprotocol — and either
-//! the 101 upgrade (the rest is tungstenite's) or a plain HTTP answer: the browser console page,
-//! static files, `/healthz`, or an error status.
+//! TLS (with optional client certificates), then the HTTP request head, read here and checked —
+//! what RFC 6455 requires (path, version, key, subprotocol) by `ws::upgrade`, the access rules
+//! (origin, required headers, bearer token, capacity) here — and either the 101 upgrade (then
+//! the connection is `ws::split`'s) or a plain HTTP answer: the browser console page, static
+//! files, `/healthz`, or an error status.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,7 +15,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
 use tokio_util::either::Either;
@@ -23,11 +23,10 @@ use super::{MsgConn, SessionInfo, Slot, Slots, tls};
 use crate::addr::WsListen;
 use crate::config::ServerOptions;
 use crate::error::{Error, Result};
-use crate::ws;
+use crate::ws::{self, Refusal, RequestHead, Upgrade, check_handshake, choose_protocol, refuse};
 
 /// Largest HTTP request head accepted (431 beyond).
 const MAX_HEAD: usize = 16 * 1024;
-const MAX_HEADERS: usize = 64;
 const CONSOLE: &str = include_str!("console.html");
 
 pub struct WsServer {
@@ -35,109 +34,6 @@ pub struct WsServer {
     tls: Option<TlsAcceptor>,
     path: Option<String>,
     opts: ServerOptions,
-}
-
-/// A parsed HTTP request head.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestHead {
-    pub method: String,
-    pub uri: String,
-    pub headers: Vec<(String, Vec<u8>)>,
-}
-
-impl RequestHead {
-    /// Parse a complete head (through the blank line). Errors are short reasons for a 400.
-    pub fn parse(buf: &[u8]) -> std::result::Result<Option<(RequestHead, usize)>, &'static str> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(buf) {
-            Ok(httparse::Status::Partial) => Ok(None),
-            Ok(httparse::Status::Complete(n)) => {
-                if req.version != Some(1) {
-                    return Err("HTTP/1.1 required");
-                }
-                let head = RequestHead {
-                    method: req.method.unwrap_or("").to_string(),
-                    uri: req.path.unwrap_or("").to_string(),
-                    headers: req
-                        .headers
-                        .iter()
-                        .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
-                        .collect(),
-                };
-                Ok(Some((head, n)))
-            }
-            Err(httparse::Error::TooManyHeaders) => Err("too many headers"),
-            Err(_) => Err("malformed HTTP request"),
-        }
-    }
-
-    /// All values of a header (lower-case name), as text.
-    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n == name)
-            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
-    }
-
-    fn first<'a>(&'a self, name: &'a str) -> Option<&'a str> {
-        self.values(name).next()
-    }
-
-    /// Comma-separated tokens across all values of a header, trimmed.
-    fn tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.values(name)
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-    }
-
-    pub fn path(&self) -> &str {
-        self.uri.split('?').next().unwrap_or("")
-    }
-
-    fn is_upgrade(&self) -> bool {
-        self.tokens("upgrade")
-            .any(|t| t.eq_ignore_ascii_case("websocket"))
-    }
-}
-
-/// An HTTP answer that ends the connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub status: u16,
-    pub why: String,
-    pub headers: Vec<(&'static str, String)>,
-}
-
-fn refuse(status: u16, why: impl Into<String>) -> Refusal {
-    Refusal {
-        status,
-        why: why.into(),
-        headers: Vec::new(),
-    }
-}
-
-/// What an acceptable upgrade agreed on.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Upgrade {
-    pub accept_key: String,
-    pub protocol: Option<String>,
-}
-
-impl Upgrade {
-    /// The 101 answer that completes the handshake.
-    fn response(&self) -> String {
-        let mut resp = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
-            self.accept_key
-        );
-        if let Some(p) = &self.protocol {
-            resp.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
-        }
-        resp.push_str("\r\n");
-        resp
-    }
 }
 
 /// Decide on an upgrade request. Pure: no I/O, so it can be tested (and fuzzed) alone.
@@ -152,41 +48,8 @@ pub fn check_upgrade(
     if at_capacity {
         return Err(refuse(503, "--max-conns reached"));
     }
-    Ok(Upgrade {
-        accept_key: derive_accept_key(key.as_bytes()),
-        protocol: choose_protocol(req, &opts.protocols)?,
-    })
-}
-
-/// The parts of the request RFC 6455 requires; the `Sec-WebSocket-Key`.
-fn check_handshake<'a>(
-    req: &'a RequestHead,
-    path: Option<&str>,
-) -> std::result::Result<&'a str, Refusal> {
-    if let Some(p) = path
-        && req.path() != p
-    {
-        return Err(refuse(404, format!("no WebSocket at {}", req.path())));
-    }
-    if req.method != "GET" {
-        return Err(refuse(405, "WebSocket upgrades use GET"));
-    }
-    if req.first("sec-websocket-version") != Some("13") {
-        let mut r = refuse(426, "only WebSocket version 13 is supported");
-        r.headers.push(("Sec-WebSocket-Version", "13".into()));
-        return Err(r);
-    }
-    let key = req.first("sec-websocket-key").map(str::trim).unwrap_or("");
-    if base64_len(key) != Some(16) {
-        return Err(refuse(400, "missing or malformed Sec-WebSocket-Key"));
-    }
-    if !req
-        .tokens("connection")
-        .any(|t| t.eq_ignore_ascii_case("upgrade"))
-    {
-        return Err(refuse(400, "Connection header lacks 'Upgrade'"));
-    }
-    Ok(key)
+    let protocol = choose_protocol(req, &opts.protocols)?;
+    Ok(Upgrade::accept(key, protocol))
 }
 
 /// `--origin-allow`, `--require-header` and `--auth-token-file`, after checking that every header
@@ -246,37 +109,6 @@ fn single_headers(req: &RequestHead, opts: &ServerOptions) -> std::result::Resul
         }
     }
     Ok(())
-}
-
-/// The first subprotocol in the client's offer that the server speaks; none if either side
-/// lists none.
-fn choose_protocol(
-    req: &RequestHead,
-    ours: &[String],
-) -> std::result::Result<Option<String>, Refusal> {
-    let offered: Vec<&str> = req.tokens("sec-websocket-protocol").collect();
-    if offered.is_empty() || ours.is_empty() {
-        return Ok(None);
-    }
-    match offered.iter().find(|o| ours.iter().any(|p| p == *o)) {
-        Some(p) => Ok(Some(p.to_string())),
-        None => Err(refuse(
-            400,
-            format!(
-                "none of the offered subprotocols is supported (server speaks {})",
-                ours.join(", ")
-            ),
-        )),
-    }
-}
-
-/// Decoded length of a base64 string, if it is well-formed standard base64.
-fn base64_len(s: &str) -> Option<usize> {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .ok()
-        .map(|v| v.len())
 }
 
 /// Compare secrets without an early exit on the first differing byte.

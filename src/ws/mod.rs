@@ -1,17 +1,21 @@
-//! The WebSocket protocol (RFC 6455) over any byte stream, for both roles. Knows nothing of
-//! addresses, options or the relay: an endpoint hands it a stream whose handshake is done and
-//! gets back the two halves of a message connection ([`split`]).
+//! The WebSocket protocol (RFC 6455) over any byte stream, for both roles: the protocol's part
+//! of the opening handshakes, then the connection itself, whose two halves ([`split`]) are a
+//! message connection. Knows nothing of addresses, options or the relay.
 //!
 //! - `conn`: the connection state machine and its reader/writer halves;
 //! - `frame`: frame headers read and written, the size limits, Close payloads;
 //! - `mask`: masking, in place and while copying;
-//! - `handshake`: the client's opening handshake (tungstenite does the HTTP part).
+//! - `handshake`: the client's opening handshake (tungstenite does the HTTP part);
+//! - `upgrade`: the server's side of it (the request checked, the 101 answer), without I/O.
 
 mod conn;
 mod frame;
 mod handshake;
 mod mask;
+mod upgrade;
 
 pub use conn::{Role, split};
 pub use frame::Limits;
 pub(crate) use handshake::client as client_handshake;
+pub use upgrade::{Refusal, RequestHead, Upgrade};
+pub(crate) use upgrade::{check_handshake, choose_protocol, refuse};
