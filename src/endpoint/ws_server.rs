@@ -417,21 +417,19 @@ fn is_hidden(name: &std::ffi::OsStr) -> bool {
     b.starts_with(b".") && b != b".well-known"
 }
 
+/// A request path percent-decoded, strictly: None when a `%` starts no escape of two hex digits
+/// or the result is not UTF-8 (such a path names no file).
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let b = s.as_bytes();
+    let escape = |i: usize| {
+        b.get(i + 1..i + 3)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    };
+    if !memchr::memchr_iter(b'%', b).all(escape) {
+        return None;
     }
-    String::from_utf8(out).ok()
+    let decoded = percent_encoding::percent_decode_str(s).decode_utf8().ok()?;
+    Some(decoded.into_owned())
 }
 
 fn html_escape(s: &str) -> String {
@@ -887,6 +885,15 @@ mod tests {
         );
         assert_eq!(static_file(&www, "/sec"), None);
         assert_eq!(static_file(&www, "/out/secret"), None);
+    }
+
+    #[test]
+    fn request_paths_are_percent_decoded_strictly() {
+        assert_eq!(percent_decode("/a%20b/%C3%A9+").as_deref(), Some("/a b/é+"));
+        assert_eq!(percent_decode("/%2e%2E").as_deref(), Some("/.."));
+        for bad in ["/%", "/%2", "/%zz", "/%%41", "/%+1", "/%e2%82"] {
+            assert_eq!(percent_decode(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -368,25 +368,11 @@ fn lookup_detail(e: &std::io::Error) -> String {
         .to_string()
 }
 
-/// `%41` → `A`; anything else (including `+`) as it is.
+/// `%41` → `A`; anything else (including `+`, and a `%` that starts no escape) as it is.
 fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Percent-encode the characters that would make a user name ambiguous in a URL.
