@@ -27,48 +27,29 @@ pub fn inetd() -> ByteConn {
 
 /// The peer address of standard input when it is a TCP socket.
 fn peer_of_stdin() -> Option<std::net::SocketAddr> {
-    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
-    // SAFETY: an all-zero sockaddr_storage is valid; getpeername writes at most `len` bytes and
-    // fails (ENOTSOCK, EBADF) when standard input is not a connected socket.
-    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let r = unsafe {
-        libc::getpeername(
-            0,
-            (&mut addr as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-        )
-    };
-    if r != 0 {
-        return None;
-    }
-    match libc::c_int::from(addr.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the family says the storage holds a sockaddr_in (storage is large enough).
-            let a =
-                unsafe { *(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            Some(
-                SocketAddrV4::new(
-                    Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
-                    u16::from_be(a.sin_port),
-                )
-                .into(),
-            )
-        }
-        libc::AF_INET6 => {
-            // SAFETY: as above, for sockaddr_in6.
-            let a =
-                unsafe { *(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-            Some(
-                SocketAddrV6::new(
-                    Ipv6Addr::from(a.sin6_addr.s6_addr),
-                    u16::from_be(a.sin6_port),
-                    a.sin6_flowinfo,
-                    a.sin6_scope_id,
-                )
-                .into(),
-            )
-        }
-        _ => None,
+    peer_of(&std::io::stdin())
+}
+
+/// The peer address of `fd` if it is a connected TCP socket (None when it is not a socket, not
+/// connected, or a Unix socket).
+fn peer_of(fd: &impl std::os::fd::AsFd) -> Option<std::net::SocketAddr> {
+    socket2::SockRef::from(fd).peer_addr().ok()?.as_socket()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_peer_of_a_tcp_connection_only() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        assert_eq!(peer_of(&server), Some(client.local_addr().unwrap()));
+        assert_eq!(peer_of(&listener), None);
+        let (unix, _other) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert_eq!(peer_of(&unix), None);
+        let file = std::fs::File::open("Cargo.toml").unwrap();
+        assert_eq!(peer_of(&file), None);
     }
 }
