@@ -19,7 +19,8 @@
 //! [`conn`] (the two connection shapes endpoints yield and the relay consumes),
 //! [`endpoint`] (one module per address kind), [`relay`] (the pumps and framing codecs),
 //! [`ws`] (the WebSocket protocol after the handshake, and the handshakes' glue),
-//! [`io`] (the zero-copy output queue of the local writer and the WebSocket server role),
+//! `io` (the output queue and the read-size policy of the local side and the WebSocket
+//! connection),
 //! [`generate`] (man page and completions), [`systemd`] (readiness notification, watchdog and
 //! socket activation), [`budget`] (the process-wide limit for buffered message bytes),
 //! [`text`] (network text made safe to print), [`logging`] (the log setup, and the filter that
@@ -35,7 +36,7 @@ pub mod conn;
 pub mod endpoint;
 pub mod error;
 pub mod generate;
-pub mod io;
+pub(crate) mod io;
 pub mod logging;
 pub mod relay;
 pub mod secret;

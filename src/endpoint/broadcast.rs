@@ -27,10 +27,10 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::MsgConn;
 
 /// How long a member's queue may stay full while others wait to send to it.
-pub const STALL: Duration = Duration::from_secs(5);
+pub(crate) const STALL: Duration = Duration::from_secs(5);
 
 /// All rooms of one wsbridge process.
-pub struct Hub {
+pub(crate) struct Hub {
     rooms: Mutex<HashMap<String, Vec<Member>>>,
     limits: Limits,
     next_id: AtomicU64,
@@ -119,7 +119,7 @@ impl Queue {
 }
 
 impl Hub {
-    pub fn new(messages: usize, bytes: usize) -> Arc<Hub> {
+    pub(crate) fn new(messages: usize, bytes: usize) -> Arc<Hub> {
         Arc::new(Hub {
             rooms: Mutex::new(HashMap::new()),
             limits: Limits {
@@ -135,7 +135,7 @@ impl Hub {
     }
 
     /// Join `room`; the connection's stream yields what others send, its sink sends to others.
-    pub fn join(self: &Arc<Self>, room: &str) -> MsgConn {
+    pub(crate) fn join(self: &Arc<Self>, room: &str) -> MsgConn {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let queue = Arc::new(Queue::default());
         let size = {

@@ -19,13 +19,13 @@ use super::{ByteConn, EofNote, SessionInfo};
 use crate::error::{Error, Result};
 
 /// Time between SIGTERM and SIGKILL for a child whose connection has ended.
-pub const KILL_GRACE: Duration = Duration::from_secs(2);
+pub(crate) const KILL_GRACE: Duration = Duration::from_secs(2);
 /// After the child closes its stdout, how long to wait for its exit status.
 const EXIT_WAIT: Duration = Duration::from_secs(2);
 
 /// Start the child for one connection. Its reaper runs on `tasks`, so the caller can wait for
 /// every child to be ended and reaped before the process exits.
-pub fn spawn(argv: &[String], info: &SessionInfo, tasks: &TaskTracker) -> Result<ByteConn> {
+pub(crate) fn spawn(argv: &[String], info: &SessionInfo, tasks: &TaskTracker) -> Result<ByteConn> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| Error::Internal("exec: empty command".into()))?;

@@ -1,15 +1,16 @@
 //! Endpoints: each address kind opens (or accepts) connections of one of two shapes, byte streams
 //! or message streams. The relay only ever sees these two shapes.
 
-pub mod broadcast;
-pub mod exec;
-pub mod proxy;
-pub mod sd_listen;
-pub mod stdio;
-pub mod tcp;
-pub mod tls;
-pub mod unix;
-pub mod ws_client;
+pub(crate) mod broadcast;
+pub(crate) mod exec;
+pub(crate) mod proxy;
+pub(crate) mod sd_listen;
+pub(crate) mod stdio;
+pub(crate) mod tcp;
+pub(crate) mod tls;
+pub(crate) mod unix;
+pub(crate) mod ws_client;
+// Public on purpose: the fuzz target `handshake` drives `ws_server::check_upgrade`.
 pub mod ws_server;
 
 use std::net::SocketAddr;
@@ -22,20 +23,20 @@ use crate::error::{Error, Result};
 
 // The connection shapes live in `crate::conn`; named here too, where endpoints have always found
 // them.
-pub use crate::conn::*;
+pub(crate) use crate::conn::*;
 
 /// Opens connecting endpoints; shared by every session of a listener.
-pub struct Opener {
+pub(crate) struct Opener {
     ws: ws_client::WsConnector,
     connect_timeout: std::time::Duration,
     exec: Vec<String>,
     hub: Arc<broadcast::Hub>,
     /// Background work that must finish before the process exits (ending exec children).
-    pub tasks: tokio_util::task::TaskTracker,
+    pub(crate) tasks: tokio_util::task::TaskTracker,
 }
 
 impl Opener {
-    pub fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &Config) -> Self {
         Opener {
             ws: ws_client::WsConnector::new(config.ws.clone()),
             connect_timeout: config.ws.connect_timeout,
@@ -49,7 +50,7 @@ impl Opener {
     }
 
     /// Open one connection to `addr` (which must not be a listener) for the client `info`.
-    pub async fn open(&self, addr: &Address, info: &SessionInfo) -> Result<Conn> {
+    pub(crate) async fn open(&self, addr: &Address, info: &SessionInfo) -> Result<Conn> {
         match addr {
             Address::Stdio => Ok(Conn::Bytes(stdio::open())),
             Address::Inetd => Ok(Conn::Bytes(stdio::inetd())),
@@ -81,16 +82,16 @@ impl Opener {
 
 /// Session slots for `--max-conns`, shared by a listener's sessions.
 #[derive(Clone)]
-pub struct Slots {
+pub(crate) struct Slots {
     active: Arc<AtomicUsize>,
     max: Option<usize>,
 }
 
 /// One taken slot; released when dropped (at the end of its session).
-pub struct Slot(Arc<AtomicUsize>);
+pub(crate) struct Slot(Arc<AtomicUsize>);
 
 impl Slots {
-    pub fn new(max: Option<usize>) -> Slots {
+    pub(crate) fn new(max: Option<usize>) -> Slots {
         Slots {
             active: Arc::new(AtomicUsize::new(0)),
             max,
@@ -99,7 +100,7 @@ impl Slots {
 
     /// Take a slot if fewer than `max` are taken (atomically: concurrent handshakes cannot
     /// both take the last one).
-    pub fn try_take(&self) -> Option<Slot> {
+    pub(crate) fn try_take(&self) -> Option<Slot> {
         let max = self.max.unwrap_or(usize::MAX);
         self.active
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -117,7 +118,7 @@ impl Drop for Slot {
 }
 
 /// A bound listener.
-pub enum Listener {
+pub(crate) enum Listener {
     Tcp(tokio::net::TcpListener),
     Unix(unix::BoundUnixListener),
     Ws(Box<ws_server::WsServer>),
@@ -127,13 +128,13 @@ pub enum Listener {
 }
 
 /// A client accepted at the transport level, not yet handshaken.
-pub enum Incoming {
+pub(crate) enum Incoming {
     Tcp(tokio::net::TcpStream, SocketAddr),
     Unix(tokio::net::UnixStream),
 }
 
 impl Listener {
-    pub async fn bind(config: &Config) -> Result<Listener> {
+    pub(crate) async fn bind(config: &Config) -> Result<Listener> {
         match &config.left {
             Address::TcpListen(hp) => tcp::bind(hp).await.map(Listener::Tcp),
             Address::UnixListen(path) => unix::bind(path, config.listen.unix_mode)
@@ -151,7 +152,7 @@ impl Listener {
     }
 
     /// For unix-listen: the guard that removes the socket file (drop it to remove the file).
-    pub fn socket_file(&self) -> Option<unix::SocketFile> {
+    pub(crate) fn socket_file(&self) -> Option<unix::SocketFile> {
         match self {
             Listener::Unix(u) => Some(u.socket_file()),
             _ => None,
@@ -159,7 +160,7 @@ impl Listener {
     }
 
     /// `tcp 127.0.0.1:4000`, `unix /run/x.sock`, `ws ws://127.0.0.1:4000/`: what is bound.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Listener::Tcp(l) => match l.local_addr() {
                 Ok(a) => format!("tcp {a}"),
@@ -171,7 +172,7 @@ impl Listener {
         }
     }
 
-    pub async fn accept(&self) -> std::io::Result<Incoming> {
+    pub(crate) async fn accept(&self) -> std::io::Result<Incoming> {
         match self {
             Listener::Tcp(l) => {
                 let (s, peer) = l.accept().await?;
@@ -186,7 +187,7 @@ impl Listener {
 
     /// Turn an accepted client into a connection (for WebSocket: the handshake, or a plain HTTP
     /// answer). `None` when there is no session to run; the reason has been logged.
-    pub async fn establish(
+    pub(crate) async fn establish(
         &self,
         incoming: Incoming,
         slots: &Slots,

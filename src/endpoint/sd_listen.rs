@@ -13,13 +13,13 @@ use crate::error::{Error, Result};
 use crate::systemd;
 
 /// A passed socket, ready to accept on.
-pub enum Passed {
+pub(crate) enum Passed {
     Tcp(TcpListener),
     Unix(PassedUnix),
 }
 
 /// A passed Unix stream listener.
-pub struct PassedUnix {
+pub(crate) struct PassedUnix {
     listener: UnixListener,
     /// Its path (or `@abstract` name), for logs.
     shown: String,
@@ -27,11 +27,11 @@ pub struct PassedUnix {
 
 impl PassedUnix {
     /// The socket's path, `@name` for an abstract socket.
-    pub fn shown(&self) -> &str {
+    pub(crate) fn shown(&self) -> &str {
         &self.shown
     }
 
-    pub async fn accept(&self) -> io::Result<UnixStream> {
+    pub(crate) async fn accept(&self) -> io::Result<UnixStream> {
         self.listener.accept().await.map(|(s, _)| s)
     }
 }
@@ -47,7 +47,7 @@ enum Family {
 static CLAIMED: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
 
 /// Take the passed socket named `name` (the first one for `None`) as a listener.
-pub fn take(name: Option<&str>) -> Result<Passed> {
+pub(crate) fn take(name: Option<&str>) -> Result<Passed> {
     let target = format!("sd-listen:{}", name.unwrap_or(""));
     let fail = |source: io::Error| Error::Listen {
         target: target.clone(),

@@ -4,7 +4,7 @@
 
 use super::ByteConn;
 
-pub fn open() -> ByteConn {
+pub(crate) fn open() -> ByteConn {
     ByteConn::new(
         Box::new(tokio::io::stdin()),
         Box::new(tokio::io::stdout()),
@@ -13,7 +13,7 @@ pub fn open() -> ByteConn {
 }
 
 /// `inetd:`: the connection of one client, as standard input/output.
-pub fn inetd() -> ByteConn {
+pub(crate) fn inetd() -> ByteConn {
     let label = match peer_of_stdin() {
         Some(peer) => format!("inetd client {peer}"),
         None => "inetd client".into(),

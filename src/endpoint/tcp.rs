@@ -8,7 +8,7 @@ use super::ByteConn;
 use crate::addr::HostPort;
 use crate::error::{Error, Result};
 
-pub async fn connect(hp: &HostPort, limit: Duration) -> Result<ByteConn> {
+pub(crate) async fn connect(hp: &HostPort, limit: Duration) -> Result<ByteConn> {
     let target = format!("tcp:{hp}");
     let attempt = async {
         let addrs: Vec<_> = tokio::net::lookup_host((hp.host.as_str(), hp.port))
@@ -42,7 +42,7 @@ pub async fn connect(hp: &HostPort, limit: Duration) -> Result<ByteConn> {
     Ok(ByteConn::new(Box::new(r), Box::new(w), target))
 }
 
-pub async fn bind(hp: &HostPort) -> Result<TcpListener> {
+pub(crate) async fn bind(hp: &HostPort) -> Result<TcpListener> {
     TcpListener::bind((hp.host.as_str(), hp.port))
         .await
         .map_err(|source| Error::Listen {

@@ -10,8 +10,8 @@ mod explain;
 mod verify;
 mod x509;
 
-pub use explain::{client_cert_hint, explain_client, explain_server};
-pub use verify::{Failure, handshake};
+pub(crate) use explain::{client_cert_hint, explain_client, explain_server};
+pub(crate) use verify::handshake;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,7 +39,7 @@ pub enum TlsRoots {
 }
 
 /// Build the client configuration. Errors are one line, naming the file at fault.
-pub fn client_config(opts: &WsClientOptions) -> Result<Arc<ClientConfig>, String> {
+pub(crate) fn client_config(opts: &WsClientOptions) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -148,7 +148,7 @@ fn client_identity(
 /// a client certificate. A server that requires one and gets none may simply hang up (Python's
 /// `ssl` does, with TLS 1.3, after our side of the handshake is done); the flag lets the client
 /// say why instead of reporting a lost connection.
-pub fn with_request_probe(base: &Arc<ClientConfig>) -> (Arc<ClientConfig>, Arc<AtomicBool>) {
+pub(crate) fn with_request_probe(base: &Arc<ClientConfig>) -> (Arc<ClientConfig>, Arc<AtomicBool>) {
     let asked = Arc::new(AtomicBool::new(false));
     let mut config = (**base).clone();
     config.client_auth_cert_resolver = Arc::new(CertRequestProbe {
@@ -234,7 +234,7 @@ impl ServerCertVerifier for NoVerify {
 
 /// Server configuration for `wss-listen:` from ordinary PEM files: a certificate chain, a key
 /// (PKCS#8, RSA or EC), and optionally CAs whose client certificates are required (mTLS).
-pub fn server_config(
+pub(crate) fn server_config(
     cert: &std::path::Path,
     key: &std::path::Path,
     client_ca: Option<&std::path::Path>,

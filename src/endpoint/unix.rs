@@ -13,7 +13,7 @@ use tokio::net::{UnixListener, UnixStream};
 use super::ByteConn;
 use crate::error::{Error, Result};
 
-pub async fn connect(path: &Path, limit: Duration) -> Result<ByteConn> {
+pub(crate) async fn connect(path: &Path, limit: Duration) -> Result<ByteConn> {
     let target = format!("unix:{}", path.display());
     let stream = tokio::time::timeout(limit, UnixStream::connect(path))
         .await
@@ -31,7 +31,7 @@ pub async fn connect(path: &Path, limit: Duration) -> Result<ByteConn> {
 }
 
 /// A bound Unix listener.
-pub struct BoundUnixListener {
+pub(crate) struct BoundUnixListener {
     listener: UnixListener,
     path: PathBuf,
     /// Device and inode of the socket file right after bind: what [`SocketFile`] may remove.
@@ -39,16 +39,16 @@ pub struct BoundUnixListener {
 }
 
 impl BoundUnixListener {
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    pub async fn accept(&self) -> std::io::Result<UnixStream> {
+    pub(crate) async fn accept(&self) -> std::io::Result<UnixStream> {
         self.listener.accept().await.map(|(s, _)| s)
     }
 
     /// The guard that removes this listener's socket file when dropped.
-    pub fn socket_file(&self) -> SocketFile {
+    pub(crate) fn socket_file(&self) -> SocketFile {
         SocketFile {
             path: self.path.clone(),
             bound: self.bound,
@@ -71,7 +71,7 @@ fn socket_id(path: &Path) -> Option<FileId> {
 /// a socket another instance bound at the same path since, nor any other file put there. Held by
 /// whoever owns the listener's lifetime (the accept loop), not by the listener: sessions may
 /// briefly outlive the loop.
-pub struct SocketFile {
+pub(crate) struct SocketFile {
     path: PathBuf,
     bound: Option<FileId>,
 }
@@ -150,7 +150,7 @@ async fn clear_path(path: &Path) -> std::io::Result<()> {
     }
 }
 
-pub async fn bind(path: &Path, mode: Option<u32>) -> Result<BoundUnixListener> {
+pub(crate) async fn bind(path: &Path, mode: Option<u32>) -> Result<BoundUnixListener> {
     let target = format!("unix-listen:{}", path.display());
     let fail = |source| Error::Listen {
         target: target.clone(),

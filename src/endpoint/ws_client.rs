@@ -25,13 +25,13 @@ use crate::error::{Error, Result};
 use crate::ws;
 
 /// Connects WebSocket clients; holds the TLS configuration, built on first `wss://` use.
-pub struct WsConnector {
+pub(crate) struct WsConnector {
     opts: WsClientOptions,
     tls: OnceLock<std::result::Result<Arc<ClientConfig>, String>>,
 }
 
 impl WsConnector {
-    pub fn new(opts: WsClientOptions) -> Self {
+    pub(crate) fn new(opts: WsClientOptions) -> Self {
         WsConnector {
             opts,
             tls: OnceLock::new(),
@@ -40,7 +40,7 @@ impl WsConnector {
 
     /// Connect to `url`; `passed` are client request headers to pass on (`--pass-header`).
     /// With `-L`, redirects of the upgrade are followed (each hop is a new connection).
-    pub async fn connect(
+    pub(crate) async fn connect(
         &self,
         url: &WsUrl,
         passed: &[(HeaderName, HeaderValue)],

@@ -29,7 +29,7 @@ use crate::ws::{self, Refusal, RequestHead, Upgrade, check_handshake, choose_pro
 const MAX_HEAD: usize = 16 * 1024;
 const CONSOLE: &str = include_str!("console.html");
 
-pub struct WsServer {
+pub(crate) struct WsServer {
     tcp: TcpListener,
     tls: Option<TlsAcceptor>,
     path: Option<String>,
@@ -112,7 +112,7 @@ fn single_headers(req: &RequestHead, opts: &ServerOptions) -> std::result::Resul
 }
 
 /// Compare secrets without an early exit on the first differing byte.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -122,7 +122,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 type Stream = Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>;
 
 impl WsServer {
-    pub async fn bind(addr: &WsListen, opts: &ServerOptions) -> Result<WsServer> {
+    pub(crate) async fn bind(addr: &WsListen, opts: &ServerOptions) -> Result<WsServer> {
         let target = format!("{}-listen:{}", if addr.tls { "wss" } else { "ws" }, addr.hp);
         let tls = if addr.tls {
             let (Some(cert), Some(key)) = (&opts.tls_cert, &opts.tls_key) else {
@@ -147,7 +147,7 @@ impl WsServer {
         })
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let scheme = if self.tls.is_some() { "wss" } else { "ws" };
         match self.tcp.local_addr() {
             Ok(a) => format!(
@@ -158,7 +158,7 @@ impl WsServer {
         }
     }
 
-    pub async fn accept(&self) -> std::io::Result<(TcpStream, SocketAddr)> {
+    pub(crate) async fn accept(&self) -> std::io::Result<(TcpStream, SocketAddr)> {
         let (s, peer) = self.tcp.accept().await?;
         let _ = s.set_nodelay(true);
         Ok((s, peer))
@@ -166,7 +166,7 @@ impl WsServer {
 
     /// Handshake with one client. `None` when the request was answered with plain HTTP (a page,
     /// a refusal) or the client failed or timed out; the reason is logged.
-    pub async fn establish(
+    pub(crate) async fn establish(
         &self,
         tcp: TcpStream,
         peer: SocketAddr,
@@ -390,7 +390,7 @@ impl WsServer {
 /// Resolve `request_path` inside `root`, or None: no `..`, no hidden component (as asked for
 /// or after following symlinks), nothing outside `root` after following symlinks, regular files
 /// only (a directory means its index.html).
-pub fn static_file(root: &Path, request_path: &str) -> Option<PathBuf> {
+pub(crate) fn static_file(root: &Path, request_path: &str) -> Option<PathBuf> {
     let decoded = percent_decode(request_path)?;
     if decoded.contains('\0') || decoded.contains('\\') {
         return None;

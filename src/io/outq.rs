@@ -12,14 +12,14 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::AsyncWrite;
 
 /// Payloads at least this large are queued as they are; smaller ones are cheaper to copy.
-pub const UNCOPIED_MIN: usize = 4 * 1024;
+pub(crate) const UNCOPIED_MIN: usize = 4 * 1024;
 /// Slices per vectored write.
 const MAX_SLICES: usize = 16;
 
 #[derive(Default)]
-pub struct OutQueue {
+pub(crate) struct OutQueue {
     /// Output gathered by copying; it goes out after everything in `queue`.
-    pub buf: BytesMut,
+    pub(crate) buf: BytesMut,
     queue: VecDeque<Bytes>,
     /// Bytes in `queue`.
     queued: usize,
@@ -27,16 +27,16 @@ pub struct OutQueue {
 
 impl OutQueue {
     /// Bytes waiting to be written.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.queued + self.buf.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Queue `payload` as it is, after what is already waiting.
-    pub fn push(&mut self, payload: Bytes) {
+    pub(crate) fn push(&mut self, payload: Bytes) {
         if !self.buf.is_empty() {
             let head = self.buf.split().freeze();
             self.queued += head.len();
@@ -49,7 +49,7 @@ impl OutQueue {
     }
 
     /// Drop everything waiting.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.buf.clear();
         self.queue.clear();
         self.queued = 0;
@@ -57,7 +57,7 @@ impl OutQueue {
 
     /// One write of what is waiting, in order (vectored when the writer supports it); then
     /// [`consume`](Self::consume) what it took.
-    pub fn poll_write<W: AsyncWrite + ?Sized>(
+    pub(crate) fn poll_write<W: AsyncWrite + ?Sized>(
         &self,
         io: Pin<&mut W>,
         cx: &mut Context<'_>,
@@ -82,7 +82,7 @@ impl OutQueue {
     }
 
     /// `n` bytes were written: from the queue first, then the buffer.
-    pub fn consume(&mut self, mut n: usize) {
+    pub(crate) fn consume(&mut self, mut n: usize) {
         while n > 0 {
             let Some(front) = self.queue.front_mut() else {
                 self.buf.advance(n);

@@ -14,6 +14,8 @@ mod handshake;
 mod mask;
 mod upgrade;
 
+// Public on purpose, for the fuzz targets: `wsconn_frames` drives `split`, `handshake` parses
+// a `RequestHead` and checks the `Upgrade` or `Refusal` it gets.
 pub use conn::{Role, split};
 pub use frame::Limits;
 pub(crate) use handshake::client as client_handshake;

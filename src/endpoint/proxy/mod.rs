@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 
 /// The protocol spoken to the proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// `http://`: an HTTP/1.1 `CONNECT` tunnel.
     Http,
     /// `socks5://` or `socks5h://`: SOCKS version 5, host names resolved by the proxy.
@@ -32,13 +32,13 @@ pub enum Kind {
 
 /// A parsed proxy URL.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Proxy {
-    pub kind: Kind,
+pub(crate) struct Proxy {
+    pub(crate) kind: Kind,
     /// Host name or IP address (IPv6 without brackets).
-    pub host: String,
-    pub port: u16,
+    pub(crate) host: String,
+    pub(crate) port: u16,
     /// User and password, percent-decoded.
-    pub auth: Option<(String, String)>,
+    pub(crate) auth: Option<(String, String)>,
 }
 
 /// `Debug` must not show the password either (it can end up in logs through `{:?}`).
@@ -66,7 +66,7 @@ impl fmt::Display for Proxy {
 impl Proxy {
     /// Parse `http://[USER:PASS@]HOST[:PORT]`, `socks5://…` or `socks5h://…`. A URL without a
     /// scheme is taken as `http://`, as curl does. Errors never contain the password.
-    pub fn parse(spec: &str) -> std::result::Result<Proxy, String> {
+    pub(crate) fn parse(spec: &str) -> std::result::Result<Proxy, String> {
         let spec = spec.trim();
         let with_scheme = if spec.contains("://") {
             spec.to_string()
@@ -133,7 +133,7 @@ impl Proxy {
 
     /// Open a TCP connection to `host:port` through this proxy. `target` names the WebSocket URL
     /// in errors; `limit` bounds each step (DNS, connect, proxy negotiation).
-    pub async fn connect(
+    pub(crate) async fn connect(
         &self,
         host: &str,
         port: u16,
@@ -225,7 +225,7 @@ impl Proxy {
 
 /// Where a proxy setting came from, for logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     Flag,
     Env(&'static str),
 }
@@ -242,7 +242,7 @@ impl fmt::Display for Source {
 /// The proxy to use for a connection to `host` (`tls`: a `wss://` URL), or None for a direct
 /// connection. `flag` is `--proxy` as given (`none` disables proxies); without it the
 /// environment is consulted through `env` (a lookup function, for tests).
-pub fn choose(
+pub(crate) fn choose(
     flag: Option<&str>,
     env: &dyn Fn(&str) -> Option<String>,
     tls: bool,
@@ -284,7 +284,7 @@ pub fn choose(
 /// Does `NO_PROXY` (a comma- or space-separated list) exempt `host`? Entries: `*` (everything),
 /// a domain (matches itself and its subdomains; a leading `.` or `*.` is ignored), an exact IP
 /// address, or an IP network in CIDR form (`10.0.0.0/8`). A `:PORT` after an entry is ignored.
-pub fn bypass(no_proxy: &str, host: &str) -> bool {
+pub(crate) fn bypass(no_proxy: &str, host: &str) -> bool {
     let host = host
         .trim_start_matches('[')
         .trim_end_matches(']')

@@ -51,7 +51,7 @@ impl Peer<'_> {
 
 /// The server asked for a client certificate and then the connection failed without a clearer
 /// reason: say what to do.
-pub fn client_cert_hint(have_cert: bool) -> String {
+pub(crate) fn client_cert_hint(have_cert: bool) -> String {
     if have_cert {
         "the server asked for a client certificate and closed the connection: it did not accept ours".into()
     } else {
@@ -63,7 +63,7 @@ pub fn client_cert_hint(have_cert: bool) -> String {
 /// `host`. `cert` is the server's certificate when our verifier refused it. An alert about our
 /// (missing or untrusted) client certificate gets a hint: with TLS 1.3 such an alert arrives
 /// after our side of the handshake is done, so it can surface while the upgrade is being read.
-pub fn explain_client(
+pub(crate) fn explain_client(
     err: &std::io::Error,
     cert: Option<&CertificateDer<'_>>,
     host: &str,
@@ -95,7 +95,7 @@ pub fn explain_client(
 
 /// A failed TLS handshake of `wss-listen:` with a client; `cert` is the client's certificate
 /// when our `--tls-client-ca` verifier refused it.
-pub fn explain_server(err: &std::io::Error, cert: Option<&CertificateDer<'_>>) -> String {
+pub(crate) fn explain_server(err: &std::io::Error, cert: Option<&CertificateDer<'_>>) -> String {
     use AlertDescription as A;
     match tls_error(err) {
         Some(TlsError::AlertReceived(

@@ -27,10 +27,10 @@ use super::x509;
 
 /// Certificates the user configured as trusted: a peer presenting one of them exactly is trusted.
 #[derive(Debug, Default)]
-pub struct Configured(Vec<CertificateDer<'static>>);
+pub(crate) struct Configured(Vec<CertificateDer<'static>>);
 
 impl Configured {
-    pub fn new(certs: Vec<CertificateDer<'static>>) -> Configured {
+    pub(crate) fn new(certs: Vec<CertificateDer<'static>>) -> Configured {
         Configured(certs)
     }
 
@@ -41,13 +41,13 @@ impl Configured {
 
 /// Checks a `wss://` server's certificate: webpki against `roots`, then the exact-match rule.
 #[derive(Debug)]
-pub struct ServerVerifier {
+pub(crate) struct ServerVerifier {
     inner: Arc<WebPkiServerVerifier>,
     configured: Configured,
 }
 
 impl ServerVerifier {
-    pub fn new(
+    pub(crate) fn new(
         roots: RootCertStore,
         configured: Configured,
         provider: Arc<CryptoProvider>,
@@ -117,14 +117,14 @@ impl ServerCertVerifier for ServerVerifier {
 /// Checks a client's certificate for `wss-listen:` with `--tls-client-ca`: webpki against those
 /// CAs, then the exact-match rule.
 #[derive(Debug)]
-pub struct ClientVerifier {
+pub(crate) struct ClientVerifier {
     inner: Arc<dyn ClientCertVerifier>,
     configured: Configured,
 }
 
 impl ClientVerifier {
     /// Errors name no file: the caller adds it.
-    pub fn new(
+    pub(crate) fn new(
         certs: Vec<CertificateDer<'static>>,
         provider: Arc<CryptoProvider>,
     ) -> Result<ClientVerifier, String> {
@@ -201,7 +201,7 @@ impl ClientCertVerifier for ClientVerifier {
 
 /// webpki's refusal of a certificate marked as a CA in the end-entity position (rustls passes
 /// it on inside `Other`).
-pub fn ca_used_as_end_entity(e: &CertificateError) -> bool {
+pub(crate) fn ca_used_as_end_entity(e: &CertificateError) -> bool {
     match e {
         CertificateError::Other(other) => matches!(
             other.0.downcast_ref::<webpki::Error>(),
@@ -252,15 +252,17 @@ tokio::task_local! {
 
 /// A TLS handshake that failed, and the peer's certificate if our verifier refused it.
 #[derive(Debug)]
-pub struct Failure {
-    pub error: std::io::Error,
-    pub cert: Option<CertificateDer<'static>>,
+pub(crate) struct Failure {
+    pub(crate) error: std::io::Error,
+    pub(crate) cert: Option<CertificateDer<'static>>,
 }
 
 /// Run a TLS handshake (tokio-rustls `connect` or `accept`). The verifiers run inside this
 /// future's polls, so a task-local slot carries out the certificate they refused, for the
 /// message, without a configuration per connection.
-pub async fn handshake<T>(fut: impl Future<Output = std::io::Result<T>>) -> Result<T, Failure> {
+pub(crate) async fn handshake<T>(
+    fut: impl Future<Output = std::io::Result<T>>,
+) -> Result<T, Failure> {
     let slot = Arc::new(OnceLock::new());
     REFUSED
         .scope(slot.clone(), fut)

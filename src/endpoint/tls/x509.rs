@@ -7,25 +7,25 @@ use std::net::IpAddr;
 
 /// What wsbridge reads from a certificate.
 #[derive(Debug, Default, PartialEq)]
-pub struct CertInfo {
+pub(crate) struct CertInfo {
     /// Issuer and subject as `CN=…, O=…` (the common attributes only, in certificate order).
-    pub issuer: String,
-    pub subject: String,
+    pub(crate) issuer: String,
+    pub(crate) subject: String,
     /// Issuer and subject are the same name: a self-signed certificate, as far as names go.
-    pub self_issued: bool,
+    pub(crate) self_issued: bool,
     /// Validity, in seconds since 1970-01-01 UTC.
-    pub not_before: i64,
-    pub not_after: i64,
+    pub(crate) not_before: i64,
+    pub(crate) not_after: i64,
     /// The hosts it covers: subjectAltName DNS names and IP addresses.
-    pub dns_names: Vec<String>,
-    pub ip_addrs: Vec<IpAddr>,
+    pub(crate) dns_names: Vec<String>,
+    pub(crate) ip_addrs: Vec<IpAddr>,
     /// Extended key usage purposes (OID content bytes), when the extension is present.
-    pub eku: Option<Vec<Vec<u8>>>,
+    pub(crate) eku: Option<Vec<Vec<u8>>>,
 }
 
 /// id-kp-serverAuth and id-kp-clientAuth (OID content bytes).
-pub const SERVER_AUTH: &[u8] = &[0x2b, 6, 1, 5, 5, 7, 3, 1];
-pub const CLIENT_AUTH: &[u8] = &[0x2b, 6, 1, 5, 5, 7, 3, 2];
+pub(crate) const SERVER_AUTH: &[u8] = &[0x2b, 6, 1, 5, 5, 7, 3, 1];
+pub(crate) const CLIENT_AUTH: &[u8] = &[0x2b, 6, 1, 5, 5, 7, 3, 2];
 
 const BOOLEAN: u8 = 0x01;
 const INTEGER: u8 = 0x02;
@@ -37,7 +37,7 @@ const SUBJECT_ALT_NAME: &[u8] = &[0x55, 0x1d, 0x11];
 const EXT_KEY_USAGE: &[u8] = &[0x55, 0x1d, 0x25];
 
 /// Read a DER X.509 certificate; None if it is not one (or uses forms RFC 5280 forbids).
-pub fn parse(der: &[u8]) -> Option<CertInfo> {
+pub(crate) fn parse(der: &[u8]) -> Option<CertInfo> {
     let mut tbs = Der(der).inner(SEQUENCE)?.inner(SEQUENCE)?;
     tbs.optional(0xa0); // version
     tbs.expect(INTEGER)?; // serial number
@@ -174,7 +174,7 @@ fn time((tag, s): (u8, &[u8])) -> Option<i64> {
 }
 
 /// `2021-01-31 23:59:59 UTC`, for messages.
-pub fn format_utc(secs: i64) -> String {
+pub(crate) fn format_utc(secs: i64) -> String {
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
     let (h, min, s) = (rest / 3600, rest % 3600 / 60, rest % 60);
