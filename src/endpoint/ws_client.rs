@@ -241,7 +241,7 @@ impl WsConnector {
         } else {
             from_url(url)
         };
-        let secret = |name: &HeaderName| crate::config::is_secret_header(name.as_str());
+        let secret = |name: &HeaderName| crate::secret::is_secret_header(name.as_str());
         let user_headers: Vec<_> = self
             .opts
             .headers
@@ -273,7 +273,7 @@ impl WsConnector {
             }
             if !self.opts.headers.iter().any(|h| h.name == *name) {
                 let mut value = value.clone();
-                value.set_sensitive(crate::config::is_secret_header(name.as_str()));
+                value.set_sensitive(crate::secret::is_secret_header(name.as_str()));
                 headers.append(name.clone(), value);
             }
         }
