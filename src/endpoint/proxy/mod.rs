@@ -389,7 +389,10 @@ fn url_escape(s: &str) -> String {
 }
 
 /// The proxy spec for an error message about a URL that did not parse: drop anything between
-/// `://` and the last `@` except the user name.
+/// `://` and the last `@` except the user name. Stricter than `secret::redact_userinfo`, which
+/// ends the user info at the first `/`, `?` or `#` (a WebSocket URL's path may hold an `@`): a
+/// proxy URL has no path, and a password with an unescaped `/` is a likely reason why it did not
+/// parse.
 fn redact_spec(spec: &str) -> String {
     let Some((scheme, rest)) = spec.split_once("://") else {
         return spec.to_string();
@@ -437,6 +440,13 @@ mod tests {
             assert!(e.contains(want), "{bad}: {e}");
             assert!(!e.contains("pw1"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_password_with_an_unescaped_slash_is_hidden_too() {
+        let e = Proxy::parse("http://u:pa/ss@h:1").unwrap_err();
+        assert!(e.contains("u:***@h:1"), "{e}");
+        assert!(!e.contains("pa/ss"), "{e}");
     }
 
     #[test]
