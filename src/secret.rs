@@ -39,8 +39,10 @@ pub fn redact_userinfo(s: &str) -> String {
         return s.to_string();
     };
     let after = &s[scheme_end + 3..];
-    let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
-    let Some(at) = after[..authority_end].rfind('@') else {
+    // Up to the last '@' before any query or fragment: a password may hold an unescaped '/'
+    // (hiding a path's `a:b@c` too is the safe mistake).
+    let end = after.find(['?', '#']).unwrap_or(after.len());
+    let Some(at) = after[..end].rfind('@') else {
         return s.to_string();
     };
     let userinfo = &after[..at];
@@ -84,6 +86,8 @@ mod tests {
             ("socks5://u:p@h:1", "socks5://u:***@h:1"),
             ("ws://u@h/", "ws://u@h/"),
             ("ws://h/p@x", "ws://h/p@x"),
+            ("ws://u:pa/ss@h/", "ws://u:***@h/"),
+            ("ws://u:p@h/?q=a@b", "ws://u:***@h/?q=a@b"),
             ("tcp:h:1", "tcp:h:1"),
         ];
         for (input, want) in table {
