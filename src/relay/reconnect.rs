@@ -1,0 +1,138 @@
+//! `--reconnect`: a byte stream bridged to a WebSocket that is opened again whenever it goes
+//! away while the local side is still open; the backoff, its jitter, and which errors end the
+//! retrying.
+
+use crate::config::RelayOptions;
+use crate::error::{Error, Result};
+
+use super::pump;
+
+/// `--reconnect`: bridge a byte stream to a WebSocket that is opened again (with exponential
+/// backoff and jitter) whenever it goes away while the local side is still open. Local input
+/// read while disconnected is queued up to `--reconnect-buffer` bytes, then the local writer
+/// waits. Messages in flight when a connection drops may be lost (at-most-once). A refused
+/// handshake with 401 or 403 stops the retrying: a rejected credential will not get better.
+pub async fn bridge_reconnecting<F, Fut>(
+    local: crate::endpoint::ByteConn,
+    local_is_first: bool,
+    connect: F,
+    opts: &RelayOptions,
+    uptime: &crate::config::UptimeOptions,
+) -> Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<crate::endpoint::MsgConn>>,
+{
+    use std::time::Duration;
+    let (send, recv, limits) = if local_is_first {
+        (
+            opts.forward,
+            opts.reverse,
+            (opts.max_forward, opts.max_reverse),
+        )
+    } else {
+        (
+            opts.reverse,
+            opts.forward,
+            (opts.max_reverse, opts.max_forward),
+        )
+    };
+    let mut side = pump::LocalSide::new(local, opts);
+    let mut delay = uptime.reconnect_min;
+    let mut rng = Jitter::new();
+    loop {
+        // Connect, retrying with backoff; local input goes to the queue meanwhile.
+        let ws = loop {
+            let attempt = connect();
+            tokio::pin!(attempt);
+            let result = tokio::select! {
+                r = &mut attempt => r,
+                r = side.fill_queue(uptime.reconnect_buffer) => Err(r.err().unwrap_or_else(|| Error::Internal("queue".into()))),
+                () = opts.shutdown.cancelled() => {
+                    side.finish(Some("shutting down".into())).await;
+                    return Ok(());
+                }
+            };
+            match result {
+                Ok(ws) => break ws,
+                Err(e) if gives_up(&e) => {
+                    side.finish(Some(e.to_string())).await;
+                    return Err(e);
+                }
+                Err(e) => {
+                    let wait = rng.around(delay);
+                    tracing::warn!("{e}; retrying in {}", crate::error::fmt_duration(wait));
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        r = side.fill_queue(uptime.reconnect_buffer) => {
+                            let e = r.err().unwrap_or_else(|| Error::Internal("queue".into()));
+                            side.finish(Some(e.to_string())).await;
+                            return Err(e);
+                        }
+                        () = opts.shutdown.cancelled() => {
+                            side.finish(Some("shutting down".into())).await;
+                            return Ok(());
+                        }
+                    }
+                    delay = (delay * 2).min(uptime.reconnect_max);
+                }
+            }
+        };
+        let connected = tokio::time::Instant::now();
+        match pump::pump(&mut side, ws, send, recv, limits, opts, true).await {
+            pump::Ended::Done(r) => return r,
+            pump::Ended::Dropped(e) => {
+                // A connection that lasted a while starts the backoff again from the bottom.
+                if connected.elapsed() >= uptime.reconnect_max.max(Duration::from_secs(10)) {
+                    delay = uptime.reconnect_min;
+                }
+                let wait = rng.around(delay);
+                tracing::warn!("{e}; reconnecting in {}", crate::error::fmt_duration(wait));
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = opts.shutdown.cancelled() => {
+                        side.finish(Some("shutting down".into())).await;
+                        return Ok(());
+                    }
+                }
+                delay = (delay * 2).min(uptime.reconnect_max);
+            }
+        }
+    }
+}
+
+/// Errors that retrying cannot fix.
+fn gives_up(e: &Error) -> bool {
+    match e {
+        // 401/403 from the server, or a proxy refusing us (407, 403, SOCKS login/ruleset):
+        // the same credentials will be refused again.
+        Error::Handshake { detail, .. } => {
+            detail.starts_with("HTTP 401")
+                || detail.starts_with("HTTP 403")
+                || detail.starts_with("proxy")
+        }
+        Error::Usage(_) | Error::Input(_) | Error::Internal(_) => true,
+        _ => false,
+    }
+}
+
+/// ±20 % jitter on backoff delays, so many clients do not reconnect in step.
+struct Jitter(u64);
+
+impl Jitter {
+    fn new() -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        Jitter((seed ^ u64::from(std::process::id())) | 1)
+    }
+
+    fn around(&mut self, d: std::time::Duration) -> std::time::Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        let factor = 0.8 + (self.0 % 1000) as f64 / 1000.0 * 0.4;
+        d.mul_f64(factor)
+    }
+}
