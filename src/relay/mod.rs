@@ -8,28 +8,34 @@
 //! delivering incoming messages until the peer's Close or `--close-timeout`. Peer Close → flush
 //! what is buffered, shut down the local write side, let tungstenite answer the Close.
 
+mod bytes_bytes;
+mod bytes_ws;
+mod closing;
 pub mod framing;
+mod keepalive;
 mod linger;
 mod localio;
-mod pump;
+mod mirror;
 mod reconnect;
+mod ws_ws;
 
 pub use linger::Linger;
 pub use reconnect::bridge_reconnecting;
 
+use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Error as WsError, error::ProtocolError};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::config::RelayOptions;
-use crate::endpoint::Conn;
+use crate::endpoint::{Conn, MsgSink};
 use crate::error::{Error, Result};
 
 /// Bridge two connections. `a` is ADDR1's side: `--unidirectional` copies a → b only.
 pub async fn bridge(a: Conn, b: Conn, opts: &RelayOptions) -> Result<()> {
     match (a, b) {
         (Conn::Bytes(a), Conn::Messages(b)) => {
-            pump::bytes_messages(
+            bytes_ws::bytes_messages(
                 a,
                 b,
                 opts.forward,
@@ -40,7 +46,7 @@ pub async fn bridge(a: Conn, b: Conn, opts: &RelayOptions) -> Result<()> {
             .await
         }
         (Conn::Messages(a), Conn::Bytes(b)) => {
-            pump::bytes_messages(
+            bytes_ws::bytes_messages(
                 b,
                 a,
                 opts.reverse,
@@ -50,111 +56,17 @@ pub async fn bridge(a: Conn, b: Conn, opts: &RelayOptions) -> Result<()> {
             )
             .await
         }
-        (Conn::Messages(a), Conn::Messages(b)) => pump::messages_messages(a, b, opts).await,
-        (Conn::Bytes(a), Conn::Bytes(b)) => pump::bytes_bytes(a, b, opts).await,
+        (Conn::Messages(a), Conn::Messages(b)) => ws_ws::messages_messages(a, b, opts).await,
+        (Conn::Bytes(a), Conn::Bytes(b)) => bytes_bytes::bytes_bytes(a, b, opts).await,
         (Conn::Messages(m), Conn::Mirror) | (Conn::Mirror, Conn::Messages(m)) => {
-            pump::echo_messages(m, opts.forward && opts.reverse, opts).await
+            mirror::echo_messages(m, opts.forward && opts.reverse, opts).await
         }
         (Conn::Bytes(b), Conn::Mirror) | (Conn::Mirror, Conn::Bytes(b)) => {
-            pump::echo_bytes(b, opts.forward && opts.reverse, opts).await
+            mirror::echo_bytes(b, opts.forward && opts.reverse, opts).await
         }
         (Conn::Mirror, Conn::Mirror) => {
             Err(Error::Usage("mirror: cannot face another mirror:".into()))
         }
-    }
-}
-
-/// Close codes that mean the peer ended the session normally.
-fn is_normal_close(frame: &Option<CloseFrame>) -> bool {
-    match frame {
-        None => true,
-        Some(f) => matches!(f.code, CloseCode::Normal | CloseCode::Away),
-    }
-}
-
-/// `1011 (internal error) "reason"`.
-fn describe_close(frame: &Option<CloseFrame>) -> String {
-    match frame {
-        None => "no status code".into(),
-        Some(f) => {
-            let code = u16::from(f.code);
-            let name = match code {
-                1000 => "normal",
-                1001 => "going away",
-                1002 => "protocol error",
-                1003 => "unsupported data",
-                1007 => "invalid payload",
-                1008 => "policy violation",
-                1009 => "message too big",
-                1010 => "extension required",
-                1011 => "internal error",
-                1012 => "service restart",
-                1013 => "try again later",
-                3000..=3999 => "registered",
-                4000..=4999 => "application",
-                _ => "unknown",
-            };
-            if f.reason.is_empty() {
-                format!("close code {code} ({name})")
-            } else {
-                let reason = crate::text::escape_controls(f.reason.as_str());
-                format!("close code {code} ({name}): \"{reason}\"")
-            }
-        }
-    }
-}
-
-/// What to do about a failed read from a message connection: the Close code to send back (if
-/// the connection can still carry one) and the error to report.
-fn classify_read_error(label: &str, e: WsError) -> (Option<CloseCode>, Error) {
-    let protocol = |detail: String| Error::Protocol {
-        target: label.to_string(),
-        detail,
-    };
-    let peer = |detail: String| Error::PeerClosed {
-        target: label.to_string(),
-        detail,
-    };
-    match e {
-        WsError::Utf8(_) => (
-            Some(CloseCode::Invalid),
-            protocol("invalid UTF-8 in a text message (closed with 1007)".into()),
-        ),
-        WsError::Capacity(c) => (
-            Some(CloseCode::Size),
-            protocol(format!("{c}; raise --max-message-size (closed with 1009)")),
-        ),
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => (
-            None,
-            peer("connection dropped without a Close frame".into()),
-        ),
-        WsError::Protocol(p) => (
-            Some(CloseCode::Protocol),
-            protocol(format!("{p} (closed with 1002)")),
-        ),
-        // wsconn's own limits (--message-timeout, --max-buffered).
-        WsError::Io(io)
-            if io.kind() == std::io::ErrorKind::TimedOut && io.raw_os_error().is_none() =>
-        {
-            (
-                Some(CloseCode::Policy),
-                protocol(format!("{io} (closed with 1008)")),
-            )
-        }
-        WsError::Io(io)
-            if io.kind() == std::io::ErrorKind::OutOfMemory && io.raw_os_error().is_none() =>
-        {
-            (
-                Some(CloseCode::Again),
-                protocol(format!("{io} (closed with 1013)")),
-            )
-        }
-        WsError::Io(io) => (None, peer(format!("connection lost: {io}"))),
-        WsError::Tls(t) => (None, peer(format!("TLS: {t}"))),
-        other => (
-            Some(CloseCode::Error),
-            Error::Internal(format!("{label}: {other}")),
-        ),
     }
 }
 
@@ -178,4 +90,47 @@ pub async fn refuse(m: crate::endpoint::MsgConn, reason: &'static str, limit: st
         while stream.next().await.is_some() {}
     })
     .await;
+}
+
+/// Messages and bytes one direction carried, for the session's summary line.
+#[derive(Default)]
+pub(crate) struct Counter {
+    pub(crate) messages: u64,
+    pub(crate) bytes: u64,
+}
+
+impl Counter {
+    pub(crate) fn add(&mut self, m: &Message) {
+        self.messages += 1;
+        self.bytes += m.len() as u64;
+    }
+}
+
+/// Send a data message, in fragments of at most `max_frame` bytes when it is larger and the
+/// sink is a WebSocket (RFC 6455 §5.4; tungstenite sends whole messages as one frame).
+pub(crate) async fn send_data(
+    sink: &mut MsgSink,
+    msg: Message,
+    max_frame: usize,
+    websocket: bool,
+) -> std::result::Result<(), WsError> {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    if !websocket || msg.len() <= max_frame || max_frame == 0 {
+        return sink.feed(msg).await;
+    }
+    let (mut payload, first) = match msg {
+        Message::Text(t) => (bytes::Bytes::from(t), Data::Text),
+        Message::Binary(b) => (b, Data::Binary),
+        other => return sink.feed(other).await,
+    };
+    let mut opcode = OpCode::Data(first);
+    while !payload.is_empty() {
+        let piece = payload.split_to(payload.len().min(max_frame));
+        let last = payload.is_empty();
+        sink.feed(Message::Frame(Frame::message(piece, opcode, last)))
+            .await?;
+        opcode = OpCode::Data(Data::Continue);
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@
 use crate::config::RelayOptions;
 use crate::error::{Error, Result};
 
-use super::pump;
+use super::bytes_ws::{self, Ended, LocalSide};
 
 /// `--reconnect`: bridge a byte stream to a WebSocket that is opened again (with exponential
 /// backoff and jitter) whenever it goes away while the local side is still open. Local input
@@ -37,7 +37,7 @@ where
             (opts.max_reverse, opts.max_forward),
         )
     };
-    let mut side = pump::LocalSide::new(local, opts);
+    let mut side = LocalSide::new(local, opts);
     let mut delay = uptime.reconnect_min;
     let mut rng = Jitter::new();
     loop {
@@ -79,9 +79,9 @@ where
             }
         };
         let connected = tokio::time::Instant::now();
-        match pump::pump(&mut side, ws, send, recv, limits, opts, true).await {
-            pump::Ended::Done(r) => return r,
-            pump::Ended::Dropped(e) => {
+        match bytes_ws::pump(&mut side, ws, send, recv, limits, opts, true).await {
+            Ended::Done(r) => return r,
+            Ended::Dropped(e) => {
                 // A connection that lasted a while starts the backoff again from the bottom.
                 if connected.elapsed() >= uptime.reconnect_max.max(Duration::from_secs(10)) {
                     delay = uptime.reconnect_min;

@@ -1,7 +1,9 @@
-//! The pumps: bytes↔messages (through the framing codecs), messages↔messages, bytes↔bytes.
+//! Bytes↔messages: a byte stream (through the framing codecs) facing one WebSocket. The
+//! local side (`LocalSide`, which outlives a connection with `--reconnect`), the two directions
+//! of `pump`, and the held Close (`--linger`, the server's `hold_mode`).
 
 use std::future::pending;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,28 +13,19 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use super::closing::{
+    classify_read_error, close, describe_close, drain, is_disconnect, is_normal_close, send_close,
+};
 use super::framing::{FramingError, LocalDecoder, LocalEncoder, LocalEvent};
+use super::keepalive::{Idle, Keep, Keepalive, idle};
 use super::linger::{self, Auto};
 use super::localio::{LocalReader, LocalWriter};
-use super::{classify_read_error, describe_close, is_normal_close};
+use super::{Counter, send_data};
 use crate::config::RelayOptions;
-use crate::endpoint::{BoxReader, BoxWriter, ByteConn, MsgConn, MsgSink, MsgStream};
+use crate::endpoint::{ByteConn, MsgConn};
 use crate::error::{Error, Result};
-
-#[derive(Default)]
-struct Counter {
-    messages: u64,
-    bytes: u64,
-}
-
-impl Counter {
-    fn add(&mut self, m: &Message) {
-        self.messages += 1;
-        self.bytes += m.len() as u64;
-    }
-}
 
 /// How the local → WebSocket direction ended.
 enum Up {
@@ -44,109 +37,6 @@ enum Up {
     Failed(Error),
     /// Sending to the WebSocket failed; the reading side will say why.
     SendFailed,
-}
-
-/// How an idle wait ended.
-enum Idle {
-    /// What we waited for happened.
-    Done,
-    Dead,
-    SendFailed,
-    /// Shutdown was asked for; Close 1001 has been sent.
-    ShutDown,
-}
-
-/// Wait for `until` while keeping the WebSocket checked (pings, dead peer) and watching for
-/// shutdown. For times when this side has nothing to send.
-async fn idle(
-    sink: &mut MsgSink,
-    keepalive: &mut Keepalive,
-    seen: &impl Fn(&AtomicU64) -> Instant,
-    last_seen: &AtomicU64,
-    opts: &RelayOptions,
-    until: impl std::future::Future<Output = ()>,
-) -> Idle {
-    tokio::pin!(until);
-    loop {
-        tokio::select! {
-            () = &mut until => return Idle::Done,
-            () = keepalive.due() => match keepalive.act(seen(last_seen)) {
-                Keep::Ping => {
-                    if sink.send(Message::Ping(Bytes::new())).await.is_err() {
-                        return Idle::SendFailed;
-                    }
-                }
-                Keep::Dead => return Idle::Dead,
-                Keep::Wait => {}
-            },
-            () = opts.shutdown.cancelled() => {
-                send_close(sink, close(CloseCode::Away, "shutting down"), opts.close_timeout).await;
-                return Idle::ShutDown;
-            }
-        }
-    }
-}
-
-/// What the keepalive timer asks for.
-enum Keep {
-    Ping,
-    Dead,
-    Wait,
-}
-
-/// `--ping-interval`/`--ping-timeout`: a ping every interval; the peer is dead when nothing at
-/// all arrives within the timeout of a ping.
-struct Keepalive {
-    interval: Option<Duration>,
-    timeout: Duration,
-    next_ping: Instant,
-    /// When the oldest unanswered ping was sent.
-    outstanding: Option<Instant>,
-}
-
-impl Keepalive {
-    fn new(interval: Option<Duration>, timeout: Duration) -> Self {
-        let now = Instant::now();
-        Keepalive {
-            interval,
-            timeout,
-            next_ping: now + interval.unwrap_or_default(),
-            outstanding: None,
-        }
-    }
-
-    /// Resolves when there is something to do (never without an interval).
-    async fn due(&self) {
-        let Some(_) = self.interval else {
-            return std::future::pending().await;
-        };
-        let at = match self.outstanding {
-            Some(sent) => self.next_ping.min(sent + self.timeout),
-            None => self.next_ping,
-        };
-        tokio::time::sleep_until(at).await;
-    }
-
-    /// `last_seen`: when the last frame of any kind arrived.
-    fn act(&mut self, last_seen: Instant) -> Keep {
-        let Some(interval) = self.interval else {
-            return Keep::Wait;
-        };
-        let now = Instant::now();
-        if let Some(sent) = self.outstanding {
-            if last_seen >= sent {
-                self.outstanding = None;
-            } else if now >= sent + self.timeout {
-                return Keep::Dead;
-            }
-        }
-        if now >= self.next_ping {
-            self.next_ping = now + interval;
-            self.outstanding.get_or_insert(now);
-            return Keep::Ping;
-        }
-        Keep::Wait
-    }
 }
 
 /// How the WebSocket → local direction ended.
@@ -161,66 +51,9 @@ enum Down {
     WriteError(std::io::Error),
 }
 
-fn close(code: CloseCode, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: Utf8Bytes::from_static(reason),
-    }))
-}
-
-/// Send a Close without waiting long; the connection may already be gone.
-async fn send_close(sink: &mut MsgSink, msg: Message, limit: Duration) {
-    let _ = tokio::time::timeout(limit, sink.send(msg)).await;
-}
-
-/// After the peer's Close: read the stream to its end, which sends our Close reply and waits for
-/// the peer to hang up (RFC 6455 §7.1.1: the server closes TCP first). A peer that keeps the
-/// connection open is given at most a second (or the close timeout, if shorter).
-async fn drain(stream: &mut MsgStream, close_timeout: Duration) {
-    let limit = close_timeout.min(Duration::from_secs(1));
-    let _ = tokio::time::timeout(limit, async { while stream.next().await.is_some() {} }).await;
-}
-
-fn is_disconnect(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        BrokenPipe | ConnectionReset | ConnectionAborted | NotConnected
-    )
-}
-
-/// Send a data message, in fragments of at most `max_frame` bytes when it is larger and the
-/// sink is a WebSocket (RFC 6455 §5.4; tungstenite sends whole messages as one frame).
-async fn send_data(
-    sink: &mut MsgSink,
-    msg: Message,
-    max_frame: usize,
-    websocket: bool,
-) -> std::result::Result<(), WsError> {
-    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-    if !websocket || msg.len() <= max_frame || max_frame == 0 {
-        return sink.feed(msg).await;
-    }
-    let (mut payload, first) = match msg {
-        Message::Text(t) => (bytes::Bytes::from(t), Data::Text),
-        Message::Binary(b) => (b, Data::Binary),
-        other => return sink.feed(other).await,
-    };
-    let mut opcode = OpCode::Data(first);
-    while !payload.is_empty() {
-        let piece = payload.split_to(payload.len().min(max_frame));
-        let last = payload.is_empty();
-        sink.feed(Message::Frame(Frame::message(piece, opcode, last)))
-            .await?;
-        opcode = OpCode::Data(Data::Continue);
-    }
-    Ok(())
-}
-
 /// The byte side of a bytes↔messages session, with its codecs. With `--reconnect` it outlives
 /// the WebSocket connections made for it.
-pub struct LocalSide {
+pub(crate) struct LocalSide {
     input: LocalReader,
     output: LocalWriter,
     label: String,
@@ -236,7 +69,7 @@ pub struct LocalSide {
 }
 
 impl LocalSide {
-    pub fn new(local: ByteConn, opts: &RelayOptions) -> LocalSide {
+    pub(crate) fn new(local: ByteConn, opts: &RelayOptions) -> LocalSide {
         let ByteConn {
             reader,
             writer,
@@ -258,7 +91,7 @@ impl LocalSide {
 
     /// While disconnected: read local input into the queue, up to `limit` bytes (then the local
     /// writer is made to wait). Returns when input ends, fails, or the queue is full.
-    pub async fn fill_queue(&mut self, limit: usize) -> Result<()> {
+    pub(crate) async fn fill_queue(&mut self, limit: usize) -> Result<()> {
         while !self.eof && self.queued_bytes < limit {
             match self.input.next().await {
                 None => self.eof = true,
@@ -276,7 +109,7 @@ impl LocalSide {
     }
 
     /// Nothing more can come: tell the local side why (jsonl), and close its write side.
-    pub async fn finish(mut self, why: Option<String>) {
+    pub(crate) async fn finish(mut self, why: Option<String>) {
         let _ = self.output.send(LocalEvent::Closed(None, why)).await;
         let _ = self.output.get_mut().shutdown().await;
     }
@@ -354,14 +187,14 @@ async fn hold_close(
 }
 
 /// How a bytes↔messages session over one WebSocket connection ended.
-pub enum Ended {
+pub(crate) enum Ended {
     /// The session is over (the local side was told and closed).
     Done(Result<()>),
     /// The WebSocket went away while the local side is still open: reconnect if you like.
     Dropped(Error),
 }
 
-pub async fn bytes_messages(
+pub(crate) async fn bytes_messages(
     local: ByteConn,
     ws: MsgConn,
     send: bool,
@@ -379,7 +212,7 @@ pub async fn bytes_messages(
 /// Pump between the local side and one WebSocket connection. With `reconnecting`, a WebSocket
 /// that goes away while the local side is open ends in [`Ended::Dropped`] and leaves the local
 /// side untouched.
-pub async fn pump(
+pub(crate) async fn pump(
     side: &mut LocalSide,
     ws: MsgConn,
     send: bool,
@@ -937,371 +770,4 @@ pub async fn pump(
         }
     );
     Ended::Done(result)
-}
-
-/// The next message from `src`. When none is ready, `dst` is flushed first (writes are batched
-/// while input keeps coming). On the first shutdown request, Close 1001 ("shutting down") is sent
-/// on `dst` and reading goes on, so the peers' answers can still arrive.
-async fn next_batched(
-    src: &mut MsgStream,
-    dst: &mut MsgSink,
-    closing: &mut bool,
-    opts: &RelayOptions,
-) -> Option<std::result::Result<Message, WsError>> {
-    if let Some(n) = src.next().now_or_never() {
-        return n;
-    }
-    let _ = dst.flush().await;
-    loop {
-        tokio::select! {
-            n = src.next() => return n,
-            () = opts.shutdown.cancelled(), if !*closing => {
-                *closing = true;
-                let _ = dst.send(close(CloseCode::Away, "shutting down")).await;
-            }
-        }
-    }
-}
-
-/// How one direction of a messages↔messages bridge ended.
-enum Dir {
-    Closed(Option<CloseFrame>),
-    Ended,
-    ReadError(WsError),
-}
-
-/// Which sides' Closes have been received, shared by the two directions of a
-/// messages↔messages bridge: a Close sent to a side that closed first is its answer.
-struct ClosedSides<'a> {
-    src: &'a AtomicBool,
-    dst: &'a AtomicBool,
-}
-
-/// Forward messages from `src` to `dst` until `src` closes. With `data` false only Close is
-/// forwarded (the other messages are read and dropped).
-async fn forward(
-    src: &mut MsgStream,
-    dst: &mut MsgSink,
-    (data, pings, dst_ws): (bool, bool, bool),
-    count: &mut Counter,
-    closed: ClosedSides<'_>,
-    opts: &RelayOptions,
-) -> Dir {
-    let mut closing = false;
-    loop {
-        // On shutdown: Close 1001 to the side we write to; its answer ends the other
-        // direction, and this one ends with the source's answer.
-        let next = next_batched(src, dst, &mut closing, opts).await;
-        match next {
-            None if closed.dst.load(Ordering::Relaxed) => {
-                // `dst` closed first and waits for its answer: its own Close, echoed.
-                let _ = dst.close().await;
-                return Dir::Ended;
-            }
-            None => {
-                let _ = dst.send(close(CloseCode::Away, "")).await;
-                return Dir::Ended;
-            }
-            Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
-                count.add(&m);
-                if data {
-                    let _ = send_data(dst, m, opts.max_frame_size, dst_ws).await;
-                }
-            }
-            Some(Ok(Message::Close(f))) => {
-                closed.src.store(true, Ordering::Relaxed);
-                let _ = dst.send(Message::Close(f.clone())).await;
-                return Dir::Closed(f);
-            }
-            // WebSocket to WebSocket: pings travel end to end (each hop also answers its own).
-            Some(Ok(m @ Message::Ping(_))) if pings => {
-                let _ = dst.feed(m).await;
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Dir::ReadError(e),
-        }
-    }
-}
-
-pub async fn messages_messages(a: MsgConn, b: MsgConn, opts: &RelayOptions) -> Result<()> {
-    let MsgConn {
-        stream: mut a_rx,
-        sink: mut a_tx,
-        label: a_label,
-        websocket: a_ws,
-        ..
-    } = a;
-    let MsgConn {
-        stream: mut b_rx,
-        sink: mut b_tx,
-        label: b_label,
-        websocket: b_ws,
-        ..
-    } = b;
-    let (mut ab_count, mut ba_count) = (Counter::default(), Counter::default());
-    let pings = a_ws && b_ws;
-    let outcome = {
-        let (a_closed, b_closed) = (AtomicBool::new(false), AtomicBool::new(false));
-        let ab = forward(
-            &mut a_rx,
-            &mut b_tx,
-            (opts.forward, pings, b_ws),
-            &mut ab_count,
-            ClosedSides {
-                src: &a_closed,
-                dst: &b_closed,
-            },
-            opts,
-        );
-        let ba = forward(
-            &mut b_rx,
-            &mut a_tx,
-            (opts.reverse, pings, a_ws),
-            &mut ba_count,
-            ClosedSides {
-                src: &b_closed,
-                dst: &a_closed,
-            },
-            opts,
-        );
-        tokio::pin!(ab, ba);
-        // The first direction to end decides; the other gets the close timeout to finish.
-        let first = tokio::select! {
-            d = &mut ab => (true, d),
-            d = &mut ba => (false, d),
-        };
-        if !matches!(first.1, Dir::ReadError(_)) {
-            let rest = async {
-                if first.0 {
-                    (&mut ba).await
-                } else {
-                    (&mut ab).await
-                }
-            };
-            let _ = tokio::time::timeout(opts.close_timeout, rest).await;
-        }
-        first
-    };
-    let (from_a, dir) = outcome;
-    let label = if from_a { &a_label } else { &b_label };
-    let mut ended = String::new();
-    let result = match dir {
-        Dir::Closed(frame) => {
-            ended = format!("{label} closed: {}", describe_close(&frame));
-            drain(&mut a_rx, opts.close_timeout).await;
-            drain(&mut b_rx, opts.close_timeout).await;
-            if is_normal_close(&frame) {
-                Ok(())
-            } else {
-                Err(Error::PeerClosed {
-                    target: label.clone(),
-                    detail: describe_close(&frame),
-                })
-            }
-        }
-        Dir::Ended => Ok(()),
-        Dir::ReadError(e) => {
-            let (code, err) = classify_read_error(label, e);
-            let (bad, other) = if from_a {
-                (&mut a_tx, &mut b_tx)
-            } else {
-                (&mut b_tx, &mut a_tx)
-            };
-            if let Some(code) = code {
-                send_close(bad, close(code, ""), opts.close_timeout).await;
-            }
-            send_close(
-                other,
-                close(CloseCode::Error, "other side failed"),
-                opts.close_timeout,
-            )
-            .await;
-            Err(err)
-        }
-    };
-    tracing::info!(
-        "{a_label} <-> {b_label}: session ended: {} messages ({} bytes) ->, {} messages ({} bytes) <-; {}",
-        ab_count.messages,
-        ab_count.bytes,
-        ba_count.messages,
-        ba_count.bytes,
-        match &result {
-            Ok(()) if ended.is_empty() => "ended".to_string(),
-            Ok(()) => ended,
-            Err(e) => e.to_string(),
-        }
-    );
-    result
-}
-
-pub async fn bytes_bytes(a: ByteConn, b: ByteConn, opts: &RelayOptions) -> Result<()> {
-    let ByteConn {
-        reader: ar,
-        writer: aw,
-        label: a_label,
-        guard: _a_guard,
-        ..
-    } = a;
-    let ByteConn {
-        reader: br,
-        writer: bw,
-        label: b_label,
-        guard: _b_guard,
-        ..
-    } = b;
-    let exit_on_eof = opts.exit_on_eof;
-    let fwd = copy_half(opts.forward, exit_on_eof, ar, bw);
-    let rev = copy_half(opts.reverse, exit_on_eof, br, aw);
-    // With -E the first direction to end ends the session: dropping the other one closes its
-    // writer too.
-    let both = async {
-        if exit_on_eof {
-            tokio::select! {
-                r = fwd => r,
-                r = rev => r,
-            }
-        } else {
-            tokio::try_join!(fwd, rev).map(|_| ())
-        }
-    };
-    // Byte streams have no goodbye of their own: on shutdown both are simply closed.
-    let result = tokio::select! {
-        r = both => r,
-        () = opts.shutdown.cancelled() => Ok(()),
-    };
-    match result {
-        Ok(()) => Ok(()),
-        Err(e) if is_disconnect(&e) => Ok(()),
-        Err(e) => Err(Error::io(format!("{a_label} <-> {b_label}"), e)),
-    }
-}
-
-/// One direction of a byte↔byte bridge: copy, then pass the EOF on (half-close). The writer is
-/// dropped at the end, not just shut down: for a pipe (a child's stdin) only closing it is EOF.
-async fn copy_half(
-    enabled: bool,
-    exit_on_eof: bool,
-    mut r: BoxReader,
-    mut w: BoxWriter,
-) -> std::io::Result<()> {
-    if enabled {
-        tokio::io::copy(&mut r, &mut w).await?;
-    } else if exit_on_eof {
-        // A direction that is switched off never ends the session by itself.
-        std::future::pending::<()>().await;
-    }
-    let result = w.shutdown().await;
-    drop(w);
-    result
-}
-
-/// Hand `m` to the connection itself, not just to the split sink's one-item slot: `feed` may leave
-/// it in the slot, and if the peer's Close is read before the slot is written, tungstenite
-/// refuses the message (no data after a Close). `poll_ready` moves the slot into the connection.
-async fn push(sink: &mut MsgSink, m: Message) -> std::result::Result<(), WsError> {
-    sink.feed(m).await?;
-    std::future::poll_fn(|cx| sink.as_mut().poll_ready(cx)).await
-}
-
-/// `mirror:` facing a message connection: echo each message, in order, types unchanged. An echo
-/// is written before the next message is read, so a Close from the peer is answered only after
-/// everything it sent before was echoed. With `echo` false (-u/-U) messages are only consumed.
-pub async fn echo_messages(m: MsgConn, echo: bool, opts: &RelayOptions) -> Result<()> {
-    let MsgConn {
-        mut stream,
-        mut sink,
-        label,
-        ..
-    } = m;
-    let mut count = Counter::default();
-    let mut closing = false;
-    let result = loop {
-        // On shutdown: say goodbye, keep echoing until the peer's Close.
-        let next = next_batched(&mut stream, &mut sink, &mut closing, opts).await;
-        match next {
-            None => break Ok(()),
-            Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
-                count.add(&m);
-                if echo && push(&mut sink, m).await.is_err() {
-                    // The peer is gone; reading says why.
-                    continue;
-                }
-            }
-            Some(Ok(Message::Close(frame))) => {
-                let _ = sink.flush().await;
-                drain(&mut stream, opts.close_timeout).await;
-                break if is_normal_close(&frame) {
-                    Ok(())
-                } else {
-                    Err(Error::PeerClosed {
-                        target: label.clone(),
-                        detail: describe_close(&frame),
-                    })
-                };
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => {
-                let (code, err) = classify_read_error(&label, e);
-                if let Some(code) = code {
-                    send_close(&mut sink, close(code, ""), opts.close_timeout).await;
-                }
-                break Err(err);
-            }
-        }
-    };
-    tracing::info!(
-        "{label} <-> mirror: session ended: echoed {} messages ({} bytes){}",
-        if echo { count.messages } else { 0 },
-        if echo { count.bytes } else { 0 },
-        match &result {
-            Ok(()) => String::new(),
-            Err(e) => format!("; {e}"),
-        }
-    );
-    result
-}
-
-/// `mirror:` facing a byte stream: each frame (a line in text mode) is written back as an
-/// incoming message of the same content would be.
-pub async fn echo_bytes(b: ByteConn, echo: bool, opts: &RelayOptions) -> Result<()> {
-    let ByteConn {
-        reader,
-        writer,
-        label,
-        guard: _guard,
-        ..
-    } = b;
-    let mut input = LocalReader::new(reader, LocalDecoder::new(opts.framing.clone()));
-    let mut output = LocalWriter::new(writer, LocalEncoder::new(opts.framing.clone()));
-    let result = loop {
-        let next = match input.next().now_or_never() {
-            Some(n) => n,
-            None => {
-                if let Err(e) = output.flush().await {
-                    break Err(FramingError::Io(e));
-                }
-                tokio::select! {
-                    n = input.next() => n,
-                    () = opts.shutdown.cancelled() => None,
-                }
-            }
-        };
-        match next {
-            None => break Ok(()),
-            Some(Ok(msg)) => {
-                if echo && let Err(e) = output.feed(LocalEvent::Message(msg)).await {
-                    break Err(FramingError::Io(e));
-                }
-            }
-            Some(Err(e)) => break Err(e),
-        }
-    };
-    let _ = output.flush().await;
-    let _ = output.get_mut().shutdown().await;
-    match result {
-        Ok(()) => Ok(()),
-        Err(FramingError::Io(e)) if is_disconnect(&e) => Ok(()),
-        Err(FramingError::Io(e)) => Err(Error::io(format!("{label}: echo failed"), e)),
-        Err(e) => Err(Error::Input(format!("{label}: {e}"))),
-    }
 }

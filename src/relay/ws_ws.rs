@@ -1,0 +1,212 @@
+//! Messages↔messages: two message connections (WebSockets, rooms) forwarded to each other with
+//! their types; a Close travels through, the other direction gets `--close-timeout` to finish.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::closing::{
+    classify_read_error, close, describe_close, drain, is_normal_close, send_close,
+};
+use super::{Counter, send_data};
+use crate::config::RelayOptions;
+use crate::endpoint::{MsgConn, MsgSink, MsgStream};
+use crate::error::{Error, Result};
+
+/// The next message from `src`. When none is ready, `dst` is flushed first (writes are batched
+/// while input keeps coming). On the first shutdown request, Close 1001 ("shutting down") is sent
+/// on `dst` and reading goes on, so the peers' answers can still arrive.
+pub(crate) async fn next_batched(
+    src: &mut MsgStream,
+    dst: &mut MsgSink,
+    closing: &mut bool,
+    opts: &RelayOptions,
+) -> Option<std::result::Result<Message, WsError>> {
+    if let Some(n) = src.next().now_or_never() {
+        return n;
+    }
+    let _ = dst.flush().await;
+    loop {
+        tokio::select! {
+            n = src.next() => return n,
+            () = opts.shutdown.cancelled(), if !*closing => {
+                *closing = true;
+                let _ = dst.send(close(CloseCode::Away, "shutting down")).await;
+            }
+        }
+    }
+}
+
+/// How one direction of a messages↔messages bridge ended.
+enum Dir {
+    Closed(Option<CloseFrame>),
+    Ended,
+    ReadError(WsError),
+}
+
+/// Which sides' Closes have been received, shared by the two directions of a
+/// messages↔messages bridge: a Close sent to a side that closed first is its answer.
+struct ClosedSides<'a> {
+    src: &'a AtomicBool,
+    dst: &'a AtomicBool,
+}
+
+/// Forward messages from `src` to `dst` until `src` closes. With `data` false only Close is
+/// forwarded (the other messages are read and dropped).
+async fn forward(
+    src: &mut MsgStream,
+    dst: &mut MsgSink,
+    (data, pings, dst_ws): (bool, bool, bool),
+    count: &mut Counter,
+    closed: ClosedSides<'_>,
+    opts: &RelayOptions,
+) -> Dir {
+    let mut closing = false;
+    loop {
+        // On shutdown: Close 1001 to the side we write to; its answer ends the other
+        // direction, and this one ends with the source's answer.
+        let next = next_batched(src, dst, &mut closing, opts).await;
+        match next {
+            None if closed.dst.load(Ordering::Relaxed) => {
+                // `dst` closed first and waits for its answer: its own Close, echoed.
+                let _ = dst.close().await;
+                return Dir::Ended;
+            }
+            None => {
+                let _ = dst.send(close(CloseCode::Away, "")).await;
+                return Dir::Ended;
+            }
+            Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => {
+                count.add(&m);
+                if data {
+                    let _ = send_data(dst, m, opts.max_frame_size, dst_ws).await;
+                }
+            }
+            Some(Ok(Message::Close(f))) => {
+                closed.src.store(true, Ordering::Relaxed);
+                let _ = dst.send(Message::Close(f.clone())).await;
+                return Dir::Closed(f);
+            }
+            // WebSocket to WebSocket: pings travel end to end (each hop also answers its own).
+            Some(Ok(m @ Message::Ping(_))) if pings => {
+                let _ = dst.feed(m).await;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Dir::ReadError(e),
+        }
+    }
+}
+
+pub(crate) async fn messages_messages(a: MsgConn, b: MsgConn, opts: &RelayOptions) -> Result<()> {
+    let MsgConn {
+        stream: mut a_rx,
+        sink: mut a_tx,
+        label: a_label,
+        websocket: a_ws,
+        ..
+    } = a;
+    let MsgConn {
+        stream: mut b_rx,
+        sink: mut b_tx,
+        label: b_label,
+        websocket: b_ws,
+        ..
+    } = b;
+    let (mut ab_count, mut ba_count) = (Counter::default(), Counter::default());
+    let pings = a_ws && b_ws;
+    let outcome = {
+        let (a_closed, b_closed) = (AtomicBool::new(false), AtomicBool::new(false));
+        let ab = forward(
+            &mut a_rx,
+            &mut b_tx,
+            (opts.forward, pings, b_ws),
+            &mut ab_count,
+            ClosedSides {
+                src: &a_closed,
+                dst: &b_closed,
+            },
+            opts,
+        );
+        let ba = forward(
+            &mut b_rx,
+            &mut a_tx,
+            (opts.reverse, pings, a_ws),
+            &mut ba_count,
+            ClosedSides {
+                src: &b_closed,
+                dst: &a_closed,
+            },
+            opts,
+        );
+        tokio::pin!(ab, ba);
+        // The first direction to end decides; the other gets the close timeout to finish.
+        let first = tokio::select! {
+            d = &mut ab => (true, d),
+            d = &mut ba => (false, d),
+        };
+        if !matches!(first.1, Dir::ReadError(_)) {
+            let rest = async {
+                if first.0 {
+                    (&mut ba).await
+                } else {
+                    (&mut ab).await
+                }
+            };
+            let _ = tokio::time::timeout(opts.close_timeout, rest).await;
+        }
+        first
+    };
+    let (from_a, dir) = outcome;
+    let label = if from_a { &a_label } else { &b_label };
+    let mut ended = String::new();
+    let result = match dir {
+        Dir::Closed(frame) => {
+            ended = format!("{label} closed: {}", describe_close(&frame));
+            drain(&mut a_rx, opts.close_timeout).await;
+            drain(&mut b_rx, opts.close_timeout).await;
+            if is_normal_close(&frame) {
+                Ok(())
+            } else {
+                Err(Error::PeerClosed {
+                    target: label.clone(),
+                    detail: describe_close(&frame),
+                })
+            }
+        }
+        Dir::Ended => Ok(()),
+        Dir::ReadError(e) => {
+            let (code, err) = classify_read_error(label, e);
+            let (bad, other) = if from_a {
+                (&mut a_tx, &mut b_tx)
+            } else {
+                (&mut b_tx, &mut a_tx)
+            };
+            if let Some(code) = code {
+                send_close(bad, close(code, ""), opts.close_timeout).await;
+            }
+            send_close(
+                other,
+                close(CloseCode::Error, "other side failed"),
+                opts.close_timeout,
+            )
+            .await;
+            Err(err)
+        }
+    };
+    tracing::info!(
+        "{a_label} <-> {b_label}: session ended: {} messages ({} bytes) ->, {} messages ({} bytes) <-; {}",
+        ab_count.messages,
+        ab_count.bytes,
+        ba_count.messages,
+        ba_count.bytes,
+        match &result {
+            Ok(()) if ended.is_empty() => "ended".to_string(),
+            Ok(()) => ended,
+            Err(e) => e.to_string(),
+        }
+    );
+    result
+}
