@@ -11,13 +11,11 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::closing::{
-    classify_read_error, close, describe_close, drain, is_disconnect, is_normal_close, send_close,
-};
+use super::closing::{self, Down, Drain, Ended, Facts, Up, await_close, close, drain, send_close};
 use super::framing::{FramingError, LocalDecoder, LocalEncoder, LocalEvent};
 use super::keepalive::{Idle, Keep, Keepalive, idle};
 use super::linger::{self, Auto};
@@ -26,30 +24,6 @@ use super::{Counter, send_data};
 use crate::config::RelayOptions;
 use crate::endpoint::{ByteConn, MsgConn};
 use crate::error::{Error, Result};
-
-/// How the local → WebSocket direction ended.
-enum Up {
-    /// Nothing arrived within --ping-timeout of a ping.
-    DeadPeer,
-    /// Local EOF; Close sent unless `--no-close`.
-    Eof,
-    /// Bad local input or a local read error; a Close has been attempted.
-    Failed(Error),
-    /// Sending to the WebSocket failed; the reading side will say why.
-    SendFailed,
-}
-
-/// How the WebSocket → local direction ended.
-enum Down {
-    /// Nothing arrived within --ping-timeout of a ping.
-    DeadPeer,
-    Closed(Option<CloseFrame>),
-    /// `--max-messages-rev` reached.
-    Limit,
-    Ended,
-    ReadError(WsError),
-    WriteError(std::io::Error),
-}
 
 /// The byte side of a bytes↔messages session, with its codecs. With `--reconnect` it outlives
 /// the WebSocket connections made for it.
@@ -184,14 +158,6 @@ async fn hold_close(
             () = shared.peer_closed.notified() => return true,
         }
     }
-}
-
-/// How a bytes↔messages session over one WebSocket connection ended.
-pub(crate) enum Ended {
-    /// The session is over (the local side was told and closed).
-    Done(Result<()>),
-    /// The WebSocket went away while the local side is still open: reconnect if you like.
-    Dropped(Error),
 }
 
 pub(crate) async fn bytes_messages(
@@ -596,167 +562,43 @@ pub(crate) async fn pump(
         (up_end, down_end)
     };
 
-    let local_open = matches!(up_end, None | Some(Up::SendFailed));
-    let down_end = if reconnecting && local_open && !opts.shutdown.is_cancelled() {
-        let dropped = match down_end {
-            Some(Down::Closed(frame)) => {
-                drain(&mut stream, opts.close_timeout).await;
-                Err(Error::PeerClosed {
-                    target: label.clone(),
-                    detail: describe_close(&frame),
-                })
-            }
-            Some(Down::Ended) => Err(Error::PeerClosed {
-                target: label.clone(),
-                detail: "connection ended".into(),
-            }),
-            Some(Down::DeadPeer) => Err(Error::DeadPeer {
-                target: label.clone(),
-                after: opts.ping_timeout,
-            }),
-            Some(Down::ReadError(e)) => {
-                let (code, err) = classify_read_error(&label, e);
-                if let Some(code) = code {
-                    send_close(&mut sink, close(code, ""), opts.close_timeout).await;
-                }
-                Err(err)
-            }
-            other => Ok(other),
-        };
-        match dropped {
-            Ok(other) => other,
-            Err(err) => {
-                tracing::info!(
-                    "{label}: connection lost after sending {} and receiving {} messages: {err}",
-                    sent.messages,
-                    received.messages
-                );
-                return Ended::Dropped(err);
-            }
-        }
-    } else {
-        down_end
+    let facts = Facts {
+        label: &label,
+        local_label,
+        close_sent,
+        shutting_down: opts.shutdown.is_cancelled(),
+        reconnecting,
+        close_code: opts.close_code,
+        close_reason: &opts.close_reason,
+        close_timeout: opts.close_timeout,
+        ping_timeout: opts.ping_timeout,
     };
-    let mut closed = String::new();
-    let mut drain_after = false;
-    // What the local side is told last (jsonl writes it as a close event).
-    let mut last_word: (Option<CloseFrame>, Option<String>) = (None, None);
-    let result = match down_end {
-        Some(Down::Closed(frame)) => {
-            drain_after = true;
-            last_word = (frame.clone(), None);
-            closed = format!("; peer closed with {}", describe_close(&frame));
-            // After our own Close the peer's answer (often an echo of our code) is no failure.
-            if is_normal_close(&frame) || close_sent {
-                Ok(())
-            } else {
-                Err(Error::PeerClosed {
-                    target: label.clone(),
-                    detail: describe_close(&frame),
-                })
-            }
-        }
-        Some(Down::Limit) => {
-            // --max-messages-rev reached: close like a local EOF would, and wait for the answer.
-            let frame = CloseFrame {
-                code: CloseCode::from(opts.close_code),
-                reason: opts.close_reason.clone().into(),
-            };
-            last_word = (Some(frame.clone()), None);
-            if !close_sent {
-                send_close(&mut sink, Message::Close(Some(frame)), opts.close_timeout).await;
-            }
-            let _ = tokio::time::timeout(opts.close_timeout, async {
-                while let Some(Ok(m)) = stream.next().await {
-                    if m.is_close() {
-                        break;
-                    }
-                }
-            })
-            .await;
-            Ok(())
-        }
-        Some(Down::Ended) => {
-            last_word = (None, Some("connection ended".into()));
-            Ok(())
-        }
-        Some(Down::DeadPeer) => {
-            // Nothing will answer: a short, best-effort goodbye.
-            send_close(
-                &mut sink,
-                close(CloseCode::Away, "not responding"),
-                Duration::from_millis(100),
-            )
-            .await;
-            let after = opts.ping_timeout;
-            last_word = (
-                None,
-                Some(format!(
-                    "peer not responding after {}",
-                    crate::error::fmt_duration(after)
-                )),
-            );
-            Err(Error::DeadPeer {
-                target: label.clone(),
-                after,
-            })
-        }
-        Some(Down::ReadError(e)) => {
-            let (code, err) = classify_read_error(&label, e);
-            if let Some(code) = code {
-                let reason = match code {
-                    CloseCode::Invalid => "invalid UTF-8",
-                    CloseCode::Size => "message too big",
-                    CloseCode::Protocol => "protocol error",
-                    CloseCode::Policy => "message stalled",
-                    CloseCode::Again => "server busy",
-                    _ => "",
-                };
-                send_close(&mut sink, close(code, reason), opts.close_timeout).await;
-            }
-            match err {
-                // We had said goodbye; a peer that just hangs up has answered well enough.
-                Error::PeerClosed { .. } if close_sent => {
-                    last_word = (None, Some("connection ended after our Close".into()));
-                    Ok(())
-                }
-                err => {
-                    last_word = (None, Some(err.to_string()));
-                    Err(err)
-                }
-            }
-        }
-        Some(Down::WriteError(e)) => {
-            // The local reader went away (closed stdout, client hung up): say goodbye politely.
-            send_close(&mut sink, close(CloseCode::Away, ""), opts.close_timeout).await;
-            if is_disconnect(&e) {
-                tracing::debug!("{local_label}: went away: {e}");
-                Ok(())
-            } else {
-                Err(Error::io(format!("{local_label}: write failed"), e))
-            }
-        }
-        // Shutting down: we said goodbye and waited long enough; that is a clean stop.
-        None if opts.shutdown.is_cancelled() => {
-            last_word = (None, Some("shutting down".into()));
-            Ok(())
-        }
-        None => {
-            last_word = (None, Some("no Close from the peer".into()));
-            Err(Error::Timeout {
-                target: label.clone(),
-                what: "closing handshake (no Close from the peer)",
-                after: opts.close_timeout,
-            })
-        }
-    };
-    end_output(output, LocalEvent::Closed(last_word.0, last_word.1), opts).await;
-    if drain_after {
+    let o = closing::outcome(up_end, down_end, &facts);
+    if let Some((frame, limit)) = o.close {
+        send_close(&mut sink, Message::Close(Some(frame)), limit).await;
+    }
+    if o.drain == Drain::UntilClose {
+        await_close(&mut stream, opts.close_timeout).await;
+    }
+    if let Some(note) = o.note {
+        tracing::debug!("{note}");
+    }
+    if let Some((frame, why)) = o.last_word {
+        end_output(output, LocalEvent::Closed(frame, why), opts).await;
+    }
+    if o.drain == Drain::ToEnd {
         drain(&mut stream, opts.close_timeout).await;
     }
-    let result = match up_end {
-        Some(Up::Failed(err)) => Err(err),
-        _ => result,
+    let result = match o.result {
+        Ended::Done(result) => result,
+        Ended::Dropped(err) => {
+            tracing::info!(
+                "{label}: connection lost after sending {} and receiving {} messages: {err}",
+                sent.messages,
+                received.messages
+            );
+            return Ended::Dropped(err);
+        }
     };
     tracing::info!(
         "{label}: session ended: sent {} messages ({} bytes), received {} messages ({} bytes){}",
@@ -765,7 +607,7 @@ pub(crate) async fn pump(
         received.messages,
         received.bytes,
         match &result {
-            Ok(()) => closed,
+            Ok(()) => o.summary,
             Err(e) => format!("; {e}"),
         }
     );

@@ -1,6 +1,10 @@
-//! How a session ends: close codes (which are normal, how to describe one), what a failed read
-//! from a message connection means, and the small steps that carry a closing out (send a Close,
-//! read a connection to its end).
+//! How a session ends. The rules are pure functions of how each direction ended: [`outcome`]
+//! for a byte stream facing a WebSocket, [`relayed`] for two message connections. They decide
+//! which Close to send, what the local side is told, whether to read on, and the session's
+//! result; the pumps only carry that out, with the small I/O steps at the end of this file
+//! (send a Close, read a connection to its end). Also here: close codes (which are normal, how to
+//! describe one) and what a failed read from a message connection means. docs/closing.md says
+//! the same for users.
 
 use std::time::Duration;
 
@@ -10,7 +14,309 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes, error::ProtocolError};
 
 use crate::endpoint::{MsgSink, MsgStream};
-use crate::error::Error;
+use crate::error::{Error, Result};
+
+/// How the local → WebSocket direction of a bytes↔messages session ended.
+pub(crate) enum Up {
+    /// Nothing arrived within --ping-timeout of a ping.
+    DeadPeer,
+    /// Local EOF; Close sent unless `--no-close`.
+    Eof,
+    /// Bad local input or a local read error; a Close has been attempted.
+    Failed(Error),
+    /// Sending to the WebSocket failed; the reading side will say why.
+    SendFailed,
+}
+
+/// How the WebSocket → local direction of a bytes↔messages session ended.
+pub(crate) enum Down {
+    /// Nothing arrived within --ping-timeout of a ping.
+    DeadPeer,
+    Closed(Option<CloseFrame>),
+    /// `--max-messages-rev` reached.
+    Limit,
+    Ended,
+    ReadError(WsError),
+    WriteError(std::io::Error),
+}
+
+/// How a bytes↔messages session over one WebSocket connection ended.
+pub(crate) enum Ended {
+    /// The session is over (the local side was told and closed).
+    Done(Result<()>),
+    /// The WebSocket went away while the local side is still open: reconnect if you like.
+    Dropped(Error),
+}
+
+/// What a bytes↔messages session's end depends on besides how its two directions ended.
+pub(crate) struct Facts<'a> {
+    /// The WebSocket's label (errors name it).
+    pub label: &'a str,
+    pub local_label: &'a str,
+    /// This side had sent a Close when the local → WebSocket direction ended.
+    pub close_sent: bool,
+    /// Shutdown was asked for.
+    pub shutting_down: bool,
+    /// `--reconnect`: a WebSocket that goes away while the local side is open is not the end.
+    pub reconnecting: bool,
+    /// `--close-code`, `--close-reason`: the Close a local end sends (here: `--max-messages-rev`).
+    pub close_code: u16,
+    pub close_reason: &'a str,
+    pub close_timeout: Duration,
+    pub ping_timeout: Duration,
+}
+
+/// After `close` is sent: read on until the peer's Close or its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Drain {
+    No,
+    /// Wait for the peer's Close (bounded by `--close-timeout`) before the local side is told.
+    UntilClose,
+    /// After the local side was told, read to the end (our answer goes out, the peer hangs up;
+    /// see [`drain`]).
+    ToEnd,
+}
+
+/// What to do when a bytes↔messages session's directions have ended, in this order: send
+/// `close` (waiting at most its duration), read as `drain` says, tell the local side
+/// `last_word` and close its write side, then end with `result`.
+pub(crate) struct Outcome {
+    pub result: Ended,
+    pub close: Option<(CloseFrame, Duration)>,
+    pub drain: Drain,
+    /// The close event for the local side (jsonl writes it); `None`: leave the local side as it
+    /// is (the WebSocket was dropped for a reconnect).
+    pub last_word: Option<(Option<CloseFrame>, Option<String>)>,
+    /// For the summary line when the session ends well: how the peer closed.
+    pub summary: String,
+    /// Logged at debug level.
+    pub note: Option<String>,
+}
+
+/// The closing rules for a byte stream facing a WebSocket (docs/closing.md, "Byte stream and
+/// WebSocket"). `up`: how local → WebSocket ended (`None`: it had not); `down`: how WebSocket →
+/// local ended (`None`: the close deadline passed, or shutdown's).
+pub(crate) fn outcome(up: Option<Up>, down: Option<Down>, facts: &Facts) -> Outcome {
+    let local_open = matches!(up, None | Some(Up::SendFailed));
+    let down = if facts.reconnecting && local_open && !facts.shutting_down {
+        match dropped(down, facts) {
+            Ok(dropped) => return dropped,
+            Err(down) => down,
+        }
+    } else {
+        down
+    };
+    let mut o = ended(down, facts);
+    if let Some(Up::Failed(err)) = up {
+        // A local failure (a line too long, a read error) says more than the peer's answer.
+        o.result = Ended::Done(Err(err));
+    }
+    o
+}
+
+/// With `--reconnect` and the local side open: a WebSocket that went away is dropped, not the
+/// end of the session. `Err`: this `down` ends the session after all.
+fn dropped(down: Option<Down>, f: &Facts) -> std::result::Result<Outcome, Option<Down>> {
+    let (err, close, drain) = match down {
+        Some(Down::Closed(frame)) => (peer_closed(f.label, &frame), None, Drain::ToEnd),
+        Some(Down::Ended) => (
+            Error::PeerClosed {
+                target: f.label.to_string(),
+                detail: "connection ended".into(),
+            },
+            None,
+            Drain::No,
+        ),
+        Some(Down::DeadPeer) => (dead_peer(f), None, Drain::No),
+        Some(Down::ReadError(e)) => {
+            let (code, err) = classify_read_error(f.label, e);
+            let close = code.map(|code| (frame(code, ""), f.close_timeout));
+            (err, close, Drain::No)
+        }
+        other => return Err(other),
+    };
+    Ok(Outcome {
+        result: Ended::Dropped(err),
+        close,
+        drain,
+        last_word: None,
+        summary: String::new(),
+        note: None,
+    })
+}
+
+/// The end of the session, from how WebSocket → local ended.
+fn ended(down: Option<Down>, f: &Facts) -> Outcome {
+    let mut o = Outcome {
+        result: Ended::Done(Ok(())),
+        close: None,
+        drain: Drain::No,
+        last_word: Some((None, None)),
+        summary: String::new(),
+        note: None,
+    };
+    let result = match down {
+        Some(Down::Closed(frame)) => {
+            o.drain = Drain::ToEnd;
+            o.summary = format!("; peer closed with {}", describe_close(&frame));
+            let result = if is_normal_close(&frame) || f.close_sent {
+                // After our own Close the peer's answer (often an echo of our code) is no failure.
+                Ok(())
+            } else {
+                Err(peer_closed(f.label, &frame))
+            };
+            o.last_word = Some((frame, None));
+            result
+        }
+        Some(Down::Limit) => {
+            // --max-messages-rev reached: close like a local EOF would, and wait for the answer.
+            let frame = CloseFrame {
+                code: CloseCode::from(f.close_code),
+                reason: f.close_reason.to_string().into(),
+            };
+            if !f.close_sent {
+                o.close = Some((frame.clone(), f.close_timeout));
+            }
+            o.drain = Drain::UntilClose;
+            o.last_word = Some((Some(frame), None));
+            Ok(())
+        }
+        Some(Down::Ended) => {
+            o.last_word = Some((None, Some("connection ended".into())));
+            Ok(())
+        }
+        Some(Down::DeadPeer) => {
+            // Nothing will answer: a short, best-effort goodbye.
+            let wait = Duration::from_millis(100);
+            o.close = Some((frame(CloseCode::Away, "not responding"), wait));
+            let after = crate::error::fmt_duration(f.ping_timeout);
+            o.last_word = Some((None, Some(format!("peer not responding after {after}"))));
+            Err(dead_peer(f))
+        }
+        Some(Down::ReadError(e)) => read_failed(e, f, &mut o),
+        Some(Down::WriteError(e)) => {
+            // The local reader went away (closed stdout, client hung up): say goodbye politely.
+            o.close = Some((frame(CloseCode::Away, ""), f.close_timeout));
+            if is_disconnect(&e) {
+                o.note = Some(format!("{}: went away: {e}", f.local_label));
+                Ok(())
+            } else {
+                Err(Error::io(format!("{}: write failed", f.local_label), e))
+            }
+        }
+        // Shutting down: we said goodbye and waited long enough; that is a clean stop.
+        None if f.shutting_down => {
+            o.last_word = Some((None, Some("shutting down".into())));
+            Ok(())
+        }
+        None => {
+            o.last_word = Some((None, Some("no Close from the peer".into())));
+            Err(Error::Timeout {
+                target: f.label.to_string(),
+                what: "closing handshake (no Close from the peer)",
+                after: f.close_timeout,
+            })
+        }
+    };
+    o.result = Ended::Done(result);
+    o
+}
+
+/// Reading the WebSocket failed: answer with a Close that fits, if it can still carry one.
+fn read_failed(e: WsError, f: &Facts, o: &mut Outcome) -> Result<()> {
+    let (code, err) = classify_read_error(f.label, e);
+    if let Some(code) = code {
+        let reason = match code {
+            CloseCode::Invalid => "invalid UTF-8",
+            CloseCode::Size => "message too big",
+            CloseCode::Protocol => "protocol error",
+            CloseCode::Policy => "message stalled",
+            CloseCode::Again => "server busy",
+            _ => "",
+        };
+        o.close = Some((frame(code, reason), f.close_timeout));
+    }
+    match err {
+        // We had said goodbye; a peer that just hangs up has answered well enough.
+        Error::PeerClosed { .. } if f.close_sent => {
+            o.last_word = Some((None, Some("connection ended after our Close".into())));
+            Ok(())
+        }
+        err => {
+            o.last_word = Some((None, Some(err.to_string())));
+            Err(err)
+        }
+    }
+}
+
+fn dead_peer(f: &Facts) -> Error {
+    Error::DeadPeer {
+        target: f.label.to_string(),
+        after: f.ping_timeout,
+    }
+}
+
+/// How one direction of a messages↔messages bridge ended.
+pub(crate) enum Dir {
+    Closed(Option<CloseFrame>),
+    Ended,
+    ReadError(WsError),
+}
+
+/// What to do when the first direction of a messages↔messages bridge has ended (the other has
+/// had its `--close-timeout`): send `close_failed` to the side that failed and `close_other` to
+/// the other one, read both to their end if `drain_both`, then end with `result`.
+pub(crate) struct Relayed {
+    pub result: Result<()>,
+    pub close_failed: Option<CloseFrame>,
+    pub close_other: Option<CloseFrame>,
+    pub drain_both: bool,
+    /// For the summary line when the session ends well.
+    pub summary: String,
+}
+
+/// The closing rules for two message connections (docs/closing.md, "Two message connections").
+/// `label`: the side whose direction ended first (a Close from it, its end, or its read error).
+pub(crate) fn relayed(first: Dir, label: &str) -> Relayed {
+    let mut r = Relayed {
+        result: Ok(()),
+        close_failed: None,
+        close_other: None,
+        drain_both: false,
+        summary: String::new(),
+    };
+    match first {
+        Dir::Closed(frame) => {
+            r.summary = format!("{label} closed: {}", describe_close(&frame));
+            r.drain_both = true;
+            r.result = close_result(label, &frame);
+        }
+        Dir::Ended => {}
+        Dir::ReadError(e) => {
+            let (code, err) = classify_read_error(label, e);
+            r.close_failed = code.map(|code| frame(code, ""));
+            r.close_other = Some(frame(CloseCode::Error, "other side failed"));
+            r.result = Err(err);
+        }
+    }
+    r
+}
+
+/// The result of a session the peer ended with `frame`: fine for a normal Close.
+pub(crate) fn close_result(label: &str, frame: &Option<CloseFrame>) -> Result<()> {
+    if is_normal_close(frame) {
+        Ok(())
+    } else {
+        Err(peer_closed(label, frame))
+    }
+}
+
+fn peer_closed(label: &str, frame: &Option<CloseFrame>) -> Error {
+    Error::PeerClosed {
+        target: label.to_string(),
+        detail: describe_close(frame),
+    }
+}
 
 /// Close codes that mean the peer ended the session normally.
 pub(crate) fn is_normal_close(frame: &Option<CloseFrame>) -> bool {
@@ -106,11 +412,15 @@ pub(crate) fn classify_read_error(label: &str, e: WsError) -> (Option<CloseCode>
     }
 }
 
-pub(crate) fn close(code: CloseCode, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame {
+fn frame(code: CloseCode, reason: &'static str) -> CloseFrame {
+    CloseFrame {
         code,
         reason: Utf8Bytes::from_static(reason),
-    }))
+    }
+}
+
+pub(crate) fn close(code: CloseCode, reason: &'static str) -> Message {
+    Message::Close(Some(frame(code, reason)))
 }
 
 /// Send a Close without waiting long; the connection may already be gone.
@@ -126,6 +436,19 @@ pub(crate) async fn drain(stream: &mut MsgStream, close_timeout: Duration) {
     let _ = tokio::time::timeout(limit, async { while stream.next().await.is_some() {} }).await;
 }
 
+/// `--max-messages-rev`: after our Close, read until the peer's Close (or the end), bounded.
+pub(crate) async fn await_close(stream: &mut MsgStream, limit: Duration) {
+    let _ = tokio::time::timeout(limit, async {
+        while let Some(Ok(m)) = stream.next().await {
+            if m.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// A local peer that went away (EPIPE and the like): an end, not a failure.
 pub(crate) fn is_disconnect(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
     matches!(

@@ -6,9 +6,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::Counter;
-use super::closing::{
-    classify_read_error, close, describe_close, drain, is_disconnect, is_normal_close, send_close,
-};
+use super::closing::{classify_read_error, close, close_result, drain, is_disconnect, send_close};
 use super::framing::{FramingError, LocalDecoder, LocalEncoder, LocalEvent};
 use super::localio::{LocalReader, LocalWriter};
 use super::ws_ws::next_batched;
@@ -51,14 +49,7 @@ pub(crate) async fn echo_messages(m: MsgConn, echo: bool, opts: &RelayOptions) -
             Some(Ok(Message::Close(frame))) => {
                 let _ = sink.flush().await;
                 drain(&mut stream, opts.close_timeout).await;
-                break if is_normal_close(&frame) {
-                    Ok(())
-                } else {
-                    Err(Error::PeerClosed {
-                        target: label.clone(),
-                        detail: describe_close(&frame),
-                    })
-                };
+                break close_result(&label, &frame);
             }
             Some(Ok(_)) => {}
             Some(Err(e)) => {

@@ -5,7 +5,8 @@
 use crate::config::RelayOptions;
 use crate::error::{Error, Result};
 
-use super::bytes_ws::{self, Ended, LocalSide};
+use super::bytes_ws::{self, LocalSide};
+use super::closing::Ended;
 
 /// `--reconnect`: bridge a byte stream to a WebSocket that is opened again (with exponential
 /// backoff and jitter) whenever it goes away while the local side is still open. Local input

@@ -4,17 +4,14 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::closing::{
-    classify_read_error, close, describe_close, drain, is_normal_close, send_close,
-};
+use super::closing::{self, Dir, close, drain, send_close};
 use super::{Counter, send_data};
 use crate::config::RelayOptions;
 use crate::endpoint::{MsgConn, MsgSink, MsgStream};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The next message from `src`. When none is ready, `dst` is flushed first (writes are batched
 /// while input keeps coming). On the first shutdown request, Close 1001 ("shutting down") is sent
@@ -38,13 +35,6 @@ pub(crate) async fn next_batched(
             }
         }
     }
-}
-
-/// How one direction of a messages↔messages bridge ended.
-enum Dir {
-    Closed(Option<CloseFrame>),
-    Ended,
-    ReadError(WsError),
 }
 
 /// Which sides' Closes have been received, shared by the two directions of a
@@ -161,41 +151,23 @@ pub(crate) async fn messages_messages(a: MsgConn, b: MsgConn, opts: &RelayOption
     };
     let (from_a, dir) = outcome;
     let label = if from_a { &a_label } else { &b_label };
-    let mut ended = String::new();
-    let result = match dir {
-        Dir::Closed(frame) => {
-            ended = format!("{label} closed: {}", describe_close(&frame));
-            drain(&mut a_rx, opts.close_timeout).await;
-            drain(&mut b_rx, opts.close_timeout).await;
-            if is_normal_close(&frame) {
-                Ok(())
-            } else {
-                Err(Error::PeerClosed {
-                    target: label.clone(),
-                    detail: describe_close(&frame),
-                })
-            }
-        }
-        Dir::Ended => Ok(()),
-        Dir::ReadError(e) => {
-            let (code, err) = classify_read_error(label, e);
-            let (bad, other) = if from_a {
-                (&mut a_tx, &mut b_tx)
-            } else {
-                (&mut b_tx, &mut a_tx)
-            };
-            if let Some(code) = code {
-                send_close(bad, close(code, ""), opts.close_timeout).await;
-            }
-            send_close(
-                other,
-                close(CloseCode::Error, "other side failed"),
-                opts.close_timeout,
-            )
-            .await;
-            Err(err)
-        }
+    let r = closing::relayed(dir, label);
+    let (failed, other) = if from_a {
+        (&mut a_tx, &mut b_tx)
+    } else {
+        (&mut b_tx, &mut a_tx)
     };
+    if let Some(frame) = r.close_failed {
+        send_close(failed, Message::Close(Some(frame)), opts.close_timeout).await;
+    }
+    if let Some(frame) = r.close_other {
+        send_close(other, Message::Close(Some(frame)), opts.close_timeout).await;
+    }
+    if r.drain_both {
+        drain(&mut a_rx, opts.close_timeout).await;
+        drain(&mut b_rx, opts.close_timeout).await;
+    }
+    let (result, ended) = (r.result, r.summary);
     tracing::info!(
         "{a_label} <-> {b_label}: session ended: {} messages ({} bytes) ->, {} messages ({} bytes) <-; {}",
         ab_count.messages,
