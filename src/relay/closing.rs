@@ -456,3 +456,251 @@ pub(crate) fn is_disconnect(e: &std::io::Error) -> bool {
         BrokenPipe | ConnectionReset | ConnectionAborted | NotConnected
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Drain::{No, ToEnd, UntilClose};
+    use std::io::{self, ErrorKind};
+    use tokio_tungstenite::tungstenite::error::CapacityError;
+
+    /// close_sent, shutting_down, reconnecting.
+    type Flags = (bool, bool, bool);
+    const PLAIN: Flags = (false, false, false);
+    const SENT: Flags = (true, false, false);
+    const SHUT: Flags = (false, true, false);
+    const RECONNECT: Flags = (false, false, true);
+    const RECONNECT_SENT: Flags = (true, false, true);
+    const RECONNECT_SHUT: Flags = (false, true, true);
+
+    fn facts((close_sent, shutting_down, reconnecting): Flags) -> Facts<'static> {
+        Facts {
+            label: "ws://h/",
+            local_label: "stdio",
+            close_sent,
+            shutting_down,
+            reconnecting,
+            close_code: 4000,
+            close_reason: "done",
+            close_timeout: Duration::from_secs(5),
+            ping_timeout: Duration::from_secs(7),
+        }
+    }
+
+    fn cf(code: u16, reason: &'static str) -> Option<CloseFrame> {
+        Some(CloseFrame {
+            code: code.into(),
+            reason: reason.into(),
+        })
+    }
+
+    fn closed(code: u16, reason: &'static str) -> Option<Down> {
+        Some(Down::Closed(cf(code, reason)))
+    }
+
+    fn read(e: WsError) -> Option<Down> {
+        Some(Down::ReadError(e))
+    }
+
+    fn write(kind: ErrorKind) -> Option<Down> {
+        Some(Down::WriteError(io::Error::from(kind)))
+    }
+
+    /// wsconn's own limits: I/O errors without an OS code.
+    fn limit(kind: ErrorKind) -> WsError {
+        WsError::Io(io::Error::new(kind, "limit"))
+    }
+
+    fn too_big() -> WsError {
+        WsError::Capacity(CapacityError::MessageTooLong {
+            size: 9,
+            max_size: 8,
+        })
+    }
+
+    fn reset() -> WsError {
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+    }
+
+    fn failed() -> Option<Up> {
+        Some(Up::Failed(Error::Input("stdio: line too long".into())))
+    }
+
+    /// The outcome in the table's words: result ("ok", "N text": exit code N and an error
+    /// containing text, "dropped N text"), Close sent ("code 'reason' wait"), last word ("" for
+    /// none, else "code why" with "-" for none).
+    fn show(o: &Outcome) -> (String, String, String) {
+        let result = match &o.result {
+            Ended::Done(Ok(())) => "ok".to_string(),
+            Ended::Done(Err(e)) => format!("{} {e}", e.exit_code()),
+            Ended::Dropped(e) => format!("dropped {} {e}", e.exit_code()),
+        };
+        let close = o.close.as_ref().map_or(String::new(), |(f, wait)| {
+            let wait = crate::error::fmt_duration(*wait);
+            format!("{} '{}' {wait}", u16::from(f.code), f.reason)
+        });
+        let word = o.last_word.as_ref().map_or(String::new(), |(f, why)| {
+            let code = f
+                .as_ref()
+                .map_or("-".into(), |f| u16::from(f.code).to_string());
+            format!("{code} {}", why.as_deref().unwrap_or("-"))
+        });
+        (result, close, word)
+    }
+
+    /// Expected text: equal, or with "…" standing for any text in between.
+    fn fits(got: &str, want: &str) -> bool {
+        let mut pieces = want.split('…');
+        let head = pieces.next().unwrap_or_default();
+        let Some(mut rest) = got.strip_prefix(head) else {
+            return false;
+        };
+        let mut any = false;
+        for piece in pieces {
+            any = true;
+            match rest.find(piece) {
+                Some(at) => rest = &rest[at + piece.len()..],
+                None => return false,
+            }
+        }
+        any || rest.is_empty()
+    }
+
+    type Row = (
+        &'static str,
+        Option<Up>,
+        Option<Down>,
+        Flags,
+        &'static str,
+        &'static str,
+        Drain,
+        &'static str,
+    );
+
+    #[rustfmt::skip]
+    fn table() -> Vec<Row> {
+        let eof = || Some(Up::Eof);
+        vec![
+            // name, up, down, flags => result, Close sent, drain, last word
+            ("peer Close without code", eof(), Some(Down::Closed(None)), PLAIN, "ok", "", ToEnd, "- -"),
+            ("peer Close 1000", eof(), closed(1000, "bye"), PLAIN, "ok", "", ToEnd, "1000 -"),
+            ("peer Close 1001", None, closed(1001, ""), PLAIN, "ok", "", ToEnd, "1001 -"),
+            ("peer Close 1011", None, closed(1011, "boom"), PLAIN, "8 …close code 1011 (internal error): \"boom\"", "", ToEnd, "1011 -"),
+            ("peer Close 4001 after ours", eof(), closed(4001, ""), SENT, "ok", "", ToEnd, "4001 -"),
+            ("peer Close after a local failure", failed(), closed(1000, ""), SENT, "11 stdio: line too long", "", ToEnd, "1000 -"),
+            ("limit reached", None, Some(Down::Limit), PLAIN, "ok", "4000 'done' 5s", UntilClose, "4000 -"),
+            ("limit reached after our Close", eof(), Some(Down::Limit), SENT, "ok", "", UntilClose, "4000 -"),
+            ("stream ended", eof(), Some(Down::Ended), PLAIN, "ok", "", No, "- connection ended"),
+            ("dead peer", None, Some(Down::DeadPeer), PLAIN, "12 …not responding: nothing received within 7s", "1001 'not responding' 100ms", No, "- peer not responding after 7s"),
+            ("invalid UTF-8", None, read(WsError::Utf8("x".into())), PLAIN, "9 …invalid UTF-8…(closed with 1007)", "1007 'invalid UTF-8' 5s", No, "- ws://h/: protocol error: invalid UTF-8…"),
+            ("message too big", None, read(too_big()), PLAIN, "9 …raise --max-message-size (closed with 1009)", "1009 'message too big' 5s", No, "- ws://h/: protocol error…"),
+            ("protocol violation", None, read(WsError::Protocol(ProtocolError::NonZeroReservedBits)), PLAIN, "9 …(closed with 1002)", "1002 'protocol error' 5s", No, "- ws://h/: protocol error…"),
+            ("message stalled", None, read(limit(ErrorKind::TimedOut)), PLAIN, "9 …(closed with 1008)", "1008 'message stalled' 5s", No, "- ws://h/…"),
+            ("budget exceeded", None, read(limit(ErrorKind::OutOfMemory)), PLAIN, "9 …(closed with 1013)", "1013 'server busy' 5s", No, "- ws://h/…"),
+            ("dropped without Close", None, read(reset()), PLAIN, "8 …connection dropped without a Close frame", "", No, "- ws://h/: peer closed abnormally…"),
+            ("dropped after our Close", eof(), read(reset()), SENT, "ok", "", No, "- connection ended after our Close"),
+            ("connection lost", None, read(WsError::Io(io::Error::from_raw_os_error(104))), PLAIN, "8 …connection lost: ", "", No, "- ws://h/…"),
+            ("connection lost after our Close", eof(), read(WsError::Io(io::Error::from_raw_os_error(104))), SENT, "ok", "", No, "- connection ended after our Close"),
+            ("stalled after our Close", eof(), read(limit(ErrorKind::TimedOut)), SENT, "9 …(closed with 1008)", "1008 'message stalled' 5s", No, "- ws://h/…"),
+            ("internal read error", None, read(WsError::AlreadyClosed), PLAIN, "1 ws://h/: …", "1011 '' 5s", No, "- ws://h/: …"),
+            ("local reader went away", None, write(ErrorKind::BrokenPipe), PLAIN, "ok", "1001 '' 5s", No, "- -"),
+            ("local reader reset", None, write(ErrorKind::ConnectionReset), PLAIN, "ok", "1001 '' 5s", No, "- -"),
+            ("local write failed", None, write(ErrorKind::StorageFull), PLAIN, "1 stdio: write failed: …", "1001 '' 5s", No, "- -"),
+            ("no Close from the peer", eof(), None, SENT, "7 ws://h/: closing handshake (no Close from the peer) timed out after 5s", "", No, "- no Close from the peer"),
+            ("timeout after a local failure", failed(), None, SENT, "11 stdio: line too long", "", No, "- no Close from the peer"),
+            ("shutdown", eof(), None, SHUT, "ok", "", No, "- shutting down"),
+            // --reconnect: a WebSocket that goes away while the local side is open is dropped.
+            ("reconnect: peer Close", None, closed(1000, ""), RECONNECT, "dropped 8 …close code 1000 (normal)", "", ToEnd, ""),
+            ("reconnect: peer Close while sending failed", Some(Up::SendFailed), closed(1011, ""), RECONNECT, "dropped 8 …close code 1011", "", ToEnd, ""),
+            ("reconnect: stream ended", None, Some(Down::Ended), RECONNECT, "dropped 8 ws://h/: peer closed abnormally: connection ended", "", No, ""),
+            ("reconnect: dead peer", None, Some(Down::DeadPeer), RECONNECT, "dropped 12 …within 7s", "", No, ""),
+            ("reconnect: invalid UTF-8", None, read(WsError::Utf8("x".into())), RECONNECT, "dropped 9 …(closed with 1007)", "1007 '' 5s", No, ""),
+            ("reconnect: connection lost", None, read(reset()), RECONNECT, "dropped 8 …without a Close frame", "", No, ""),
+            ("reconnect: limit reached", None, Some(Down::Limit), RECONNECT, "ok", "4000 'done' 5s", UntilClose, "4000 -"),
+            ("reconnect: local reader went away", None, write(ErrorKind::BrokenPipe), RECONNECT, "ok", "1001 '' 5s", No, "- -"),
+            ("reconnect: no Close from the peer", None, None, RECONNECT_SENT, "7 …timed out after 5s", "", No, "- no Close from the peer"),
+            ("reconnect: local EOF, peer Close", eof(), closed(1000, ""), RECONNECT_SENT, "ok", "", ToEnd, "1000 -"),
+            ("reconnect: local failure", failed(), read(reset()), RECONNECT_SENT, "11 stdio: line too long", "", No, "- connection ended after our Close"),
+            ("reconnect: shutdown, peer Close", None, closed(1001, ""), RECONNECT_SHUT, "ok", "", ToEnd, "1001 -"),
+            ("reconnect: shutdown", None, None, RECONNECT_SHUT, "ok", "", No, "- shutting down"),
+        ]
+    }
+
+    #[test]
+    fn bytes_messages_outcome_table() {
+        let rows = table();
+        assert_eq!(rows.len(), 40);
+        for (name, up, down, flags, result, close, drain, word) in rows {
+            let o = outcome(up, down, &facts(flags));
+            let (got_result, got_close, got_word) = show(&o);
+            assert!(
+                fits(&got_result, result),
+                "{name}: result {got_result:?}, wanted {result:?}"
+            );
+            assert_eq!(got_close, close, "{name}: Close sent");
+            assert_eq!(o.drain, drain, "{name}: drain");
+            assert!(
+                fits(&got_word, word),
+                "{name}: last word {got_word:?}, wanted {word:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_closing_peer_is_named_in_the_summary_and_a_disconnect_in_a_note() {
+        let o = outcome(None, closed(1000, ""), &facts(PLAIN));
+        assert_eq!(o.summary, "; peer closed with close code 1000 (normal)");
+        assert_eq!(o.note, None);
+        let o = outcome(None, write(ErrorKind::BrokenPipe), &facts(PLAIN));
+        assert_eq!(
+            (o.summary.as_str(), o.note.as_deref()),
+            ("", Some("stdio: went away: broken pipe"))
+        );
+    }
+
+    /// First direction's end => Close to the failed side, to the other side, drain both, result,
+    /// summary.
+    type RelayedRow = (
+        Dir,
+        Option<u16>,
+        Option<(u16, &'static str)>,
+        bool,
+        &'static str,
+        &'static str,
+    );
+
+    #[test]
+    fn messages_messages_outcome_table() {
+        #[rustfmt::skip]
+        let rows: Vec<RelayedRow> = vec![
+            (Dir::Closed(None), None, None, true, "ok", "ws://a/ closed: no status code"),
+            (Dir::Closed(cf(1001, "")), None, None, true, "ok", "ws://a/ closed: close code 1001 (going away)"),
+            (Dir::Closed(cf(4000, "x")), None, None, true, "8 …close code 4000 (application): \"x\"", "ws://a/ closed: close code 4000 (application): \"x\""),
+            (Dir::Ended, None, None, false, "ok", ""),
+            (Dir::ReadError(WsError::Utf8("x".into())), Some(1007), Some((1011, "other side failed")), false, "9 …(closed with 1007)", ""),
+            (Dir::ReadError(too_big()), Some(1009), Some((1011, "other side failed")), false, "9 …(closed with 1009)", ""),
+            (Dir::ReadError(reset()), None, Some((1011, "other side failed")), false, "8 …without a Close frame", ""),
+        ];
+        for (n, (first, failed, other, drain_both, result, summary)) in rows.into_iter().enumerate()
+        {
+            let r = relayed(first, "ws://a/");
+            let got = match &r.result {
+                Ok(()) => "ok".to_string(),
+                Err(e) => format!("{} {e}", e.exit_code()),
+            };
+            assert!(
+                fits(&got, result),
+                "row {n}: result {got:?}, wanted {result:?}"
+            );
+            let code = |f: &CloseFrame| u16::from(f.code);
+            assert_eq!(r.close_failed.as_ref().map(code), failed, "row {n}");
+            let other_got = r.close_other.as_ref().map(|f| (code(f), f.reason.as_str()));
+            assert_eq!(other_got, other, "row {n}");
+            assert_eq!(
+                (r.drain_both, r.summary.as_str()),
+                (drain_both, summary),
+                "row {n}"
+            );
+        }
+    }
+}
