@@ -130,7 +130,7 @@ fn dropped(down: Option<Down>, f: &Facts) -> std::result::Result<Outcome, Option
         Some(Down::DeadPeer) => (dead_peer(f), None, Drain::No),
         Some(Down::ReadError(e)) => {
             let (code, err) = classify_read_error(f.label, e);
-            let close = code.map(|code| (frame(code, ""), f.close_timeout));
+            let close = code.map(|code| (close_frame(code, ""), f.close_timeout));
             (err, close, Drain::No)
         }
         other => return Err(other),
@@ -188,7 +188,7 @@ fn ended(down: Option<Down>, f: &Facts) -> Outcome {
         Some(Down::DeadPeer) => {
             // Nothing will answer: a short, best-effort goodbye.
             let wait = Duration::from_millis(100);
-            o.close = Some((frame(CloseCode::Away, "not responding"), wait));
+            o.close = Some((close_frame(CloseCode::Away, "not responding"), wait));
             let after = crate::error::fmt_duration(f.ping_timeout);
             o.last_word = Some((None, Some(format!("peer not responding after {after}"))));
             Err(dead_peer(f))
@@ -196,7 +196,7 @@ fn ended(down: Option<Down>, f: &Facts) -> Outcome {
         Some(Down::ReadError(e)) => read_failed(e, f, &mut o),
         Some(Down::WriteError(e)) => {
             // The local reader went away (closed stdout, client hung up): say goodbye politely.
-            o.close = Some((frame(CloseCode::Away, ""), f.close_timeout));
+            o.close = Some((close_frame(CloseCode::Away, ""), f.close_timeout));
             if is_disconnect(&e) {
                 o.note = Some(format!("{}: went away: {e}", f.local_label));
                 Ok(())
@@ -234,7 +234,7 @@ fn read_failed(e: WsError, f: &Facts, o: &mut Outcome) -> Result<()> {
             CloseCode::Again => "server busy",
             _ => "",
         };
-        o.close = Some((frame(code, reason), f.close_timeout));
+        o.close = Some((close_frame(code, reason), f.close_timeout));
     }
     match err {
         // We had said goodbye; a peer that just hangs up has answered well enough.
@@ -294,8 +294,8 @@ pub(crate) fn relayed(first: Dir, label: &str) -> Relayed {
         Dir::Ended => {}
         Dir::ReadError(e) => {
             let (code, err) = classify_read_error(label, e);
-            r.close_failed = code.map(|code| frame(code, ""));
-            r.close_other = Some(frame(CloseCode::Error, "other side failed"));
+            r.close_failed = code.map(|code| close_frame(code, ""));
+            r.close_other = Some(close_frame(CloseCode::Error, "other side failed"));
             r.result = Err(err);
         }
     }
@@ -412,7 +412,7 @@ pub(crate) fn classify_read_error(label: &str, e: WsError) -> (Option<CloseCode>
     }
 }
 
-fn frame(code: CloseCode, reason: &'static str) -> CloseFrame {
+pub(crate) fn close_frame(code: CloseCode, reason: &'static str) -> CloseFrame {
     CloseFrame {
         code,
         reason: Utf8Bytes::from_static(reason),
@@ -420,7 +420,7 @@ fn frame(code: CloseCode, reason: &'static str) -> CloseFrame {
 }
 
 pub(crate) fn close(code: CloseCode, reason: &'static str) -> Message {
-    Message::Close(Some(frame(code, reason)))
+    Message::Close(Some(close_frame(code, reason)))
 }
 
 /// Send a Close without waiting long; the connection may already be gone.

@@ -2,7 +2,6 @@
 //! peer after `--ping-timeout`, and the idle wait that keeps both going while this side has
 //! nothing to send.
 
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,8 +29,7 @@ pub(crate) enum Idle {
 pub(crate) async fn idle(
     sink: &mut MsgSink,
     keepalive: &mut Keepalive,
-    seen: &impl Fn(&AtomicU64) -> Instant,
-    last_seen: &AtomicU64,
+    seen: &impl Fn() -> Instant,
     opts: &RelayOptions,
     until: impl std::future::Future<Output = ()>,
 ) -> Idle {
@@ -39,7 +37,7 @@ pub(crate) async fn idle(
     loop {
         tokio::select! {
             () = &mut until => return Idle::Done,
-            () = keepalive.due() => match keepalive.act(seen(last_seen)) {
+            () = keepalive.due() => match keepalive.act(seen()) {
                 Keep::Ping => {
                     if sink.send(Message::Ping(Bytes::new())).await.is_err() {
                         return Idle::SendFailed;
