@@ -1,8 +1,18 @@
-//! The relay: pumps between two connections until the session ends.
+//! The relay: pumps between two connections until the session ends. [`bridge`] picks the pump
+//! from the two connection shapes; each pair has its own file:
 //!
-//! Bytes↔Messages runs through a framing codec (see [`framing`]); Messages↔Messages forwards
-//! messages with their types; Bytes↔Bytes copies with half-close. Both directions run
-//! concurrently in one task; writes are batched (`feed` while input is ready, then one `flush`).
+//! - `bytes_ws`: a byte stream facing a WebSocket, through the framing codecs ([`framing`],
+//!   `localio`): the local side, the two directions (`bytes_ws/send.rs`, `bytes_ws/receive.rs`)
+//!   and the held Close (`linger` has the rule);
+//! - `ws_ws`: two message connections, messages forwarded with their types;
+//! - `bytes_bytes`: two byte streams, copied with half-close;
+//! - `mirror`: `mirror:` facing either shape;
+//! - `reconnect`: `--reconnect`, a byte stream bridged to WebSockets opened again.
+//!
+//! Shared by them: `closing` (how a session ends: pure rules, table-tested, and the steps that
+//! carry them out), `keepalive` (pings, the dead peer), and here `Counter` and `send_data`. Both
+//! directions of a pump run concurrently in one task; writes are batched (`feed` while input is
+//! ready, then one `flush`).
 //!
 //! Closing (bytes↔messages): local EOF → send Close 1000 (unless `--no-close`) and keep
 //! delivering incoming messages until the peer's Close or `--close-timeout`. Peer Close → flush

@@ -2,6 +2,7 @@
 //! their types; a Close travels through, the other direction gets `--close-timeout` to finish.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -90,6 +91,33 @@ async fn forward(
     }
 }
 
+/// Run both directions. The first to end decides; unless it failed, the other gets `limit` to
+/// finish. True: `ab` ended first.
+async fn first_to_end(
+    ab: impl Future<Output = Dir>,
+    ba: impl Future<Output = Dir>,
+    limit: Duration,
+) -> (bool, Dir) {
+    tokio::pin!(ab, ba);
+    let first = tokio::select! {
+        d = &mut ab => (true, d),
+        d = &mut ba => (false, d),
+    };
+    if !matches!(first.1, Dir::ReadError(_)) {
+        let rest = async {
+            if first.0 {
+                (&mut ba).await
+            } else {
+                (&mut ab).await
+            }
+        };
+        let _ = tokio::time::timeout(limit, rest).await;
+    }
+    first
+}
+
+/// Bridge two message connections: each direction `forward`s, [`closing::relayed`] decides the
+/// end.
 pub(crate) async fn messages_messages(a: MsgConn, b: MsgConn, opts: &RelayOptions) -> Result<()> {
     let MsgConn {
         stream: mut a_rx,
@@ -107,49 +135,30 @@ pub(crate) async fn messages_messages(a: MsgConn, b: MsgConn, opts: &RelayOption
     } = b;
     let (mut ab_count, mut ba_count) = (Counter::default(), Counter::default());
     let pings = a_ws && b_ws;
-    let outcome = {
-        let (a_closed, b_closed) = (AtomicBool::new(false), AtomicBool::new(false));
-        let ab = forward(
-            &mut a_rx,
-            &mut b_tx,
-            (opts.forward, pings, b_ws),
-            &mut ab_count,
-            ClosedSides {
-                src: &a_closed,
-                dst: &b_closed,
-            },
-            opts,
-        );
-        let ba = forward(
-            &mut b_rx,
-            &mut a_tx,
-            (opts.reverse, pings, a_ws),
-            &mut ba_count,
-            ClosedSides {
-                src: &b_closed,
-                dst: &a_closed,
-            },
-            opts,
-        );
-        tokio::pin!(ab, ba);
-        // The first direction to end decides; the other gets the close timeout to finish.
-        let first = tokio::select! {
-            d = &mut ab => (true, d),
-            d = &mut ba => (false, d),
-        };
-        if !matches!(first.1, Dir::ReadError(_)) {
-            let rest = async {
-                if first.0 {
-                    (&mut ba).await
-                } else {
-                    (&mut ab).await
-                }
-            };
-            let _ = tokio::time::timeout(opts.close_timeout, rest).await;
-        }
-        first
-    };
-    let (from_a, dir) = outcome;
+    let (a_closed, b_closed) = (AtomicBool::new(false), AtomicBool::new(false));
+    let ab = forward(
+        &mut a_rx,
+        &mut b_tx,
+        (opts.forward, pings, b_ws),
+        &mut ab_count,
+        ClosedSides {
+            src: &a_closed,
+            dst: &b_closed,
+        },
+        opts,
+    );
+    let ba = forward(
+        &mut b_rx,
+        &mut a_tx,
+        (opts.reverse, pings, a_ws),
+        &mut ba_count,
+        ClosedSides {
+            src: &b_closed,
+            dst: &a_closed,
+        },
+        opts,
+    );
+    let (from_a, dir) = first_to_end(ab, ba, opts.close_timeout).await;
     let label = if from_a { &a_label } else { &b_label };
     let r = closing::relayed(dir, label);
     let (failed, other) = if from_a {
