@@ -5,6 +5,7 @@
 //! session ends is decided by [`closing::outcome`]; `conclude` carries it out.
 
 use std::collections::VecDeque;
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ use receive::receive;
 use send::Sending;
 
 /// Resolves when the local side has ended (a program's exit status: the Close to send).
-type OnEof = std::pin::Pin<Box<dyn std::future::Future<Output = crate::endpoint::EofNote> + Send>>;
+type OnEof = Pin<Box<dyn std::future::Future<Output = crate::endpoint::EofNote> + Send>>;
 
 /// The byte side of a bytes↔messages session, with its codecs. With `--reconnect` it outlives
 /// the WebSocket connections made for it.
@@ -249,7 +250,7 @@ pub(crate) async fn pump(
     let shared = Shared::new();
     let (mut sent, mut received) = (Counter::default(), Counter::default());
     let (up_end, down_end, close_sent) = {
-        let up = Sending {
+        let mut sending = Sending {
             sink: &mut sink,
             input: &mut side.input,
             on_eof: &mut side.on_eof,
@@ -266,8 +267,17 @@ pub(crate) async fn pump(
             warned: 0,
             holding: false,
         };
-        let down = receive(&mut stream, &mut side.output, &mut received, &shared, &plan);
-        run_both(up.run(), down, &shared, &plan).await
+        // Pinned here, not moved into `run_both`: a future's arguments are kept beside its
+        // locals, so a moved-in future would take its size twice in the session's task.
+        let up = pin!(sending.run());
+        let down = pin!(receive(
+            &mut stream,
+            &mut side.output,
+            &mut received,
+            &shared,
+            &plan
+        ));
+        run_both(up, down, &shared, &plan).await
     };
     let facts = Facts {
         label: &label,
@@ -297,13 +307,12 @@ pub(crate) async fn pump(
 /// (set when `up` ends) passes, or a silent peer is taken for dead. Returns how each ended
 /// (`None`: it had not), and whether this side had sent a Close when `up` ended.
 async fn run_both(
-    up: impl Future<Output = Up>,
-    down: impl Future<Output = Down>,
+    mut up: Pin<&mut impl Future<Output = Up>>,
+    mut down: Pin<&mut impl Future<Output = Down>>,
     shared: &Shared,
     plan: &Plan<'_>,
 ) -> (Option<Up>, Option<Down>, bool) {
     let opts = plan.opts;
-    tokio::pin!(up, down);
     let mut up_end: Option<Up> = None;
     let mut close_sent = false;
     let silence_limit = opts.ping_interval.unwrap_or_default() + opts.ping_timeout;

@@ -1,6 +1,7 @@
 //! Messages↔messages: two message connections (WebSockets, rooms) forwarded to each other with
 //! their types; a Close travels through, the other direction gets `--close-timeout` to finish.
 
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -94,11 +95,10 @@ async fn forward(
 /// Run both directions. The first to end decides; unless it failed, the other gets `limit` to
 /// finish. True: `ab` ended first.
 async fn first_to_end(
-    ab: impl Future<Output = Dir>,
-    ba: impl Future<Output = Dir>,
+    mut ab: Pin<&mut impl Future<Output = Dir>>,
+    mut ba: Pin<&mut impl Future<Output = Dir>>,
     limit: Duration,
 ) -> (bool, Dir) {
-    tokio::pin!(ab, ba);
     let first = tokio::select! {
         d = &mut ab => (true, d),
         d = &mut ba => (false, d),
@@ -158,7 +158,8 @@ pub(crate) async fn messages_messages(a: MsgConn, b: MsgConn, opts: &RelayOption
         },
         opts,
     );
-    let (from_a, dir) = first_to_end(ab, ba, opts.close_timeout).await;
+    // Pinned here: moved into `first_to_end` they would take their size twice.
+    let (from_a, dir) = first_to_end(pin!(ab), pin!(ba), opts.close_timeout).await;
     let label = if from_a { &a_label } else { &b_label };
     let r = closing::relayed(dir, label);
     let (failed, other) = if from_a {

@@ -111,7 +111,7 @@ pub(super) struct Sending<'a> {
 }
 
 impl Sending<'_> {
-    pub(super) async fn run(mut self) -> Up {
+    pub(super) async fn run(&mut self) -> Up {
         if !self.plan.send {
             // Local input is not read; pings and shutdown still are this side's job.
             return self.idle_on().await;
@@ -273,7 +273,7 @@ impl Sending<'_> {
     }
 
     /// Local input is over: say goodbye as `stop` (and --no-close) asks.
-    async fn finish(mut self, stop: Stop) -> Up {
+    async fn finish(&mut self, stop: Stop) -> Up {
         let opts = self.plan.opts;
         // Input may have ended (or a limit been reached) between two of the checks above.
         let stop = if opts.shutdown.is_cancelled() {
