@@ -137,18 +137,21 @@ impl Sending<'_> {
                 return Err(Up::SendFailed);
             }
         }
+        if self.local_eof {
+            return Ok(Stop::Eof);
+        }
+        // Read once: the loop below runs per message.
+        let (up_limit, websocket) = (self.plan.up_limit, self.plan.websocket);
+        let max_frame = opts.max_frame_size;
         let mut polls = 0u32;
         loop {
-            if self.local_eof {
-                return Ok(Stop::Eof);
-            }
             // Checked every 64 messages while input keeps coming (a waiting loop sees the
             // token through `select!` in `wait_input`).
             polls = polls.wrapping_add(1);
             if polls % 64 == 1 && opts.shutdown.is_cancelled() {
                 return Ok(Stop::ShutDown);
             }
-            if self.plan.up_limit.is_some_and(|n| self.sent.messages >= n) {
+            if up_limit.is_some_and(|n| self.sent.messages >= n) {
                 self.await_replies().await?;
                 return Ok(Stop::Eof);
             }
@@ -168,7 +171,7 @@ impl Sending<'_> {
                     if msg.is_text() || msg.is_binary() {
                         self.sent.add(&msg);
                     }
-                    if send_data(self.sink, msg, opts.max_frame_size, self.plan.websocket)
+                    if send_data(self.sink, msg, max_frame, websocket)
                         .await
                         .is_err()
                     {
