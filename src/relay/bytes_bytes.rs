@@ -4,7 +4,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::closing::is_disconnect;
 use crate::config::RelayOptions;
-use crate::endpoint::{BoxReader, BoxWriter, ByteConn};
+use crate::conn::{BoxReader, BoxWriter, ByteConn};
 use crate::error::{Error, Result};
 
 pub(crate) async fn bytes_bytes(a: ByteConn, b: ByteConn, opts: &RelayOptions) -> Result<()> {

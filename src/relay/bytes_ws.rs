@@ -23,7 +23,7 @@ use super::keepalive::Keepalive;
 use super::linger::{self, Auto};
 use super::localio::{LocalReader, LocalWriter};
 use crate::config::RelayOptions;
-use crate::endpoint::{ByteConn, MsgConn, MsgSink, MsgStream};
+use crate::conn::{ByteConn, MsgConn, MsgSink, MsgStream};
 use crate::error::{Error, Result};
 
 mod receive;
@@ -33,7 +33,7 @@ use receive::receive;
 use send::Sending;
 
 /// Resolves when the local side has ended (a program's exit status: the Close to send).
-type OnEof = Pin<Box<dyn std::future::Future<Output = crate::endpoint::EofNote> + Send>>;
+type OnEof = Pin<Box<dyn std::future::Future<Output = crate::conn::EofNote> + Send>>;
 
 /// The byte side of a bytes↔messages session, with its codecs. With `--reconnect` it outlives
 /// the WebSocket connections made for it.

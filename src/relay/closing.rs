@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes, error::ProtocolError};
 
-use crate::endpoint::{MsgSink, MsgStream};
+use crate::conn::{MsgSink, MsgStream};
 use crate::error::{Error, Result};
 
 /// How the local → WebSocket direction of a bytes↔messages session ended.

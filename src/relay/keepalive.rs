@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::closing::{close, send_close};
 use crate::config::RelayOptions;
-use crate::endpoint::MsgSink;
+use crate::conn::MsgSink;
 
 /// How an idle wait ended.
 pub(crate) enum Idle {

@@ -11,7 +11,7 @@ use super::framing::{FramingError, LocalDecoder, LocalEncoder, LocalEvent};
 use super::localio::{LocalReader, LocalWriter};
 use super::ws_ws::next_batched;
 use crate::config::RelayOptions;
-use crate::endpoint::{ByteConn, MsgConn, MsgSink};
+use crate::conn::{ByteConn, MsgConn, MsgSink};
 use crate::error::{Error, Result};
 
 /// Hand `m` to the connection itself, not just to the split sink's one-item slot: `feed` may leave

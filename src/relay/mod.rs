@@ -38,7 +38,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::config::RelayOptions;
-use crate::endpoint::{Conn, MsgSink};
+use crate::conn::{Conn, MsgSink};
 use crate::error::{Error, Result};
 
 /// Bridge two connections. `a` is ADDR1's side: `--unidirectional` copies a → b only.
@@ -82,9 +82,9 @@ pub async fn bridge(a: Conn, b: Conn, opts: &RelayOptions) -> Result<()> {
 
 /// End a message connection that has nothing to talk to: Close 1011 with `reason`, then wait
 /// (bounded) for the peer's answer.
-pub async fn refuse(m: crate::endpoint::MsgConn, reason: &'static str, limit: std::time::Duration) {
+pub async fn refuse(m: crate::conn::MsgConn, reason: &'static str, limit: std::time::Duration) {
     use futures_util::{SinkExt, StreamExt};
-    let crate::endpoint::MsgConn {
+    let crate::conn::MsgConn {
         mut stream,
         mut sink,
         ..

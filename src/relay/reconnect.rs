@@ -14,7 +14,7 @@ use super::closing::Ended;
 /// waits. Messages in flight when a connection drops may be lost (at-most-once). A refused
 /// handshake with 401 or 403 stops the retrying: a rejected credential will not get better.
 pub async fn bridge_reconnecting<F, Fut>(
-    local: crate::endpoint::ByteConn,
+    local: crate::conn::ByteConn,
     local_is_first: bool,
     connect: F,
     opts: &RelayOptions,
@@ -22,7 +22,7 @@ pub async fn bridge_reconnecting<F, Fut>(
 ) -> Result<()>
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<crate::endpoint::MsgConn>>,
+    Fut: std::future::Future<Output = Result<crate::conn::MsgConn>>,
 {
     use std::time::Duration;
     let (send, recv, limits) = if local_is_first {

@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::closing::{self, Dir, close, drain, send_close};
 use super::{Counter, send_data};
 use crate::config::RelayOptions;
-use crate::endpoint::{MsgConn, MsgSink, MsgStream};
+use crate::conn::{MsgConn, MsgSink, MsgStream};
 use crate::error::Result;
 
 /// The next message from `src`. When none is ready, `dst` is flushed first (writes are batched

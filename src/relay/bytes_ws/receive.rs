@@ -8,7 +8,7 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{Plan, Shared, end_output};
-use crate::endpoint::MsgStream;
+use crate::conn::MsgStream;
 use crate::relay::Counter;
 use crate::relay::closing::Down;
 use crate::relay::framing::LocalEvent;

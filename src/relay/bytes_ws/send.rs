@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::{OnEof, Plan, Shared};
-use crate::endpoint::MsgSink;
+use crate::conn::MsgSink;
 use crate::error::Error;
 use crate::relay::Counter;
 use crate::relay::closing::{Up, close, close_frame, send_close};
