@@ -53,7 +53,12 @@ pub enum Error {
     #[error("{target}: TLS failed: {detail}")]
     Tls { target: String, detail: String },
     #[error("{target}: handshake refused: {detail}")]
-    Handshake { target: String, detail: String },
+    Handshake {
+        target: String,
+        detail: String,
+        /// Who refused, and how: what `--reconnect` decides by.
+        by: Refused,
+    },
     #[error("{target}: {what} timed out after {}", fmt_duration(*after))]
     Timeout {
         target: String,
@@ -129,3 +134,14 @@ pub fn fmt_duration(d: Duration) -> String {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Who refused a handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The server answered with this HTTP status.
+    Server(u16),
+    /// A proxy on the way said no (407, 403, a SOCKS login or ruleset).
+    Proxy,
+    /// Something else about the handshake (a bad redirect, a missing header).
+    Other,
+}

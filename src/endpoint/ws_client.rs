@@ -21,7 +21,7 @@ use tokio_util::either::Either;
 use super::{MsgConn, proxy, tls};
 use crate::addr::WsUrl;
 use crate::config::WsClientOptions;
-use crate::error::{Error, Result};
+use crate::error::{Error, Refused, Result};
 use crate::ws;
 
 /// Connects WebSocket clients; holds the TLS configuration, built on first `wss://` use.
@@ -84,6 +84,7 @@ impl WsConnector {
                         .ok_or_else(|| Error::Handshake {
                             target: target.clone(),
                             detail: format!("HTTP {status} redirect without a Location header"),
+                            by: Refused::Server(status),
                         })?;
                     let next = self.follow(&current, loc, &target)?;
                     if redirects == MAX_REDIRECTS {
@@ -92,6 +93,7 @@ impl WsConnector {
                             detail: format!(
                                 "too many redirects (more than {MAX_REDIRECTS}); the last one was HTTP {status} to {next}"
                             ),
+                            by: Refused::Server(status),
                         });
                     }
                     redirects += 1;
@@ -188,6 +190,7 @@ impl WsConnector {
         let refuse = |detail: String| Error::Handshake {
             target: target.to_string(),
             detail,
+            by: Refused::Other,
         };
         let next = resolve_location(current, location)
             .ok_or_else(|| refuse("redirect to an invalid or unsupported Location".into()))?;
@@ -480,6 +483,7 @@ fn handshake_error(target: &str, url: &WsUrl, e: WsError, route: &Route) -> Erro
             Error::Handshake {
                 target: target.to_string(),
                 detail,
+                by: Refused::Server(status.as_u16()),
             }
         }
         WsError::Io(io)
@@ -495,20 +499,24 @@ fn handshake_error(target: &str, url: &WsUrl, e: WsError, route: &Route) -> Erro
         WsError::Io(io) => Error::Handshake {
             target: target.to_string(),
             detail: format!("connection lost during handshake: {io}{proxy_hint}"),
+            by: Refused::Other,
         },
         WsError::ConnectionClosed
         | WsError::AlreadyClosed
         | WsError::Protocol(ProtocolError::HandshakeIncomplete) => Error::Handshake {
             target: target.to_string(),
             detail: format!("server closed the connection during the handshake{proxy_hint}"),
+            by: Refused::Other,
         },
         WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(e)) => Error::Handshake {
             target: target.to_string(),
             detail: format!("subprotocol not agreed: {e}"),
+            by: Refused::Other,
         },
         other => Error::Handshake {
             target: target.to_string(),
             detail: other.to_string(),
+            by: Refused::Other,
         },
     }
 }

@@ -3,7 +3,7 @@
 //! retrying.
 
 use crate::config::RelayOptions;
-use crate::error::{Error, Result};
+use crate::error::{Error, Refused, Result};
 
 use super::bytes_ws::{self, LocalSide};
 use super::closing::Ended;
@@ -40,7 +40,6 @@ where
     };
     let mut side = LocalSide::new(local, opts);
     let mut delay = uptime.reconnect_min;
-    let mut rng = Jitter::new();
     loop {
         // Connect, retrying with backoff; local input goes to the queue meanwhile.
         let ws = loop {
@@ -61,7 +60,7 @@ where
                     return Err(e);
                 }
                 Err(e) => {
-                    let wait = rng.around(delay);
+                    let wait = around(delay);
                     tracing::warn!("{e}; retrying in {}", crate::error::fmt_duration(wait));
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
@@ -87,7 +86,7 @@ where
                 if connected.elapsed() >= uptime.reconnect_max.max(Duration::from_secs(10)) {
                     delay = uptime.reconnect_min;
                 }
-                let wait = rng.around(delay);
+                let wait = around(delay);
                 tracing::warn!("{e}; reconnecting in {}", crate::error::fmt_duration(wait));
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
@@ -107,33 +106,15 @@ fn gives_up(e: &Error) -> bool {
     match e {
         // 401/403 from the server, or a proxy refusing us (407, 403, SOCKS login/ruleset):
         // the same credentials will be refused again.
-        Error::Handshake { detail, .. } => {
-            detail.starts_with("HTTP 401")
-                || detail.starts_with("HTTP 403")
-                || detail.starts_with("proxy")
+        Error::Handshake { by, .. } => {
+            matches!(by, Refused::Server(401 | 403) | Refused::Proxy)
         }
         Error::Usage(_) | Error::Input(_) | Error::Internal(_) => true,
         _ => false,
     }
 }
 
-/// ±20 % jitter on backoff delays, so many clients do not reconnect in step.
-struct Jitter(u64);
-
-impl Jitter {
-    fn new() -> Self {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1);
-        Jitter((seed ^ u64::from(std::process::id())) | 1)
-    }
-
-    fn around(&mut self, d: std::time::Duration) -> std::time::Duration {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        let factor = 0.8 + (self.0 % 1000) as f64 / 1000.0 * 0.4;
-        d.mul_f64(factor)
-    }
+/// `d` ± 20 %, so many clients do not reconnect in step.
+fn around(d: std::time::Duration) -> std::time::Duration {
+    d.mul_f64(0.8 + rand::random::<f64>() * 0.4)
 }

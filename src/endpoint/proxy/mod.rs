@@ -204,6 +204,7 @@ impl Proxy {
         Error::Handshake {
             target: target.to_string(),
             detail: format!("proxy {self} refused: {detail}"),
+            by: crate::error::Refused::Proxy,
         }
     }
 
