@@ -2,8 +2,7 @@
 //! `$CREDENTIALS_DIRECTORY/NAME`). The server receives them; no output, at any verbosity, on
 //! success or failure, contains them.
 
-mod common;
-mod support;
+use crate::{common, support};
 
 use base64::Engine;
 use common::{Finished, assert_one_line_error, servers};

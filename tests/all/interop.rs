@@ -4,7 +4,7 @@
 //! Python `websockets`, Node `ws`, websocat 1.x and wsbridge itself, sending and then closing at
 //! once. Every peer is a real process on 127.0.0.1, port 0.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

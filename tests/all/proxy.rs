@@ -2,8 +2,7 @@
 //! CONNECT proxy and as a SOCKS5 proxy, both with user/password authentication; proxies from
 //! the environment (HTTPS_PROXY, ALL_PROXY, lower case too) and NO_PROXY; refusals.
 
-mod common;
-mod support;
+use crate::{common, support};
 
 use common::{Bridge, Finished, assert_one_line_error, closed_port, servers};
 use support::{Pki, pproxy, tls_echo_server};

@@ -1,7 +1,7 @@
 //! stdio ↔ ws:// end to end: nothing lost at EOF, line mode, binary mode, close codes, ping,
 //! directions. The binary is spawned; the peer is an in-process tokio-tungstenite server.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

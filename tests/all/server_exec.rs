@@ -2,7 +2,7 @@
 //! no descriptor or zombie leaks over many sessions, a child that ignores SIGTERM is killed after
 //! the grace period, and a slow room member is kicked without stalling the room.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! one upstream connection per client, --oneshot, announce lines, Unix socket file hygiene,
 //! a failing upstream not taking the listener down, and byte-to-byte half-close.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 

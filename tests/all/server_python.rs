@@ -6,7 +6,7 @@
 //! The client prints one line per event (`open …`, `text "…"`, `binary HEX`, `close CODE "…"`,
 //! `refused STATUS`, …) and each test compares the whole output exactly.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -12,7 +12,7 @@
 //! Python websockets answers a Close at once and drops what it has not sent yet, so a session
 //! reads all scripted messages from stdout before it writes (and closes) stdin.
 
-mod common;
+use crate::common;
 
 use std::fmt;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! signal exiting at once, and dead-peer detection with --ping-interval/--ping-timeout against a
 //! frozen (SIGSTOPped) third-party server.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Stdio;

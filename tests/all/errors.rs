@@ -1,7 +1,7 @@
 //! Every error class: one line on stderr naming the cause, its documented exit code, no panic,
 //! no hang (each run is bounded by the harness limit).
 
-mod common;
+use crate::common;
 
 use common::{assert_one_line_error, closed_port, run, servers};
 

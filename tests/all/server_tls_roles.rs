@@ -2,8 +2,7 @@
 //! client sent is the client's, and a client that does not speak TLS is told apart from a server
 //! that does not (a plain `ws://` client gets advice for a client, not "a plain port?").
 
-mod common;
-mod support;
+use crate::{common, support};
 
 use common::Bridge;
 use support::Pki;

@@ -6,7 +6,7 @@
 //! sd-listen: for TCP and Unix sockets by name, inetd: on a connected socket, and exec: children
 //! not inheriting any of it.
 
-mod common;
+use crate::common;
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::process::Stdio;

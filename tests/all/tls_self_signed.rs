@@ -5,8 +5,7 @@
 //! name, expired). Peers: Python websockets (tests/peers/tls_echo_server.py, ws_client.py) and
 //! wsbridge itself. Needs the `openssl` command and the test Python (`scripts/test`).
 
-mod common;
-mod support;
+use crate::{common, support};
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

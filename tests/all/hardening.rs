@@ -2,7 +2,7 @@
 //! stop reading, or start messages and never finish them. Each test runs the real binary and
 //! talks to it over loopback with raw frames or a WebSocket library.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! --reconnect: the server is killed mid-stream and restarted on the same port; the stream goes
 //! on, local input written meanwhile is queued and delivered; a 401 stops the retrying.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -3,7 +3,7 @@
 //! statuses for bad requests, the handshake timeout against slow clients and garbage, and a real
 //! browser (headless Chromium): a `?send=` link sends nothing, a user's clicks send and echo.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -2,7 +2,7 @@
 //! fragmentation (§5.4), control frames (§5.5), UTF-8 validity (§8.1), close codes (§7.4),
 //! reserved opcodes (§5.2), size limits, and zero-length messages.
 
-mod common;
+use crate::common;
 
 use common::raw::{self, BINARY, CLOSE, CONTINUATION, PING, PONG, RawConn, TEXT};
 use common::{Bridge, Finished};

@@ -1,7 +1,7 @@
 //! Third-party peer over TLS: the `wss://` client with bearer-token auth against Python `websockets`
 //! (tests/peers/ws_server.py), trusting a throwaway test CA made with rcgen.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -2,8 +2,7 @@
 //! tests/peers/tls_echo_server.py) with a throwaway rcgen PKI: client certificates for a server
 //! that requires them (mutual TLS), and `--tls-roots`.
 
-mod common;
-mod support;
+use crate::{common, support};
 
 use common::{Finished, assert_one_line_error};
 use support::{Pki, tls_echo_server};

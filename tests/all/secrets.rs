@@ -1,7 +1,7 @@
 //! Secrets (Authorization, Cookie, basic-auth, URL passwords, token query values) never appear in
 //! any output, at any verbosity, on success or on failure.
 
-mod common;
+use crate::common;
 
 use common::{Bridge, closed_port, servers};
 

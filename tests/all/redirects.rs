@@ -2,8 +2,7 @@
 //! HTTP written on a tokio TcpListener, over TLS for the `wss://` cases), then a real WebSocket
 //! server (tests/common/servers.rs) accepts. Hops are counted on the servers' side.
 
-mod common;
-mod support;
+use crate::{common, support};
 
 use std::sync::Arc;
 
