@@ -2,8 +2,7 @@
 //! `tests/*.rs` file is a module here, so the test code links against wsbridge once instead of
 //! once per file.
 
-mod common;
-mod support;
+mod harness;
 
 mod client_tls;
 mod errors;
