@@ -1,6 +1,7 @@
-//! The integration tests, as one test binary (`cargo test --test all`): each former
-//! `tests/*.rs` file is a module here, so the test code links against wsbridge once instead of
-//! once per file.
+//! The integration tests, as one test binary (`cargo test --test all`): one module per area,
+//! sharing one harness (`harness/`: the wsbridge runner, in-process and third-party peers,
+//! test certificates). A new test file goes here as a module; a file of its own in `tests/`
+//! would be one more binary to link against wsbridge and its dependencies.
 
 mod harness;
 
