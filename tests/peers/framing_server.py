@@ -1,4 +1,4 @@
-"""Scripted WebSocket server (Python websockets, new asyncio API) for tests/framing_python.rs.
+"""Scripted WebSocket server (Python websockets, new asyncio API) for tests/all/framing_python.rs.
 
 Usage: framing_server.py [--script JSON|@FILE] [--reply-first]
 

@@ -1,9 +1,7 @@
 //! Secrets (Authorization, Cookie, basic-auth, URL passwords, token query values) never appear in
 //! any output, at any verbosity, on success or on failure.
 
-mod common;
-
-use common::{Bridge, closed_port, servers};
+use crate::harness::{self, Bridge, closed_port, servers};
 
 const SECRETS: [&str; 6] = [
     "SECRET1bearer",
@@ -14,7 +12,7 @@ const SECRETS: [&str; 6] = [
     "SECRET6envauth",
 ];
 
-fn check(what: &str, f: &common::Finished) {
+fn check(what: &str, f: &harness::Finished) {
     let all = format!("{}\n{}", f.stderr, f.stdout_str());
     for s in SECRETS {
         assert!(!all.contains(s), "{what}: {s} leaked:\n{all}");
@@ -26,7 +24,7 @@ fn check(what: &str, f: &common::Finished) {
     );
 }
 
-async fn run_with(url: &str, verbosity: &[&str], rust_log: Option<&str>) -> common::Finished {
+async fn run_with(url: &str, verbosity: &[&str], rust_log: Option<&str>) -> harness::Finished {
     let mut args: Vec<&str> = verbosity.to_vec();
     args.extend([
         "-H",
@@ -37,11 +35,11 @@ async fn run_with(url: &str, verbosity: &[&str], rust_log: Option<&str>) -> comm
         "u:SECRET3basic",
         url,
     ]);
-    let mut cmd = common::command(&args);
+    let mut cmd = harness::command(&args);
     if let Some(l) = rust_log {
         cmd.env("RUST_LOG", l);
     }
-    common::run_cmd(cmd, b"hello\n").await
+    harness::run_cmd(cmd, b"hello\n").await
 }
 
 #[tokio::test]
@@ -80,13 +78,13 @@ async fn no_secret_in_any_output_at_any_verbosity() {
 #[tokio::test]
 async fn basic_auth_from_environment_is_not_in_argv_or_logs() {
     let server = servers::echo().await;
-    let mut cmd = common::command(&["-vvv", &server.url()]);
+    let mut cmd = harness::command(&["-vvv", &server.url()]);
     cmd.env("WSBRIDGE_BASIC_AUTH", "u:SECRET6envauth");
     let f = Bridge::spawn_cmd(cmd).finish().await;
     assert_eq!(f.code, Some(0), "{}", f.stderr);
     check("env basic auth", &f);
     // --help shows the variable name but never its value.
-    let mut cmd = common::command(&["--help"]);
+    let mut cmd = harness::command(&["--help"]);
     cmd.env("WSBRIDGE_BASIC_AUTH", "u:SECRET6envauth");
     let f = Bridge::spawn_cmd(cmd).finish().await;
     assert!(f.stdout_str().contains("WSBRIDGE_BASIC_AUTH"));

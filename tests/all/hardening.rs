@@ -2,11 +2,9 @@
 //! stop reading, or start messages and never finish them. Each test runs the real binary and
 //! talks to it over loopback with raw frames or a WebSocket library.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Bridge, LIMIT};
+use crate::harness::{Bridge, LIMIT};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

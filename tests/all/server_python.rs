@@ -6,18 +6,13 @@
 //! The client prints one line per event (`open …`, `text "…"`, `binary HEX`, `close CODE "…"`,
 //! `refused STATUS`, …) and each test compares the whole output exactly.
 
-mod common;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
-use common::servers::{self, Ws};
-use common::{Bridge, LIMIT};
+use crate::harness::pki::Pki;
+use crate::harness::servers::{self, Ws};
+use crate::harness::{Bridge, LIMIT, peers};
 use futures_util::{SinkExt, StreamExt};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::TcpListener;
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -175,15 +170,6 @@ fn say(word: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Running the Python client.
 
-fn python() -> std::ffi::OsString {
-    std::env::var_os("WSBRIDGE_TEST_PYTHON").unwrap_or_else(|| {
-        panic!(
-            "WSBRIDGE_TEST_PYTHON is not set: run the tests with `scripts/test`, which creates \
-             .venv with the pinned Python websockets and points this variable at it"
-        )
-    })
-}
-
 /// A ws_client.py command line.
 #[derive(Clone)]
 struct Py {
@@ -232,8 +218,8 @@ impl Py {
     }
 
     fn spawn(&self, script: &Script) -> PyRun {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/ws_client.py");
-        let mut child = Command::new(python())
+        let path = peers::script("ws_client.py");
+        let mut child = Command::new(peers::python())
             .arg(&path)
             .args(&self.args)
             .arg("--script")
@@ -336,79 +322,6 @@ async fn stop(b: Bridge) {
     b.signal("TERM");
     let f = b.finish().await;
     assert_eq!(f.code, Some(0), "stderr: {}", f.stderr);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Certificates.
-
-/// Test PKI in a temporary directory: ca.pem, cert.pem/key.pem (server leaf for localhost and
-/// 127.0.0.1), client.pem/client-key.pem (client leaf signed by the CA), and
-/// stranger.pem/stranger-key.pem (a client leaf signed by another CA).
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (ca_pem, ca) = make_ca("wsbridge test CA");
-        let (_, other_ca) = make_ca("some other CA");
-        let (cert, key) = leaf(
-            &ca,
-            &["localhost", "127.0.0.1"],
-            ExtendedKeyUsagePurpose::ServerAuth,
-        );
-        let (client, client_key) = leaf(&ca, &[], ExtendedKeyUsagePurpose::ClientAuth);
-        let (stranger, stranger_key) = leaf(&other_ca, &[], ExtendedKeyUsagePurpose::ClientAuth);
-        for (name, pem) in [
-            ("ca.pem", ca_pem),
-            ("cert.pem", cert),
-            ("key.pem", key),
-            ("client.pem", client),
-            ("client-key.pem", client_key),
-            ("stranger.pem", stranger),
-            ("stranger-key.pem", stranger_key),
-        ] {
-            std::fs::write(dir.path().join(name), pem).expect("write PEM");
-        }
-        Pki { dir }
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn arg(&self, name: &str) -> String {
-        self.file(name).to_str().expect("utf8 path").to_string()
-    }
-}
-
-/// A self-signed CA: its PEM and an issuer for leaves.
-fn make_ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
-    let key = KeyPair::generate().expect("CA key");
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let cert = params.self_signed(&key).expect("CA cert");
-    (cert.pem(), Issuer::new(params, key))
-}
-
-/// A leaf signed by `ca`: certificate PEM and key PEM.
-fn leaf(
-    ca: &Issuer<'static, KeyPair>,
-    names: &[&str],
-    usage: ExtendedKeyUsagePurpose,
-) -> (String, String) {
-    let key = KeyPair::generate().expect("leaf key");
-    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    let mut params = CertificateParams::new(names).expect("leaf params");
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "wsbridge test leaf");
-    params.extended_key_usages = vec![usage];
-    let cert = params.signed_by(&key, ca).expect("leaf cert");
-    (cert.pem(), key.serialize_pem())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -715,8 +628,8 @@ async fn child_exit_status_decides_the_close_code() {
 
 #[tokio::test]
 async fn wss_listen_serves_a_client_trusting_the_test_ca() {
-    let pki = Pki::new();
-    let (cert, key) = (pki.arg("cert.pem"), pki.arg("key.pem"));
+    let pki = Pki::for_hosts(&["localhost", "127.0.0.1"]);
+    let (cert, key) = (pki.arg("server.pem"), pki.arg("server.key"));
     let mut b = Bridge::spawn(&[
         "wss-listen:127.0.0.1:0",
         "mirror:",
@@ -732,7 +645,7 @@ async fn wss_listen_serves_a_client_trusting_the_test_ca() {
         .binary(&[1, 2, 3])
         .recv(2)
         .close(1000, "");
-    let lines = Py::new(&url).ca(&pki.file("ca.pem")).run(&script).await;
+    let lines = Py::new(&url).ca(&pki.path("ca.pem")).run(&script).await;
     assert_eq!(
         lines,
         [
@@ -754,8 +667,12 @@ async fn wss_listen_serves_a_client_trusting_the_test_ca() {
 
 #[tokio::test]
 async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
-    let pki = Pki::new();
-    let (cert, key, ca) = (pki.arg("cert.pem"), pki.arg("key.pem"), pki.arg("ca.pem"));
+    let pki = Pki::for_hosts(&["localhost", "127.0.0.1"]);
+    let (cert, key, ca) = (
+        pki.arg("server.pem"),
+        pki.arg("server.key"),
+        pki.arg("ca.pem"),
+    );
     let mut b = Bridge::spawn(&[
         "wss-listen:127.0.0.1:0",
         "mirror:",
@@ -768,12 +685,12 @@ async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
     ]);
     let url = b.listening().await;
     let script = Script::new().text("mutual").recv(1).close(1000, "");
-    let trusted = Py::new(&url).ca(&pki.file("ca.pem"));
+    let trusted = Py::new(&url).ca(&pki.path("ca.pem"));
     let accepted = [open(None), text("mutual"), closed(1000, "")];
 
     let with_cert = trusted
         .clone()
-        .client_cert(&pki.file("client.pem"), &pki.file("client-key.pem"));
+        .client_cert(&pki.path("client.pem"), &pki.path("client.key"));
     assert_eq!(with_cert.run(&script).await, accepted);
 
     let lines = trusted.run(&script).await;
@@ -784,7 +701,7 @@ async fn mutual_tls_requires_a_client_certificate_from_the_ca() {
 
     let stranger = trusted
         .clone()
-        .client_cert(&pki.file("stranger.pem"), &pki.file("stranger-key.pem"));
+        .client_cert(&pki.path("stranger.pem"), &pki.path("stranger.key"));
     let lines = stranger.run(&script).await;
     assert!(
         lines.len() == 1 && lines[0].starts_with("failed "),

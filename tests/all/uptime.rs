@@ -2,14 +2,10 @@
 //! signal exiting at once, and dead-peer detection with --ping-interval/--ping-timeout against a
 //! frozen (SIGSTOPped) third-party server.
 
-mod common;
-
-use std::path::Path;
-use std::process::Stdio;
-
-use common::raw::{self, CLOSE, PING, PONG};
-use common::{Bridge, LIMIT};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use crate::harness::peers::{self, Peer};
+use crate::harness::raw::{self, CLOSE, PING, PONG};
+use crate::harness::{self, Bridge, LIMIT};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 #[tokio::test]
@@ -55,7 +51,7 @@ async fn sigint_drains_listener_sessions_then_exits_0() {
     peer.send_close(1001, "").await;
     drop(peer);
     // The TCP client sees EOF: its session ended cleanly.
-    assert_eq!(common::read_all(&mut client).await, b"");
+    assert_eq!(harness::read_all(&mut client).await, b"");
     let f = b.finish().await;
     assert_eq!(f.code, Some(0), "{}", f.stderr);
 }
@@ -114,32 +110,9 @@ async fn pings_keep_an_idle_connection_checked() {
 
 /// The Python websockets server from tests/peers, as a separate process we can freeze.
 async fn python_server() -> (tokio::process::Child, u16) {
-    let python = std::env::var_os("WSBRIDGE_TEST_PYTHON")
-        .expect("WSBRIDGE_TEST_PYTHON: run the tests with scripts/test");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/ws_server.py");
-    let mut child = tokio::process::Command::new(python)
-        .arg(script)
-        .args(["--token", "t"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let port = tokio::time::timeout(LIMIT, async {
-        loop {
-            let line = lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("server printed its port");
-            if let Some(p) = line.strip_prefix("PORT ") {
-                return p.trim().parse::<u16>().unwrap();
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let mut cmd = peers::python_peer("ws_server.py");
+    cmd.args(["--token", "t"]);
+    let Peer { child, port, .. } = Peer::start(cmd, peers::port_line).await;
     (child, port)
 }
 
@@ -174,7 +147,7 @@ async fn frozen_server_is_detected_as_a_dead_peer() {
         .status();
     let _ = server.kill().await;
     assert_eq!(f.code, Some(12), "{}", f.stderr);
-    common::assert_one_line_error(
+    harness::assert_one_line_error(
         &f,
         "peer not responding: nothing received within 300ms of a ping",
     );

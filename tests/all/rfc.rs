@@ -2,10 +2,8 @@
 //! fragmentation (§5.4), control frames (§5.5), UTF-8 validity (§8.1), close codes (§7.4),
 //! reserved opcodes (§5.2), size limits, and zero-length messages.
 
-mod common;
-
-use common::raw::{self, BINARY, CLOSE, CONTINUATION, PING, PONG, RawConn, TEXT};
-use common::{Bridge, Finished};
+use crate::harness::raw::{self, BINARY, CLOSE, CONTINUATION, PING, PONG, RawConn, TEXT};
+use crate::harness::{self, Bridge, Finished};
 
 /// Start `wsbridge [args] ws://raw-peer/` with stdin held open; return it and the peer's end.
 async fn connect(args: &[&str]) -> (Bridge, RawConn) {
@@ -14,7 +12,7 @@ async fn connect(args: &[&str]) -> (Bridge, RawConn) {
     let mut all: Vec<&str> = args.to_vec();
     all.push(&url);
     let b = Bridge::spawn(&all);
-    let conn = tokio::time::timeout(common::LIMIT, conns.recv())
+    let conn = tokio::time::timeout(harness::LIMIT, conns.recv())
         .await
         .unwrap()
         .unwrap();
@@ -71,7 +69,7 @@ async fn s8_1_invalid_utf8_text_closes_with_1007() {
     // What came before the bad frame is delivered; the bad frame never is.
     assert_eq!(f.stdout_str(), "good\n");
     assert_eq!(f.code, Some(9), "{}", f.stderr);
-    common::assert_one_line_error(&f, "invalid UTF-8 in a text message");
+    harness::assert_one_line_error(&f, "invalid UTF-8 in a text message");
 }
 
 #[tokio::test]
@@ -94,7 +92,7 @@ async fn s5_2_reserved_opcode_closes_with_1002() {
     drop(peer);
     let f = finish(b).await;
     assert_eq!(f.code, Some(9), "{}", f.stderr);
-    common::assert_one_line_error(&f, "protocol error");
+    harness::assert_one_line_error(&f, "protocol error");
 }
 
 #[tokio::test]
@@ -162,7 +160,7 @@ async fn oversize_incoming_message_closes_with_1009() {
     drop(peer);
     let f = finish(b).await;
     assert_eq!(f.code, Some(9), "{}", f.stderr);
-    common::assert_one_line_error(&f, "raise --max-message-size");
+    harness::assert_one_line_error(&f, "raise --max-message-size");
 }
 
 #[tokio::test]

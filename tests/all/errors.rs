@@ -1,9 +1,7 @@
 //! Every error class: one line on stderr naming the cause, its documented exit code, no panic,
 //! no hang (each run is bounded by the harness limit).
 
-mod common;
-
-use common::{assert_one_line_error, closed_port, run, servers};
+use crate::harness::{self, assert_one_line_error, closed_port, run, servers};
 
 #[tokio::test]
 async fn usage_errors_exit_2_with_suggestions() {
@@ -197,14 +195,14 @@ async fn terminal_escapes_from_a_server_are_shown_escaped() {
         "HTTP/1.1 401 Unauthorized\r\nContent-Length: 11\r\nConnection: close\r\n\r\n\x1b[5mhi\x07\x1b[0m",
     )
     .await;
-    let mut b = common::Bridge::spawn(&[
+    let mut b = harness::Bridge::spawn(&[
         "-E",
         "tcp-listen:127.0.0.1:0",
         &format!("ws://127.0.0.1:{port}/"),
     ]);
     let addr = b.listening().await;
     let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    common::read_all(&mut tcp).await;
+    harness::read_all(&mut tcp).await;
     let line = b.stderr_contains("handshake refused").await;
     assert!(
         line.contains("HTTP 401 Unauthorized: \\x1b[5mhi\\x07\\x1b[0m"),

@@ -6,13 +6,11 @@
 //! sd-listen: for TCP and Unix sockets by name, inetd: on a connected socket, and exec: children
 //! not inheriting any of it.
 
-mod common;
-
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::process::Stdio;
 
-use common::servers;
-use common::{Bridge, LIMIT, read_all};
+use crate::harness::servers;
+use crate::harness::{self, Bridge, LIMIT, read_all};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixDatagram, UnixStream};
@@ -85,7 +83,7 @@ impl Systemd {
 
     /// wsbridge with NOTIFY_SOCKET pointing here (and no other systemd variables).
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = common::command(args);
+        let mut cmd = harness::command(args);
         clear_systemd_env(&mut cmd);
         cmd.env("NOTIFY_SOCKET", &self.addr);
         cmd
@@ -113,7 +111,7 @@ fn activated(args: &[&str], fds: &[RawFd], names: Option<&str>) -> Command {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(r#"LISTEN_PID=$$ exec "$0" "$@""#)
-        .arg(common::bin())
+        .arg(harness::bin())
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -319,41 +317,41 @@ async fn sd_listen_serves_passed_tcp_and_unix_sockets_by_name() {
 #[tokio::test]
 async fn sd_listen_errors_name_the_problem() {
     // Nothing passed.
-    let mut cmd = common::command(&["sd-listen:web", "mirror:"]);
+    let mut cmd = harness::command(&["sd-listen:web", "mirror:"]);
     clear_systemd_env(&mut cmd);
-    let f = common::run_cmd(cmd, b"").await;
+    let f = harness::run_cmd(cmd, b"").await;
     assert_eq!(f.code, Some(10), "{}", f.stderr);
-    common::assert_one_line_error(&f, "sd-listen:web: cannot listen: no sockets were passed");
+    harness::assert_one_line_error(&f, "sd-listen:web: cannot listen: no sockets were passed");
 
     // Passed to another process.
-    let mut cmd = common::command(&["sd-listen:", "mirror:"]);
+    let mut cmd = harness::command(&["sd-listen:", "mirror:"]);
     clear_systemd_env(&mut cmd);
     cmd.env("LISTEN_FDS", "1").env("LISTEN_PID", "1");
-    let f = common::run_cmd(cmd, b"").await;
+    let f = harness::run_cmd(cmd, b"").await;
     assert_eq!(f.code, Some(10), "{}", f.stderr);
-    common::assert_one_line_error(&f, "are for process 1 (LISTEN_PID), not this one");
+    harness::assert_one_line_error(&f, "are for process 1 (LISTEN_PID), not this one");
 
     // No socket by that name.
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let fds = [tcp.as_raw_fd()];
-    let f = common::run_cmd(
+    let f = harness::run_cmd(
         activated(&["sd-listen:api", "mirror:"], &fds, Some("web")),
         b"",
     )
     .await;
     assert_eq!(f.code, Some(10), "{}", f.stderr);
-    common::assert_one_line_error(&f, "no socket named 'api' was passed (LISTEN_FDNAMES: web)");
+    harness::assert_one_line_error(&f, "no socket named 'api' was passed (LISTEN_FDNAMES: web)");
 
     // A connection rather than a listening socket (what Accept=yes passes): use inetd:.
     let (conn, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
-    let f = common::run_cmd(
+    let f = harness::run_cmd(
         activated(&["sd-listen:", "mirror:"], &[conn.as_raw_fd()], None),
         b"",
     )
     .await;
     assert_eq!(f.code, Some(10), "{}", f.stderr);
-    common::assert_one_line_error(&f, "not a listening one");
-    common::assert_one_line_error(&f, "use inetd:");
+    harness::assert_one_line_error(&f, "not a listening one");
+    harness::assert_one_line_error(&f, "use inetd:");
 }
 
 #[tokio::test]
@@ -361,7 +359,7 @@ async fn inetd_talks_to_its_connection_on_stdin_and_stdout() {
     let server = servers::echo().await;
     let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
     let theirs_out = theirs.try_clone().unwrap();
-    let mut cmd = common::command(&["inetd:", &server.url()]);
+    let mut cmd = harness::command(&["inetd:", &server.url()]);
     clear_systemd_env(&mut cmd);
     cmd.stdin(Stdio::from(OwnedFd::from(theirs)))
         .stdout(Stdio::from(OwnedFd::from(theirs_out)));
@@ -403,7 +401,7 @@ async fn with_systemd_socket_activate_when_installed() {
     // Listening socket passed as fd 3 named "web"; the tool execs wsbridge on the first connection.
     let path = dir.path().join("web.sock");
     let spec = path.display().to_string();
-    let bin = common::bin().display().to_string();
+    let bin = harness::bin().display().to_string();
     let mut b = Bridge::spawn_cmd(tool_cmd(&[
         "-l",
         &spec,

@@ -2,11 +2,9 @@
 //! CONNECT proxy and as a SOCKS5 proxy, both with user/password authentication; proxies from
 //! the environment (HTTPS_PROXY, ALL_PROXY, lower case too) and NO_PROXY; refusals.
 
-mod common;
-mod support;
-
-use common::{Bridge, Finished, assert_one_line_error, closed_port, servers};
-use support::{Pki, pproxy, tls_echo_server};
+use crate::harness::peers::{pproxy, tls_echo_server};
+use crate::harness::pki::Pki;
+use crate::harness::{self, Bridge, Finished, assert_one_line_error, closed_port, servers};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "Pr0xyPa55word";
@@ -14,7 +12,7 @@ const WRONG: &str = "Wr0ngPa55word";
 
 async fn run(mut cmd: tokio::process::Command, input: &[u8]) -> Finished {
     cmd.kill_on_drop(true);
-    common::run_cmd(cmd, input).await
+    harness::run_cmd(cmd, input).await
 }
 
 /// Neither the password nor its base64 form (in `Proxy-Authorization`) may appear anywhere.
@@ -37,7 +35,7 @@ async fn through_http_connect_proxy_with_auth() {
     // `localhost`, not an IP: the proxy gets the host name and resolves it itself.
     let url = format!("ws://localhost:{}/x", server.port);
     let f = run(
-        support::command(&["-vvv", "--proxy", &via, &url]),
+        harness::command(&["-vvv", "--proxy", &via, &url]),
         b"one\ntwo\n",
     )
     .await;
@@ -64,7 +62,7 @@ async fn through_socks5_proxy_with_auth() {
     let mut proxy = pproxy("socks5", Some(&format!("{USER}:{PASSWORD}"))).await;
     let via = format!("socks5://{USER}:{PASSWORD}@127.0.0.1:{}", proxy.port);
     let url = format!("ws://localhost:{}/", server.port);
-    let f = run(support::command(&["-vvv", "--proxy", &via, &url]), b"hi\n").await;
+    let f = run(harness::command(&["-vvv", "--proxy", &via, &url]), b"hi\n").await;
     assert_eq!(f.code, Some(0), "stderr: {}", f.stderr);
     assert_eq!(f.stdout_str(), "hi\n");
     let line = proxy.line_with("socks5 127.0.0.1:").await;
@@ -85,7 +83,7 @@ async fn http_proxy_refusing_wrong_password() {
         let via = format!("http://{USER}:{WRONG}@127.0.0.1:{}", proxy.port);
         let mut args = verbosity.to_vec();
         args.extend(["--proxy", &via, &url]);
-        let f = run(support::command(&args), b"hi\n").await;
+        let f = run(harness::command(&args), b"hi\n").await;
         assert_eq!(f.code, Some(6), "stderr: {}", f.stderr);
         assert_eq!(f.stdout, b"");
         let want = format!(
@@ -101,7 +99,7 @@ async fn http_proxy_refusing_wrong_password() {
     }
     // Without credentials the error says what is missing.
     let via = format!("http://127.0.0.1:{}", proxy.port);
-    let f = run(support::command(&["--proxy", &via, &url]), b"hi\n").await;
+    let f = run(harness::command(&["--proxy", &via, &url]), b"hi\n").await;
     assert_eq!(f.code, Some(6), "stderr: {}", f.stderr);
     assert_one_line_error(&f, "the proxy needs a user and password");
     assert_eq!(server.connections(), 0);
@@ -113,7 +111,7 @@ async fn socks5_proxy_refusing_wrong_password() {
     let proxy = pproxy("socks5", Some(&format!("{USER}:{PASSWORD}"))).await;
     let url = format!("ws://127.0.0.1:{}/", server.port);
     let via = format!("socks5://{USER}:{WRONG}@127.0.0.1:{}", proxy.port);
-    let f = run(support::command(&["-vvv", "--proxy", &via, &url]), b"hi\n").await;
+    let f = run(harness::command(&["-vvv", "--proxy", &via, &url]), b"hi\n").await;
     assert_eq!(f.code, Some(6), "stderr: {}", f.stderr);
     assert_eq!(f.stdout, b"");
     let last = f.stderr.lines().last().unwrap_or_default();
@@ -129,7 +127,7 @@ async fn socks5_proxy_refusing_wrong_password() {
 
     // No credentials for a proxy that requires them.
     let via = format!("socks5://127.0.0.1:{}", proxy.port);
-    let f = run(support::command(&["--proxy", &via, &url]), b"hi\n").await;
+    let f = run(harness::command(&["--proxy", &via, &url]), b"hi\n").await;
     assert_eq!(f.code, Some(6), "stderr: {}", f.stderr);
     assert_one_line_error(&f, "does it require a user and password?");
     assert_eq!(server.connections(), 0);
@@ -140,7 +138,7 @@ async fn proxy_that_is_not_there_is_a_connect_error() {
     let port = closed_port();
     let via = format!("socks5://{USER}:{PASSWORD}@127.0.0.1:{port}");
     let f = run(
-        support::command(&["--proxy", &via, "ws://example.invalid/"]),
+        harness::command(&["--proxy", &via, "ws://example.invalid/"]),
         b"",
     )
     .await;
@@ -160,7 +158,7 @@ async fn silent_proxy_times_out() {
     for scheme in ["http", "socks5"] {
         let via = format!("{scheme}://{USER}:{PASSWORD}@127.0.0.1:{silent}");
         let f = run(
-            support::command(&[
+            harness::command(&[
                 "--connect-timeout",
                 "300ms",
                 "--proxy",
@@ -187,7 +185,7 @@ async fn https_proxy_from_environment_for_wss() {
     let url = format!("wss://localhost:{}/", server.port);
     let ca = pki.arg("ca.pem");
     // HTTP_PROXY is for ws:// only: pointing it at a closed port must not matter here.
-    let mut cmd = support::command(&["-v", "--ca-file", &ca, "--linger", "300ms", &url]);
+    let mut cmd = harness::command(&["-v", "--ca-file", &ca, "--linger", "300ms", &url]);
     cmd.env(
         "HTTPS_PROXY",
         format!("http://{USER}:{PASSWORD}@127.0.0.1:{}", proxy.port),
@@ -205,7 +203,7 @@ async fn https_proxy_from_environment_for_wss() {
     assert_no_password(&f, PASSWORD);
 
     // `--proxy none` ignores the environment (the proxy variable points nowhere).
-    let mut cmd = support::command(&[
+    let mut cmd = harness::command(&[
         "--proxy",
         "none",
         "--ca-file",
@@ -227,7 +225,7 @@ async fn all_proxy_from_environment_and_no_proxy_bypass() {
     let url = format!("ws://localhost:{}/", server.port);
 
     // all_proxy (lower case) is used for ws:// when no http_proxy is set.
-    let mut cmd = support::command(&["-v", &url]);
+    let mut cmd = harness::command(&["-v", &url]);
     cmd.env(
         "all_proxy",
         format!("socks5://{USER}:{PASSWORD}@127.0.0.1:{}", proxy.port),
@@ -252,7 +250,7 @@ async fn all_proxy_from_environment_and_no_proxy_bypass() {
             "localhost"
         };
         let url = format!("ws://{host}:{}/", server.port);
-        let mut cmd = support::command(&["-v", &url]);
+        let mut cmd = harness::command(&["-v", &url]);
         cmd.env("ALL_PROXY", &dead).env("NO_PROXY", no_proxy);
         let f = run(cmd, b"direct\n").await;
         assert_eq!(f.code, Some(0), "NO_PROXY={no_proxy}: {}", f.stderr);
@@ -260,7 +258,7 @@ async fn all_proxy_from_environment_and_no_proxy_bypass() {
         assert!(!f.stderr.contains("through proxy"), "{}", f.stderr);
     }
     // A NO_PROXY that does not match leaves the (dead) proxy in use.
-    let mut cmd = support::command(&[&url]);
+    let mut cmd = harness::command(&[&url]);
     cmd.env("ALL_PROXY", &dead)
         .env("no_proxy", "example.com,127.0.0.2");
     let f = run(cmd, b"x\n").await;
@@ -271,7 +269,7 @@ async fn all_proxy_from_environment_and_no_proxy_bypass() {
 #[tokio::test]
 async fn bad_proxy_settings_are_usage_errors() {
     let f = run(
-        support::command(&["--proxy", "https://u:pw5@p:1", "ws://h/"]),
+        harness::command(&["--proxy", "https://u:pw5@p:1", "ws://h/"]),
         b"",
     )
     .await;
@@ -279,7 +277,7 @@ async fn bad_proxy_settings_are_usage_errors() {
     assert_one_line_error(&f, "https:// proxies (TLS to the proxy) are not supported");
     assert!(!f.stderr.contains("pw5"), "{}", f.stderr);
 
-    let mut cmd = support::command(&["ws://127.0.0.1:9/"]);
+    let mut cmd = harness::command(&["ws://127.0.0.1:9/"]);
     cmd.env("HTTP_PROXY", "gopher://u:pw6@p:1");
     let f = run(cmd, b"").await;
     assert_eq!(f.code, Some(2), "stderr: {}", f.stderr);
@@ -294,7 +292,7 @@ async fn listener_upstreams_use_the_proxy() {
     let mut proxy = pproxy("http", None).await;
     let via = format!("http://127.0.0.1:{}", proxy.port);
     let url = format!("ws://localhost:{}/", server.port);
-    let mut b = Bridge::spawn_cmd(support::command(&[
+    let mut b = Bridge::spawn_cmd(harness::command(&[
         "--proxy",
         &via,
         "tcp-listen:127.0.0.1:0",
@@ -309,7 +307,7 @@ async fn listener_upstreams_use_the_proxy() {
             .await
             .unwrap();
         let mut lines = tokio::io::BufReader::new(r).lines();
-        let line = tokio::time::timeout(common::LIMIT, lines.next_line())
+        let line = tokio::time::timeout(harness::LIMIT, lines.next_line())
             .await
             .expect("echo in time")
             .unwrap();

@@ -1,14 +1,11 @@
 //! `-L/--follow-redirects`: in-test HTTP servers answer the upgrade with 301/302/307/308 (raw
 //! HTTP written on a tokio TcpListener, over TLS for the `wss://` cases), then a real WebSocket
-//! server (tests/common/servers.rs) accepts. Hops are counted on the servers' side.
-
-mod common;
-mod support;
+//! server (tests/all/harness/servers.rs) accepts. Hops are counted on the servers' side.
 
 use std::sync::Arc;
 
-use common::{Finished, assert_one_line_error, servers};
-use support::Pki;
+use crate::harness::pki::Pki;
+use crate::harness::{self, Finished, assert_one_line_error, servers};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -134,7 +131,7 @@ fn accepted(server: &mut servers::Server) -> Vec<(String, HeaderMap)> {
 }
 
 async fn run(args: &[&str], input: &[u8]) -> Finished {
-    common::run_cmd(support::command(args), input).await
+    harness::run_cmd(harness::command(args), input).await
 }
 
 #[tokio::test]
@@ -284,7 +281,7 @@ async fn no_downgrade_from_wss_to_ws_unless_insecure() {
 #[tokio::test]
 async fn https_location_means_wss() {
     let pki = Pki::new();
-    let tls_server = support::tls_echo_server(&pki, false).await;
+    let tls_server = harness::peers::tls_echo_server(&pki, false).await;
     let to = format!("https://localhost:{}/", tls_server.port);
     let mut r = Redirector::start(move |_, _| (302, to.clone())).await;
     let url = format!("ws://127.0.0.1:{}/", r.port);

@@ -1,11 +1,9 @@
 //! --reconnect: the server is killed mid-stream and restarted on the same port; the stream goes
 //! on, local input written meanwhile is queued and delivered; a 401 stops the retrying.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{Bridge, LIMIT, servers};
+use crate::harness::{self, Bridge, LIMIT, servers};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -59,7 +57,7 @@ async fn wait_for(rx: &mut mpsc::UnboundedReceiver<String>, last: &str, got: &mu
 
 #[tokio::test]
 async fn stream_continues_across_a_server_restart() {
-    let port = common::closed_port();
+    let port = harness::closed_port();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let server = echo_on(port, tx.clone()).await;
     let mut b = Bridge::spawn(&[
@@ -111,7 +109,7 @@ async fn stream_continues_across_a_server_restart() {
 
 #[tokio::test]
 async fn first_connection_is_retried_too() {
-    let port = common::closed_port();
+    let port = harness::closed_port();
     let mut b = Bridge::spawn(&[
         "--reconnect",
         "--reconnect-min",
@@ -131,7 +129,7 @@ async fn first_connection_is_retried_too() {
 async fn unauthorized_stops_the_retrying() {
     let port =
         servers::http_responder("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n").await;
-    let f = common::run(&["--reconnect", &format!("ws://127.0.0.1:{port}/")], b"x\n").await;
+    let f = harness::run(&["--reconnect", &format!("ws://127.0.0.1:{port}/")], b"x\n").await;
     assert_eq!(f.code, Some(6), "{}", f.stderr);
-    common::assert_one_line_error(&f, "handshake refused: HTTP 401");
+    harness::assert_one_line_error(&f, "handshake refused: HTTP 401");
 }

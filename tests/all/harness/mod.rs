@@ -1,7 +1,15 @@
-//! Test harness: spawn the real `wsbridge` binary, wait for its announced readiness, collect its
-//! output with bounded waits; in-process WebSocket peers (tokio-tungstenite) and raw-frame peers.
-#![allow(dead_code)]
+//! The test harness, shared by every module of the test binary:
+//! - here: [`Bridge`] spawns the real `wsbridge` binary, waits for its announced readiness and
+//!   collects its output; [`run`] runs it to completion; every wait is bounded by [`LIMIT`];
+//! - [`servers`]: in-process WebSocket servers (tokio-tungstenite) and plain TCP stand-ins;
+//! - [`raw`]: a raw-frame RFC 6455 peer, for what a library would never send;
+//! - [`peers`]: the third-party peers (Python `websockets` and `pproxy`, Node `ws`, websocat,
+//!   Chromium): where they are found, and starting them;
+//! - [`pki`]: test certificates (an rcgen CA with server and client leaves, and the
+//!   `openssl req -x509` self-signed recipe).
 
+pub mod peers;
+pub mod pki;
 pub mod raw;
 pub mod servers;
 
@@ -43,6 +51,8 @@ impl Finished {
     }
 }
 
+/// A wsbridge command with piped stdio, killed on drop, and none of the caller's log, TLS,
+/// credential or proxy settings (tests choose their own).
 pub fn command(args: &[&str]) -> Command {
     let mut cmd = Command::new(bin());
     cmd.args(args)
@@ -61,6 +71,8 @@ pub fn command(args: &[&str]) -> Command {
         .env_remove("all_proxy")
         .env_remove("NO_PROXY")
         .env_remove("no_proxy")
+        // Tests that read systemd credentials set their own directory.
+        .env_remove("CREDENTIALS_DIRECTORY")
         .kill_on_drop(true);
     cmd
 }

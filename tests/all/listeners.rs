@@ -2,12 +2,10 @@
 //! one upstream connection per client, --oneshot, announce lines, Unix socket file hygiene,
 //! a failing upstream not taking the listener down, and byte-to-byte half-close.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 
-use common::servers::{self, Ws};
-use common::{Bridge, LIMIT, read_all};
+use crate::harness::servers::{self, Ws};
+use crate::harness::{self, Bridge, LIMIT, read_all};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpStream, UnixStream};
@@ -122,9 +120,9 @@ async fn unix_listen_seed_mode_stale_file_and_cleanup() {
     );
 
     // A second instance must not steal a live socket, and the first keeps serving.
-    let f = common::run(&[&spec, &server.url()], b"").await;
+    let f = harness::run(&[&spec, &server.url()], b"").await;
     assert_eq!(f.code, Some(10), "{}", f.stderr);
-    common::assert_one_line_error(&f, "another process is listening");
+    harness::assert_one_line_error(&f, "another process is listening");
     assert_eq!(
         exchange(UnixStream::connect(&path).await.unwrap(), "still\n").await,
         "still\n"
@@ -142,9 +140,9 @@ async fn unix_listen_never_removes_a_regular_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("precious.txt");
     std::fs::write(&path, "data").unwrap();
-    let f = common::run(&[&format!("unix-l:{}", path.display()), "mirror:"], b"").await;
+    let f = harness::run(&[&format!("unix-l:{}", path.display()), "mirror:"], b"").await;
     assert_eq!(f.code, Some(10), "{}", f.stderr);
-    common::assert_one_line_error(&f, "not a socket");
+    harness::assert_one_line_error(&f, "not a socket");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "data");
 }
 
@@ -170,13 +168,13 @@ async fn unix_listen_refuses_a_live_socket_whose_backlog_is_full() {
     assert_eq!(probe.raw_os_error(), Some(libc::EAGAIN), "{probe}");
     let before = file_id(&path);
 
-    let f = common::run(
+    let f = harness::run(
         &[&format!("unix-listen:{}", path.display()), "mirror:"],
         b"",
     )
     .await;
     assert_eq!(f.code, Some(10), "{}", f.stderr);
-    common::assert_one_line_error(&f, "backlog is full");
+    harness::assert_one_line_error(&f, "backlog is full");
     // Its socket file is untouched, and it can still take its clients.
     assert_eq!(file_id(&path), before);
     busy.set_nonblocking(true).unwrap();
@@ -282,7 +280,7 @@ async fn tcp_listen_to_mirror_is_a_line_echo_server() {
     );
     let mut b = Bridge::spawn(&["-b", "tcp-listen:127.0.0.1:0", "mirror:"]);
     let addr = b.listening().await;
-    let data = common::random_bytes(1 << 20, 3);
+    let data = harness::random_bytes(1 << 20, 3);
     let mut s = TcpStream::connect(&addr).await.unwrap();
     let (mut r, mut w) = s.split();
     let (_, got) = tokio::join!(
@@ -348,7 +346,7 @@ async fn messages_to_mirror_keep_their_types() {
         }
     })
     .await;
-    let f = common::run(&[&server.url(), "mirror:"], b"").await;
+    let f = harness::run(&[&server.url(), "mirror:"], b"").await;
     let (sent, got) = rx.recv().await.unwrap();
     assert_eq!(sent, got);
     assert_eq!(f.code, Some(0), "{}", f.stderr);
@@ -417,7 +415,7 @@ async fn server_close_gives_the_tcp_client_eof() {
 
 #[tokio::test]
 async fn ws_client_gets_1011_when_the_far_side_cannot_be_opened() {
-    let port = common::closed_port();
+    let port = harness::closed_port();
     let mut b = Bridge::spawn(&["ws-listen:127.0.0.1:0", &format!("tcp:127.0.0.1:{port}")]);
     let url = b.listening().await;
     let addr = url

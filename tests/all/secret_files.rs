@@ -2,11 +2,8 @@
 //! `$CREDENTIALS_DIRECTORY/NAME`). The server receives them; no output, at any verbosity, on
 //! success or failure, contains them.
 
-mod common;
-mod support;
-
+use crate::harness::{self, Finished, assert_one_line_error, servers};
 use base64::Engine;
-use common::{Finished, assert_one_line_error, servers};
 use tempfile::TempDir;
 
 const BASIC_PASSWORD: &str = "SECRETfileBasic";
@@ -53,7 +50,7 @@ impl Secrets {
             "plain",
             url,
         ]);
-        let mut cmd = support::command(&args);
+        let mut cmd = harness::command(&args);
         cmd.env("CREDENTIALS_DIRECTORY", self.dir.path().join("credentials"));
         cmd
     }
@@ -90,7 +87,7 @@ async fn secrets_from_files_reach_the_server_and_never_the_output() {
         if let Some(l) = rust_log {
             cmd.env("RUST_LOG", l);
         }
-        let f = common::run_cmd(cmd, b"hello\n").await;
+        let f = harness::run_cmd(cmd, b"hello\n").await;
         assert_eq!(f.code, Some(0), "stderr: {}", f.stderr);
         assert_eq!(f.stdout_str(), "hello\n");
         assert_no_secret(&format!("{verbosity:?} RUST_LOG={rust_log:?}"), &f);
@@ -114,7 +111,7 @@ async fn secrets_from_files_stay_hidden_when_refused() {
     let refusing =
         servers::http_responder("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n").await;
     let url = format!("ws://127.0.0.1:{refusing}/");
-    let f = common::run_cmd(secrets.command(&["-vvv"], &url), b"hello\n").await;
+    let f = harness::run_cmd(secrets.command(&["-vvv"], &url), b"hello\n").await;
     assert_eq!(f.code, Some(6), "stderr: {}", f.stderr);
     assert!(f.stderr.contains("HTTP 401"), "{}", f.stderr);
     assert_no_secret("refused", &f);
@@ -128,7 +125,7 @@ async fn credential_errors_are_clear() {
     // Outside systemd: no CREDENTIALS_DIRECTORY.
     let mut cmd = secrets.command(&[], url);
     cmd.env_remove("CREDENTIALS_DIRECTORY");
-    let f = common::run_cmd(cmd, b"").await;
+    let f = harness::run_cmd(cmd, b"").await;
     assert_eq!(f.code, Some(2), "stderr: {}", f.stderr);
     assert_one_line_error(
         &f,
@@ -136,19 +133,19 @@ async fn credential_errors_are_clear() {
     );
 
     // A credential that was not loaded.
-    let mut cmd = support::command(&["--header-credential", "nope", url]);
+    let mut cmd = harness::command(&["--header-credential", "nope", url]);
     cmd.env(
         "CREDENTIALS_DIRECTORY",
         secrets.dir.path().join("credentials"),
     );
-    let f = common::run_cmd(cmd, b"").await;
+    let f = harness::run_cmd(cmd, b"").await;
     assert_eq!(f.code, Some(2), "stderr: {}", f.stderr);
     assert_one_line_error(&f, "--header-credential nope: cannot read header file");
 
     // --basic-auth-file and --basic-auth (here from the environment) exclude each other.
     let mut cmd = secrets.command(&[], url);
     cmd.env("WSBRIDGE_BASIC_AUTH", "x:SECRETenv");
-    let f = common::run_cmd(cmd, b"").await;
+    let f = harness::run_cmd(cmd, b"").await;
     assert_eq!(f.code, Some(2), "stderr: {}", f.stderr);
     assert_one_line_error(&f, "--basic-auth-file and --basic-auth");
     assert!(!f.stderr.contains("SECRETenv"), "{}", f.stderr);
@@ -156,8 +153,8 @@ async fn credential_errors_are_clear() {
     // A basic-auth file without a colon: the content is not echoed.
     let bad = secrets.dir.path().join("bad");
     std::fs::write(&bad, format!("{BASIC_PASSWORD}\n")).unwrap();
-    let f = common::run_cmd(
-        support::command(&["--basic-auth-file", bad.to_str().unwrap(), url]),
+    let f = harness::run_cmd(
+        harness::command(&["--basic-auth-file", bad.to_str().unwrap(), url]),
         b"",
     )
     .await;

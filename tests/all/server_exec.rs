@@ -2,11 +2,9 @@
 //! no descriptor or zombie leaks over many sessions, a child that ignores SIGTERM is killed after
 //! the grace period, and a slow room member is kicked without stalling the room.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Bridge, LIMIT};
+use crate::harness::{self, Bridge, LIMIT};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
@@ -482,9 +480,9 @@ async fn pass_header_proxy_and_an_empty_required_value_are_usage_errors() {
     for (flags, want) in cases {
         let mut args = vec!["ws-listen:127.0.0.1:0", "exec:cat"];
         args.extend_from_slice(flags);
-        let f = common::run(&args, b"").await;
+        let f = harness::run(&args, b"").await;
         assert_eq!(f.code, Some(2), "{flags:?}: {}", f.stderr);
-        common::assert_one_line_error(&f, want);
+        harness::assert_one_line_error(&f, want);
     }
 }
 
@@ -493,7 +491,7 @@ async fn exec_children_get_no_secrets_from_the_environment() {
     let show = "sh-c:echo \"auth=${WSBRIDGE_BASIC_AUTH-unset} HTTP_PROXY=${HTTP_PROXY-unset} \
                 http_proxy=${http_proxy-unset} HTTPS_PROXY=${HTTPS_PROXY-unset} \
                 ALL_PROXY=${ALL_PROXY-unset} all_proxy=${all_proxy-unset}\"";
-    let mut cmd = common::command(&["ws-listen:127.0.0.1:0", show]);
+    let mut cmd = harness::command(&["ws-listen:127.0.0.1:0", show]);
     cmd.env("WSBRIDGE_BASIC_AUTH", "alice:S3CRET-basic")
         .env("HTTP_PROXY", "http://u:S3CRET-http@127.0.0.1:9")
         .env("http_proxy", "http://127.0.0.1:3129")

@@ -2,18 +2,16 @@
 //! tests/peers/tls_echo_server.py) with a throwaway rcgen PKI: client certificates for a server
 //! that requires them (mutual TLS), and `--tls-roots`.
 
-mod common;
-mod support;
-
-use common::{Finished, assert_one_line_error};
-use support::{Pki, tls_echo_server};
+use crate::harness::peers::tls_echo_server;
+use crate::harness::pki::Pki;
+use crate::harness::{self, Finished, assert_one_line_error};
 
 /// Python websockets answers our Close at once and drops echoes it has not sent yet: wait for
-/// quiet before closing (see tests/tls_python.rs).
+/// quiet before closing (see tls_python.rs).
 const LINGER: &str = "300ms";
 
 async fn run(cmd: tokio::process::Command, input: &[u8]) -> Finished {
-    common::run_cmd(cmd, input).await
+    harness::run_cmd(cmd, input).await
 }
 
 #[tokio::test]
@@ -27,7 +25,7 @@ async fn client_certificate_is_presented_to_a_server_that_requires_one() {
         pki.arg("client.key"),
     );
     let f = run(
-        support::command(&[
+        harness::command(&[
             "--ca-file",
             &ca,
             "--client-cert",
@@ -52,7 +50,7 @@ async fn without_a_client_certificate_the_tls_error_says_so() {
     let server = tls_echo_server(&pki, true).await;
     let url = format!("wss://localhost:{}/", server.port);
     let ca = pki.arg("ca.pem");
-    let f = run(support::command(&["--ca-file", &ca, &url]), b"x\n").await;
+    let f = run(harness::command(&["--ca-file", &ca, &url]), b"x\n").await;
     assert_eq!(f.code, Some(5), "stderr: {}", f.stderr);
     assert_eq!(f.stdout, b"");
     // Python's ssl hangs up without an alert (TLS 1.3); wsbridge knows the server asked for a
@@ -73,7 +71,7 @@ async fn a_client_certificate_from_an_unknown_ca_is_refused() {
         pki.arg("stranger.key"),
     );
     let f = run(
-        support::command(&[
+        harness::command(&[
             "--ca-file",
             &ca,
             "--client-cert",
@@ -98,7 +96,7 @@ async fn unusable_client_certificate_files() {
     // A key file holding a certificate instead of a key.
     let (cert, not_a_key) = (pki.arg("client.pem"), pki.arg("ca.pem"));
     let f = run(
-        support::command(&[
+        harness::command(&[
             "--ca-file",
             &ca,
             "--client-cert",
@@ -115,7 +113,7 @@ async fn unusable_client_certificate_files() {
 
     let missing = pki.arg("missing.pem");
     let f = run(
-        support::command(&[
+        harness::command(&[
             "--ca-file",
             &ca,
             "--client-cert",
@@ -131,7 +129,7 @@ async fn unusable_client_certificate_files() {
     assert_one_line_error(&f, &format!("TLS failed: --client-cert {missing}: "));
 
     // clap: one without the other is a usage error.
-    let f = run(support::command(&["--client-cert", &cert, &url]), b"").await;
+    let f = run(harness::command(&["--client-cert", &cert, &url]), b"").await;
     assert_eq!(f.code, Some(2), "stderr: {}", f.stderr);
     assert!(f.stderr.contains("--client-key"), "{}", f.stderr);
 }
@@ -142,7 +140,7 @@ async fn tls_roots_system_still_adds_ssl_cert_file_and_ca_file() {
     let server = tls_echo_server(&pki, false).await;
     let url = format!("wss://localhost:{}/", server.port);
 
-    let mut cmd = support::command(&["--tls-roots", "system", "--linger", LINGER, &url]);
+    let mut cmd = harness::command(&["--tls-roots", "system", "--linger", LINGER, &url]);
     cmd.env("SSL_CERT_FILE", pki.path("ca.pem"));
     let f = run(cmd, b"system+env\n").await;
     assert_eq!(f.code, Some(0), "stderr: {}", f.stderr);
@@ -151,7 +149,7 @@ async fn tls_roots_system_still_adds_ssl_cert_file_and_ca_file() {
     let ca = pki.arg("ca.pem");
     for roots in ["system", "both", "webpki"] {
         let f = run(
-            support::command(&[
+            harness::command(&[
                 "--tls-roots",
                 roots,
                 "--ca-file",
@@ -169,7 +167,7 @@ async fn tls_roots_system_still_adds_ssl_cert_file_and_ca_file() {
 
     // Neither the built-in nor the system roots know the test CA.
     for roots in ["system", "both"] {
-        let mut cmd = support::command(&["--tls-roots", roots, &url]);
+        let mut cmd = harness::command(&["--tls-roots", roots, &url]);
         cmd.env_remove("SSL_CERT_DIR");
         let f = run(cmd, b"x\n").await;
         assert_eq!(f.code, Some(5), "--tls-roots {roots}: {}", f.stderr);

@@ -4,76 +4,41 @@
 //! Python `websockets`, Node `ws`, websocat 1.x and wsbridge itself, sending and then closing at
 //! once. Every peer is a real process on 127.0.0.1, port 0.
 
-mod common;
-
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 
-use common::{Bridge, Finished, LIMIT, command, run, run_cmd};
+use crate::harness::peers::{self, Peer};
+use crate::harness::{self, Bridge, Finished, LIMIT, command, run, run_cmd};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::sync::Mutex;
-
-fn peers() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
-}
-
-fn python() -> std::ffi::OsString {
-    std::env::var_os("WSBRIDGE_TEST_PYTHON")
-        .expect("WSBRIDGE_TEST_PYTHON is not set: run the tests with `scripts/test`")
-}
-
-fn websocat() -> std::ffi::OsString {
-    std::env::var_os("WSBRIDGE_TEST_WEBSOCAT").expect(
-        "WSBRIDGE_TEST_WEBSOCAT is not set: run the tests with `scripts/test`, which installs websocat 1.x",
-    )
-}
 
 /// A third-party server process that printed `PORT n`; killed when dropped.
 struct Server {
-    _child: Child,
+    _peer: Peer,
     url: String,
 }
 
-async fn start(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Server {
-    let mut child = Command::new(program)
-        .args(args)
-        .current_dir(peers())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start a peer server (run the tests with scripts/test)");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(LIMIT, lines.next_line())
-        .await
-        .expect("the peer announced its port in time")
-        .unwrap()
-        .expect("a PORT line");
-    let port = line
-        .strip_prefix("PORT ")
-        .expect("PORT n")
-        .trim()
-        .to_string();
+async fn start(mut cmd: Command) -> Server {
+    // Their stderr is the test's: a peer's own error shows up next to the failure.
+    cmd.stderr(Stdio::inherit());
+    let peer = Peer::start(cmd, peers::port_line).await;
     Server {
-        _child: child,
-        url: format!("ws://127.0.0.1:{port}/"),
+        url: format!("ws://127.0.0.1:{}/", peer.port),
+        _peer: peer,
     }
 }
 
 /// The echo servers users meet: Python websockets, Node ws, Node ws with permessage-deflate.
 async fn echo_servers() -> Vec<(&'static str, Server)> {
-    let py = peers().join("ws_server.py");
+    let mut deflate = peers::node_peer("node_echo_server.js");
+    deflate.arg("--deflate");
     vec![
-        ("python", start(python(), &[py.to_str().unwrap()]).await),
-        ("node", start("node", &["node_echo_server.js"]).await),
-        (
-            "node+deflate",
-            start("node", &["node_echo_server.js", "--deflate"]).await,
-        ),
+        ("python", start(peers::python_peer("ws_server.py")).await),
+        ("node", start(peers::node_peer("node_echo_server.js")).await),
+        ("node+deflate", start(deflate).await),
     ]
 }
 
@@ -177,7 +142,7 @@ async fn exec_child_that_closed_its_output_still_gets_every_reply() {
 /// An in-process server that answers each message after `delay`, and (like Python websockets)
 /// answers a Close at once, after which a late reply cannot be sent.
 async fn slow_echo(delay: std::time::Duration) -> String {
-    let server = common::servers::serve(move |ws| async move {
+    let server = harness::servers::serve(move |ws| async move {
         let (tx, mut rx) = ws.split();
         let tx = Arc::new(Mutex::new(tx));
         while let Some(Ok(m)) = rx.next().await {
@@ -250,7 +215,7 @@ async fn server_delivers_the_backends_reply_to_a_client_that_closed_at_once() {
         }
     }
     for run_no in 0..10 {
-        let mut cmd = Command::new(websocat());
+        let mut cmd = Command::new(peers::websocat());
         cmd.arg(&url)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -290,13 +255,13 @@ async fn tcp_counter() -> (String, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>
 async fn close_at_once(client: &str, url: &str, msgs: &[&str]) -> Vec<String> {
     let mut cmd = match client {
         "python" => {
-            let mut c = Command::new(python());
-            c.arg(peers().join("close_client.py"));
+            let mut c = Command::new(peers::python());
+            c.arg(peers::script("close_client.py"));
             c
         }
         _ => {
-            let mut c = Command::new("node");
-            c.arg(peers().join("node_client.js"));
+            let mut c = Command::new(peers::node());
+            c.arg(peers::script("node_client.js"));
             c
         }
     };

@@ -3,13 +3,11 @@
 //! statuses for bad requests, the handshake timeout against slow clients and garbage, and a real
 //! browser (headless Chromium): a `?send=` link sends nothing, a user's clicks send and echo.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Bridge, LIMIT, random_bytes};
+use crate::harness::{self, Bridge, LIMIT, peers, random_bytes};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -232,7 +230,7 @@ async fn the_console_is_served_only_with_console() {
         assert_healthy(&addr).await;
     }
     // Asking for both, or for the page without a WebSocket server, is a usage error.
-    let both = common::run(
+    let both = harness::run(
         &[
             "ws-listen:127.0.0.1:0",
             "mirror:",
@@ -244,9 +242,9 @@ async fn the_console_is_served_only_with_console() {
     .await;
     assert_eq!(both.code, Some(2), "{}", both.stderr);
     assert!(both.stderr.contains("--no-console"), "{}", both.stderr);
-    let f = common::run(&["tcp-listen:127.0.0.1:0", "mirror:", "--console"], b"").await;
+    let f = harness::run(&["tcp-listen:127.0.0.1:0", "mirror:", "--console"], b"").await;
     assert_eq!(f.code, Some(2), "{}", f.stderr);
-    common::assert_one_line_error(&f, "--console needs ws-listen:");
+    harness::assert_one_line_error(&f, "--console needs ws-listen:");
 }
 
 #[tokio::test]
@@ -796,26 +794,10 @@ async fn random_garbage_connections_are_all_closed_in_time() {
 }
 
 /// Where `chromium` is, or a failure that says how to get it.
-fn chromium() -> PathBuf {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("chromium"))
-            .find(|p| p.is_file())
-    });
-    found
-        .or_else(|| Some(PathBuf::from("/usr/bin/chromium")).filter(|p| p.is_file()))
-        .unwrap_or_else(|| {
-            panic!(
-                "chromium not found: this test drives the console page with headless Chromium. \
-                 Install it with `apt-get install chromium` (.ci/run installs it)"
-            )
-        })
-}
-
 /// Headless Chromium with its own profile, in a process group of its own (its helpers, the
 /// zygote and the renderers, share it, so the group can be ended as a whole).
 fn chromium_command(profile: &Path) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(chromium());
+    let mut cmd = tokio::process::Command::new(peers::chromium());
     cmd.args([
         "--headless",
         "--no-sandbox",

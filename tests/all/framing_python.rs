@@ -12,16 +12,13 @@
 //! Python websockets answers a Close at once and drops what it has not sent yet, so a session
 //! reads all scripted messages from stdout before it writes (and closes) stdin.
 
-mod common;
-
 use std::fmt;
-use std::path::Path;
 use std::process::Stdio;
 
-use common::{Bridge, Finished, LIMIT, assert_one_line_error, random_bytes, run};
+use crate::harness::peers::{self, Peer};
+use crate::harness::{Bridge, Finished, LIMIT, assert_one_line_error, random_bytes, run};
 use tempfile::TempDir;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ---------------------------------------------------------------------------------------------
 // Messages and the server's record
@@ -180,9 +177,7 @@ fn parse_record(line: &str) -> Record {
 
 /// A running `framing_server.py`; it goes away when this is dropped (`kill_on_drop`).
 struct PyServer {
-    port: u16,
-    lines: Lines<BufReader<ChildStdout>>,
-    _child: Child,
+    peer: Peer,
     _dir: TempDir,
 }
 
@@ -190,59 +185,31 @@ impl PyServer {
     /// Start the server with `script` (passed as a file: the 70 KiB message does not fit one
     /// command-line argument). `reply_first`: answer the first message with `re: ` + it.
     async fn start(script: &[Msg], reply_first: bool) -> PyServer {
-        let python = std::env::var_os("WSBRIDGE_TEST_PYTHON").unwrap_or_else(|| {
-            panic!(
-                "WSBRIDGE_TEST_PYTHON is not set: run the tests with `scripts/test`, which creates \
-                 .venv with the pinned Python websockets and points this variable at it"
-            )
-        });
         let dir = tempfile::tempdir().expect("tempdir");
         let script_file = dir.path().join("script.json");
         std::fs::write(&script_file, script_json(script)).expect("write script");
-        let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/framing_server.py");
-        let mut cmd = Command::new(&python);
-        cmd.arg(&server)
-            .arg("--script")
+        let mut cmd = peers::python_peer("framing_server.py");
+        cmd.arg("--script")
             .arg(format!("@{}", script_file.display()));
         if reply_first {
             cmd.arg("--reply-first");
         }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {python:?} {server:?}: {e}"));
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout piped")).lines();
-        let port = tokio::time::timeout(LIMIT, async {
-            while let Some(line) = lines.next_line().await.expect("read server stdout") {
-                if let Some(p) = line.strip_prefix("PORT ") {
-                    return p.trim().parse::<u16>().expect("port number");
-                }
-            }
-            panic!("framing_server.py exited without printing 'PORT n'");
-        })
-        .await
-        .expect("framing_server.py did not print 'PORT n' in time");
+        cmd.stderr(Stdio::inherit());
         PyServer {
-            port,
-            lines,
-            _child: child,
+            peer: Peer::start(cmd, peers::port_line).await,
             _dir: dir,
         }
     }
 
     fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}/", self.port)
+        format!("ws://127.0.0.1:{}/", self.peer.port)
     }
 
     /// The record of the next connection to end, bounded.
     async fn record(&mut self) -> Record {
-        let line = tokio::time::timeout(LIMIT, self.lines.next_line())
+        let line = tokio::time::timeout(LIMIT, self.peer.lines.recv())
             .await
             .expect("no record from framing_server.py in time")
-            .expect("read server stdout")
             .expect("framing_server.py exited");
         parse_record(&line)
     }

@@ -1,12 +1,10 @@
 //! stdio ↔ ws:// end to end: nothing lost at EOF, line mode, binary mode, close codes, ping,
 //! directions. The binary is spawned; the peer is an in-process tokio-tungstenite server.
 
-mod common;
-
 use std::time::Duration;
 
-use common::servers::{self, Ws};
-use common::{Bridge, run};
+use crate::harness::servers::{self, Ws};
+use crate::harness::{self, Bridge, run};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -101,7 +99,7 @@ async fn incoming_messages_become_lines() {
 #[tokio::test]
 async fn binary_mode_carries_megabytes_both_ways() {
     let server = servers::echo().await;
-    let data = common::random_bytes(4 << 20, 7);
+    let data = harness::random_bytes(4 << 20, 7);
     let f = run(&["-b", &server.url()], &data).await;
     assert_eq!(f.code, Some(0), "{}", f.stderr);
     assert_eq!(f.stdout.len(), data.len());
@@ -142,7 +140,7 @@ async fn binary_messages_are_never_split_or_merged() {
     assert_eq!(f.stdout_str(), format!("{}\n", "x".repeat(100_000)));
 }
 
-async fn close_with(code: CloseCode) -> common::Finished {
+async fn close_with(code: CloseCode) -> harness::Finished {
     let server = servers::serve(move |mut ws: Ws| async move {
         ws.send(Message::Text("bye".into())).await.unwrap();
         ws.close(Some(CloseFrame {
@@ -174,7 +172,7 @@ async fn peer_close_codes_map_to_exit_codes() {
         assert_eq!(f.stdout_str(), "bye\n", "{code:?}");
         assert_eq!(f.code, Some(exit), "{code:?}: {}", f.stderr);
         if exit != 0 {
-            common::assert_one_line_error(
+            harness::assert_one_line_error(
                 &f,
                 &format!("peer closed abnormally: close code {}", u16::from(code)),
             );
@@ -197,7 +195,7 @@ async fn dropped_connection_without_close_is_abnormal() {
     drop(stdin);
     assert_eq!(f.stdout_str(), "partial\n");
     assert_eq!(f.code, Some(8), "{}", f.stderr);
-    common::assert_one_line_error(&f, "without a Close frame");
+    harness::assert_one_line_error(&f, "without a Close frame");
 }
 
 #[tokio::test]
@@ -222,7 +220,7 @@ async fn server_ping_is_answered_with_same_payload() {
     .await;
     let mut b = Bridge::spawn(&[&server.url()]);
     let stdin = b.stdin.take();
-    let pong = tokio::time::timeout(common::LIMIT, rx.recv())
+    let pong = tokio::time::timeout(harness::LIMIT, rx.recv())
         .await
         .unwrap()
         .unwrap();
@@ -245,7 +243,7 @@ async fn close_timeout_when_peer_never_answers_close() {
     .await;
     let f = run(&["--close-timeout", "300ms", &server.url()], b"hello\n").await;
     assert_eq!(f.code, Some(7), "{}", f.stderr);
-    common::assert_one_line_error(
+    harness::assert_one_line_error(
         &f,
         "closing handshake (no Close from the peer) timed out after 300ms",
     );
@@ -363,7 +361,7 @@ async fn request_carries_headers_origin_protocol_and_basic_auth() {
     assert_eq!(h["authorization"], "Bearer tok");
     assert_eq!(h["origin"], "http://example.test");
 
-    let mut cmd = common::command(&[&format!("ws://bob:pw@127.0.0.1:{}/", server.port)]);
+    let mut cmd = harness::command(&[&format!("ws://bob:pw@127.0.0.1:{}/", server.port)]);
     cmd.env("WSBRIDGE_BASIC_AUTH", "alice:s3cret");
     let f = Bridge::spawn_cmd(cmd).finish().await;
     assert_eq!(f.code, Some(0), "{}", f.stderr);
@@ -387,14 +385,14 @@ async fn subprotocol_is_requested_and_checked() {
     assert_eq!(h["sec-websocket-protocol"], "chat.v2, chat.v1");
 
     // A server that ignores the requested subprotocol: the handshake is refused, clearly.
-    let (port, _conns) = common::raw::listen().await;
+    let (port, _conns) = harness::raw::listen().await;
     let f = run(
         &["--protocol", "chat.v2", &format!("ws://127.0.0.1:{port}/")],
         b"",
     )
     .await;
     assert_eq!(f.code, Some(6), "{}", f.stderr);
-    common::assert_one_line_error(
+    harness::assert_one_line_error(
         &f,
         "handshake refused: subprotocol not agreed: Server sent no subprotocol",
     );

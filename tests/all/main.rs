@@ -1,0 +1,30 @@
+//! The integration tests, as one test binary (`cargo test --test all`): one module per area,
+//! sharing one harness (`harness/`: the wsbridge runner, in-process and third-party peers,
+//! test certificates). A new test file goes here as a module; a file of its own in `tests/`
+//! would be one more binary to link against wsbridge and its dependencies.
+
+mod harness;
+
+mod client_tls;
+mod errors;
+mod framing_props;
+mod framing_python;
+mod generated;
+mod hardening;
+mod interop;
+mod listeners;
+mod proxy;
+mod reconnect;
+mod redirects;
+mod rfc;
+mod secret_files;
+mod secrets;
+mod server_exec;
+mod server_http;
+mod server_python;
+mod server_tls_roles;
+mod stdio_client;
+mod systemd;
+mod tls_python;
+mod tls_self_signed;
+mod uptime;
