@@ -33,15 +33,28 @@ pub fn is_secret_header(name: &str) -> bool {
 }
 
 /// `scheme://user:pass@host…` → `scheme://user:***@host…` (a user without a password stays as it
-/// is); anything else unchanged. For addresses shown in errors before they parsed.
+/// is); anything else unchanged. For addresses shown in errors before they parsed. The user info
+/// runs to the last '@' before any query or fragment: a password may hold an unescaped '/'
+/// (hiding a path's `a:b@c` too is the safe mistake).
 pub fn redact_userinfo(s: &str) -> String {
+    redact(s, true)
+}
+
+/// The same for a proxy URL, which has no path or query: everything up to the last '@' is user
+/// info, whatever characters the password holds.
+pub fn redact_proxy_userinfo(s: &str) -> String {
+    redact(s, false)
+}
+
+fn redact(s: &str, query: bool) -> String {
     let Some(scheme_end) = s.find("://") else {
         return s.to_string();
     };
     let after = &s[scheme_end + 3..];
-    // Up to the last '@' before any query or fragment: a password may hold an unescaped '/'
-    // (hiding a path's `a:b@c` too is the safe mistake).
-    let end = after.find(['?', '#']).unwrap_or(after.len());
+    let end = match query {
+        true => after.find(['?', '#']).unwrap_or(after.len()),
+        false => after.len(),
+    };
     let Some(at) = after[..end].rfind('@') else {
         return s.to_string();
     };
@@ -88,10 +101,18 @@ mod tests {
             ("ws://h/p@x", "ws://h/p@x"),
             ("ws://u:pa/ss@h/", "ws://u:***@h/"),
             ("ws://u:p@h/?q=a@b", "ws://u:***@h/?q=a@b"),
-            ("tcp:h:1", "tcp:h:1"),
         ];
         for (input, want) in table {
             assert_eq!(redact_userinfo(input), want, "{input}");
+        }
+        let proxies = [
+            ("http://u:p?w#d@h:1", "http://u:***@h:1"),
+            ("socks5://u:a/b@h:1", "socks5://u:***@h:1"),
+            ("http://h:1", "http://h:1"),
+            ("tcp:h:1", "tcp:h:1"),
+        ];
+        for (input, want) in proxies {
+            assert_eq!(redact_proxy_userinfo(input), want, "{input}");
         }
     }
 }

@@ -73,7 +73,7 @@ impl Proxy {
         } else {
             format!("http://{spec}")
         };
-        let shown = redact_spec(&with_scheme);
+        let shown = crate::secret::redact_proxy_userinfo(&with_scheme);
         let url = url::Url::parse(&with_scheme)
             .map_err(|e| format!("proxy '{shown}' is not a valid URL: {e}"))?;
         let kind = match url.scheme() {
@@ -387,24 +387,6 @@ fn url_escape(s: &str) -> String {
         }
     }
     out
-}
-
-/// The proxy spec for an error message about a URL that did not parse: drop anything between
-/// `://` and the last `@` except the user name. Stricter than `secret::redact_userinfo`, which
-/// ends the user info at the first `/`, `?` or `#` (a WebSocket URL's path may hold an `@`): a
-/// proxy URL has no path, and a password with an unescaped `/` is a likely reason why it did not
-/// parse.
-fn redact_spec(spec: &str) -> String {
-    let Some((scheme, rest)) = spec.split_once("://") else {
-        return spec.to_string();
-    };
-    match rest.rsplit_once('@') {
-        Some((userinfo, hostpart)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:***@{hostpart}")
-        }
-        None => spec.to_string(),
-    }
 }
 
 #[cfg(test)]
