@@ -10,7 +10,6 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use crate::addr::Address;
 use crate::cli::Cli;
 use crate::error::Result;
-use crate::relay::framing::FramingOptions;
 
 mod addresses;
 mod framing;
@@ -20,6 +19,7 @@ mod sections;
 
 /// Kept here while callers move to `relay::framing::Mode`.
 pub use crate::relay::framing::Mode;
+pub use crate::relay::{RelayOptions, UptimeOptions};
 pub use addresses::split_command;
 pub use headers::is_secret_header;
 use sections::{
@@ -71,40 +71,6 @@ pub struct ServerOptions {
     pub message_timeout: Option<Duration>,
 }
 
-/// Options of the pump between two connections.
-#[derive(Debug, Clone)]
-pub struct RelayOptions {
-    /// How byte streams are cut into messages and back.
-    pub framing: FramingOptions,
-    pub exit_on_eof: bool,
-    /// Do not send Close on local EOF.
-    pub no_close: bool,
-    /// Copy ADDR1 → ADDR2.
-    pub forward: bool,
-    /// Copy ADDR2 → ADDR1.
-    pub reverse: bool,
-    pub close_timeout: Duration,
-    /// How long the Close is held after local EOF (see `relay::Linger`).
-    pub linger: crate::relay::Linger,
-    /// At most this many messages ADDR1 → ADDR2 (`--max-messages`).
-    pub max_forward: Option<u64>,
-    /// At most this many messages ADDR2 → ADDR1 (`--max-messages-rev`).
-    pub max_reverse: Option<u64>,
-    /// The Close sent when the local side ends.
-    pub close_code: u16,
-    pub close_reason: String,
-    /// Outgoing messages larger than this are sent in fragments.
-    pub max_frame_size: usize,
-    /// Ping the WebSocket this often; the peer is dead when nothing arrives within
-    /// `ping_timeout` of a ping.
-    pub ping_interval: Option<Duration>,
-    pub ping_timeout: Duration,
-    /// Cancelled when the process is asked to stop: sessions send Close 1001 and drain.
-    pub shutdown: crate::shutdown::Shutdown,
-    /// How long sessions may drain after `shutdown`.
-    pub shutdown_timeout: Duration,
-}
-
 /// One extra request header. `secret` values are never logged.
 #[derive(Debug, Clone)]
 pub struct Header {
@@ -135,16 +101,6 @@ pub struct WsClientOptions {
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
     pub tls_roots: crate::endpoint::tls::TlsRoots,
-}
-
-/// Reconnect and readiness (keepalive and shutdown live in `RelayOptions`).
-#[derive(Debug, Clone, Default)]
-pub struct UptimeOptions {
-    pub reconnect: bool,
-    pub reconnect_min: Duration,
-    pub reconnect_max: Duration,
-    pub reconnect_buffer: usize,
-    pub ready_after_connect: bool,
 }
 
 /// Options for listeners.

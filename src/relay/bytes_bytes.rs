@@ -2,8 +2,8 @@
 
 use tokio::io::AsyncWriteExt;
 
+use super::RelayOptions;
 use super::closing::is_disconnect;
-use crate::config::RelayOptions;
 use crate::conn::{BoxReader, BoxWriter, ByteConn};
 use crate::error::{Error, Result};
 

@@ -17,12 +17,12 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 use super::Counter;
+use super::RelayOptions;
 use super::closing::{self, Down, Drain, Ended, Facts, Up, await_close, drain, send_close};
 use super::framing::{FramingError, LocalDecoder, LocalEncoder, LocalEvent};
 use super::keepalive::Keepalive;
 use super::linger::{self, Auto};
 use super::localio::{LocalReader, LocalWriter};
-use crate::config::RelayOptions;
 use crate::conn::{ByteConn, MsgConn, MsgSink, MsgStream};
 use crate::error::{Error, Result};
 

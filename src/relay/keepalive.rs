@@ -10,8 +10,8 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use super::RelayOptions;
 use super::closing::{close, send_close};
-use crate::config::RelayOptions;
 use crate::conn::MsgSink;
 
 /// How an idle wait ended.

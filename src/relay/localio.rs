@@ -16,7 +16,7 @@ use tokio::io::AsyncWrite;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::framing::{FramingError, LocalDecoder, LocalEncoder, LocalEvent};
-use crate::endpoint::{BoxReader, BoxWriter};
+use crate::conn::{BoxReader, BoxWriter};
 use crate::io::outq::{OutQueue, UNCOPIED_MIN};
 use crate::io::sizing::{self, ReadSize};
 /// A write buffer starts at this size (and is released when empty, if no larger).
@@ -187,9 +187,9 @@ impl Sink<LocalEvent> for LocalWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Mode;
     use crate::io::sizing::READ_MIN;
     use crate::relay::framing::FramingOptions;
+    use crate::relay::framing::Mode;
     use futures_util::{SinkExt, StreamExt};
     use tokio::io::AsyncReadExt;
     use tokio_tungstenite::tungstenite::Message;

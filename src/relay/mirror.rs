@@ -6,11 +6,11 @@ use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::Counter;
+use super::RelayOptions;
 use super::closing::{classify_read_error, close, close_result, drain, is_disconnect, send_close};
 use super::framing::{FramingError, LocalDecoder, LocalEncoder, LocalEvent};
 use super::localio::{LocalReader, LocalWriter};
 use super::ws_ws::next_batched;
-use crate::config::RelayOptions;
 use crate::conn::{ByteConn, MsgConn, MsgSink};
 use crate::error::{Error, Result};
 

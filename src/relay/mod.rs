@@ -26,10 +26,12 @@ mod keepalive;
 mod linger;
 mod localio;
 mod mirror;
+mod options;
 mod reconnect;
 mod ws_ws;
 
 pub use linger::Linger;
+pub use options::{RelayOptions, UptimeOptions};
 pub use reconnect::bridge_reconnecting;
 
 use futures_util::SinkExt;
@@ -37,7 +39,6 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use crate::config::RelayOptions;
 use crate::conn::{Conn, MsgSink};
 use crate::error::{Error, Result};
 

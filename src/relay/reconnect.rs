@@ -2,7 +2,7 @@
 //! away while the local side is still open; the backoff, its jitter, and which errors end the
 //! retrying.
 
-use crate::config::RelayOptions;
+use super::RelayOptions;
 use crate::error::{Error, Refused, Result};
 
 use super::bytes_ws::{self, LocalSide};
@@ -18,7 +18,7 @@ pub async fn bridge_reconnecting<F, Fut>(
     local_is_first: bool,
     connect: F,
     opts: &RelayOptions,
-    uptime: &crate::config::UptimeOptions,
+    uptime: &super::UptimeOptions,
 ) -> Result<()>
 where
     F: Fn() -> Fut,

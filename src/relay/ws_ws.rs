@@ -9,9 +9,9 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use super::RelayOptions;
 use super::closing::{self, Dir, close, drain, send_close};
 use super::{Counter, send_data};
-use crate::config::RelayOptions;
 use crate::conn::{MsgConn, MsgSink, MsgStream};
 use crate::error::Result;
 
