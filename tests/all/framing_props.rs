@@ -2,6 +2,7 @@
 //! bytes including `\n`, `\0` and invalid UTF-8) written by the encoder and read back by the
 //! decoder in chunks cut at arbitrary boundaries gives back the same messages.
 
+use crate::harness::random_bytes;
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use tokio_tungstenite::tungstenite::Message;
@@ -33,27 +34,18 @@ fn message() -> impl Strategy<Value = Message> {
     let special = prop::sample::select(vec!['\n', '\0', '\\', '\r', 'é', '€', 'a', ' ', 'n', '0']);
     prop_oneof![
         (size.clone(), any::<u64>())
-            .prop_map(|(n, seed)| Message::Binary(Bytes::from(bytes(n, seed)))),
+            .prop_map(|(n, seed)| Message::Binary(Bytes::from(random_bytes(n, seed)))),
         prop::collection::vec(prop_oneof![special, any::<char>()], 0..200)
             .prop_map(|cs| Message::Text(cs.into_iter().collect::<String>().into())),
         (size, any::<u64>()).prop_map(|(n, seed)| {
             // Large text: ASCII (with newlines, NULs, backslashes) of exactly n bytes.
-            let ascii: Vec<u8> = bytes(n, seed).into_iter().map(|b| b & 0x7f).collect();
+            let ascii: Vec<u8> = random_bytes(n, seed)
+                .into_iter()
+                .map(|b| b & 0x7f)
+                .collect();
             Message::Text(String::from_utf8(ascii).expect("ASCII").into())
         }),
     ]
-}
-
-fn bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
 }
 
 fn encode(o: &FramingOptions, msgs: &[Message]) -> Vec<u8> {
@@ -137,7 +129,7 @@ proptest! {
     #[test]
     fn raw_keeps_the_bytes(chunks in prop::collection::vec((0usize..70_000, any::<u64>()), 0..6), cuts in prop::collection::vec(any::<usize>(), 0..12)) {
         let o = FramingOptions::simple(Mode::Binary, MAX);
-        let msgs: Vec<Message> = chunks.iter().map(|(n, s)| Message::Binary(Bytes::from(bytes(*n, *s)))).collect();
+        let msgs: Vec<Message> = chunks.iter().map(|(n, s)| Message::Binary(Bytes::from(random_bytes(*n, *s)))).collect();
         let all: Vec<u8> = msgs.iter().flat_map(|m| m.clone().into_data().to_vec()).collect();
         let back = decode(&o, &encode(&o, &msgs), &cuts);
         let got: Vec<u8> = back.iter().flat_map(|m| { assert!(m.is_binary()); m.clone().into_data().to_vec() }).collect();
