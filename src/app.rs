@@ -24,7 +24,11 @@ pub async fn run(mut config: Config) -> Result<()> {
     config.relay.shutdown = handle.clone();
     watch_signals(handle.clone());
     let config = Arc::new(config);
-    let opener = Arc::new(Opener::new(&config));
+    let opener = Arc::new(Opener::new(
+        config.ws.clone(),
+        config.exec.clone(),
+        &config.server,
+    ));
     crate::systemd::spawn_watchdog(); // systemd
     let shutdown = crate::systemd::on_shutdown(async move { handle.cancelled().await }); // systemd
     let result = if config.left.is_listener() {
@@ -70,7 +74,7 @@ async fn serve(
     opener: Arc<Opener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    let listener = Arc::new(Listener::bind(&config).await?);
+    let listener = Arc::new(Listener::bind(&config.left, &config.listen, &config.server).await?);
     let socket_file = listener.socket_file();
     announce(&config, &listener.describe());
     crate::systemd::ready_if(!config.uptime.ready_after_connect); // systemd

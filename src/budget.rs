@@ -33,6 +33,7 @@ impl Budget {
     }
 
     /// Bytes charged now, by all holders.
+    #[cfg(test)]
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }

@@ -27,21 +27,37 @@
 //! keeps secrets out of it), [`shutdown`] (the one shutdown handle of a run), [`secret`]
 //! (what counts as a secret, and redaction), [`units`] (durations and sizes as users write them).
 
-pub mod addr;
-pub mod app;
-pub mod budget;
-pub mod cli;
-pub mod config;
-pub mod conn;
-pub mod endpoint;
-pub mod error;
-pub mod generate;
+pub(crate) mod addr;
+pub(crate) mod app;
+pub(crate) mod budget;
+pub(crate) mod cli;
+pub(crate) mod config;
+pub(crate) mod conn;
+pub(crate) mod endpoint;
+pub(crate) mod entry;
+pub(crate) mod error;
+pub(crate) mod generate;
 pub(crate) mod io;
-pub mod logging;
-pub mod relay;
-pub mod secret;
-pub mod shutdown;
-pub mod systemd;
-pub mod text;
-pub mod units;
-pub mod ws;
+pub(crate) mod logging;
+pub(crate) mod relay;
+pub(crate) mod secret;
+pub(crate) mod shutdown;
+pub(crate) mod systemd;
+pub(crate) mod text;
+pub(crate) mod units;
+pub(crate) mod ws;
+
+pub use entry::main;
+
+/// What `fuzz/` and the tests drive directly, re-exported on purpose. Not a stable API: the
+/// crate is a binary first, and everything else in it is crate-private.
+pub mod internals {
+    pub use crate::endpoint::ws_server::check_upgrade;
+    pub use crate::endpoint::{Header, ServerOptions};
+    pub use crate::generate::files;
+    pub use crate::relay::framing::{
+        Framing, FramingError, FramingOptions, LocalDecoder, LocalEncoder, LocalEvent, Mode,
+        NewlinePolicy,
+    };
+    pub use crate::ws::{Limits, RequestHead, Role, split};
+}

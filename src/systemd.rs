@@ -133,11 +133,6 @@ pub fn stopping() {
     }
 }
 
-/// `STATUS=…`: a one-line status shown by `systemctl status`.
-pub fn status(text: &str) {
-    notify(&format!("STATUS={}", text.replace(['\n', '\r'], " ")));
-}
-
 /// Wrap a shutdown future so that `STOPPING=1` is sent as soon as it resolves.
 pub async fn on_shutdown<F: Future<Output = ()>>(shutdown: F) {
     shutdown.await;

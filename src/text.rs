@@ -27,11 +27,6 @@ pub fn escape_controls(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Bytes from the network as text: invalid UTF-8 becomes U+FFFD, then [`escape_controls`].
-pub fn escape_bytes(b: &[u8]) -> String {
-    escape_controls(&String::from_utf8_lossy(b)).into_owned()
-}
-
 fn needs_escape(c: char) -> bool {
     c.is_control() || is_bidi_control(c)
 }
@@ -78,10 +73,5 @@ mod tests {
                 "{c:?} shown as {shown:?}"
             );
         }
-    }
-
-    #[test]
-    fn bytes_are_decoded_lossily_then_escaped() {
-        assert_eq!(escape_bytes(b"ok\x1b[1m\xff"), "ok\\x1b[1m\u{fffd}");
     }
 }

@@ -6,7 +6,7 @@
 //! decoder's deliberate allowance (reported in docs/fuzzing.md), so the bound here is that.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use wsbridge::relay::framing::{Framing, FramingOptions};
+use wsbridge::internals::{Framing, FramingOptions};
 use wsbridge_fuzz::{Cursor, JSONL_BUFFER_FACTOR, Limits, run_decoder};
 
 fuzz_target!(|data: &[u8]| {
@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let opts = FramingOptions {
         framing: Framing::Jsonl,
         jsonl_events,
-        ..FramingOptions::simple(wsbridge::config::Mode::Text, max)
+        ..FramingOptions::simple(wsbridge::internals::Mode::Text, max)
     };
     let buffer = JSONL_BUFFER_FACTOR * max + 1026;
     let lim = Limits {

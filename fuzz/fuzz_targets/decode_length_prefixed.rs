@@ -1,7 +1,7 @@
 //! Arbitrary bytes → `length-prefixed` decoder (4-byte big-endian length, high bit: text).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use wsbridge::relay::framing::{Framing, FramingOptions};
+use wsbridge::internals::{Framing, FramingOptions};
 use wsbridge_fuzz::{Cursor, Limits, run_decoder};
 
 fuzz_target!(|data: &[u8]| {

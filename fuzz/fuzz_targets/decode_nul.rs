@@ -2,7 +2,7 @@
 //! policy, prefixes, --base64, --split-long and chunk sizes.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use wsbridge::relay::framing::Framing;
+use wsbridge::internals::Framing;
 
 fuzz_target!(|data: &[u8]| {
     wsbridge_fuzz::delimited_target(data, Framing::Nul);

@@ -9,9 +9,9 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
-use wsbridge::config::{Header, ServerOptions};
-use wsbridge::endpoint::ws_server::check_upgrade;
-use wsbridge::ws::RequestHead;
+use wsbridge::internals::{Header, ServerOptions};
+use wsbridge::internals::check_upgrade;
+use wsbridge::internals::RequestHead;
 
 const TOKEN: &str = "s3cret-t0ken";
 

@@ -10,8 +10,8 @@ use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::codec::Encoder;
-use wsbridge::config::Mode;
-use wsbridge::relay::framing::{Framing, FramingOptions, LocalEncoder, LocalEvent, NewlinePolicy};
+use wsbridge::internals::Mode;
+use wsbridge::internals::{Framing, FramingOptions, LocalEncoder, LocalEvent, NewlinePolicy};
 use wsbridge_fuzz::{Cursor, JSONL_BUFFER_FACTOR, Limits, run_decoder};
 
 /// Prefix pairs where neither is a prefix of the other.

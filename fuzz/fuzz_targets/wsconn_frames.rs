@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use wsbridge::ws::{Limits, Role, split};
+use wsbridge::internals::{Limits, Role, split};
 
 const MAX_MESSAGE: usize = 4096;
 

@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::BytesMut;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::codec::Decoder;
-use wsbridge::config::Mode;
-use wsbridge::relay::framing::{
+use wsbridge::internals::Mode;
+use wsbridge::internals::{
     Framing, FramingError, FramingOptions, LocalDecoder, NewlinePolicy,
 };
 

@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use super::Header;
 use crate::error::{Error, Result};
 
-pub use crate::secret::is_secret_header;
+use crate::secret::is_secret_header;
 
 /// `--require-header 'Name: value'`: the value must not be empty (an unset variable in
 /// `"X-Api-Key: $KEY"` would otherwise make an empty header pass).

@@ -3,6 +3,7 @@
 
 pub(crate) mod broadcast;
 pub(crate) mod exec;
+mod options;
 pub(crate) mod proxy;
 pub(crate) mod sd_listen;
 pub(crate) mod stdio;
@@ -18,12 +19,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::addr::Address;
-use crate::config::Config;
 use crate::error::{Error, Result};
 
 // The connection shapes live in `crate::conn`; named here too, where endpoints have always found
 // them.
 pub(crate) use crate::conn::*;
+pub use options::{Header, ListenOptions, ServerOptions, WsClientOptions};
 
 /// Opens connecting endpoints; shared by every session of a listener.
 pub(crate) struct Opener {
@@ -36,15 +37,13 @@ pub(crate) struct Opener {
 }
 
 impl Opener {
-    pub(crate) fn new(config: &Config) -> Self {
+    /// `exec` is the argv of `exec:`/`sh-c:` (empty otherwise); `server` sizes broadcast rooms.
+    pub(crate) fn new(ws: WsClientOptions, exec: Vec<String>, server: &ServerOptions) -> Self {
         Opener {
-            ws: ws_client::WsConnector::new(config.ws.clone()),
-            connect_timeout: config.ws.connect_timeout,
-            exec: config.exec.clone(),
-            hub: broadcast::Hub::new(
-                config.server.broadcast_queue,
-                config.server.broadcast_queue_bytes,
-            ),
+            connect_timeout: ws.connect_timeout,
+            ws: ws_client::WsConnector::new(ws),
+            exec,
+            hub: broadcast::Hub::new(server.broadcast_queue, server.broadcast_queue_bytes),
             tasks: tokio_util::task::TaskTracker::new(),
         }
     }
@@ -134,13 +133,18 @@ pub(crate) enum Incoming {
 }
 
 impl Listener {
-    pub(crate) async fn bind(config: &Config) -> Result<Listener> {
-        match &config.left {
+    /// Bind the listening address `addr` (a listener kind).
+    pub(crate) async fn bind(
+        addr: &Address,
+        listen: &ListenOptions,
+        server: &ServerOptions,
+    ) -> Result<Listener> {
+        match addr {
             Address::TcpListen(hp) => tcp::bind(hp).await.map(Listener::Tcp),
-            Address::UnixListen(path) => unix::bind(path, config.listen.unix_mode)
-                .await
-                .map(Listener::Unix),
-            Address::WsListen(w) => ws_server::WsServer::bind(w, &config.server)
+            Address::UnixListen(path) => {
+                unix::bind(path, listen.unix_mode).await.map(Listener::Unix)
+            }
+            Address::WsListen(w) => ws_server::WsServer::bind(w, server)
                 .await
                 .map(|s| Listener::Ws(Box::new(s))),
             Address::SdListen(name) => match sd_listen::take(name.as_deref())? {

@@ -18,9 +18,9 @@ use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, header};
 use tokio_util::either::Either;
 
+use super::WsClientOptions;
 use super::{MsgConn, proxy, tls};
 use crate::addr::WsUrl;
-use crate::config::WsClientOptions;
 use crate::error::{Error, Refused, Result};
 use crate::ws;
 

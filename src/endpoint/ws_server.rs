@@ -19,9 +19,9 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
 use tokio_util::either::Either;
 
+use super::ServerOptions;
 use super::{MsgConn, SessionInfo, Slot, Slots, tls};
 use crate::addr::WsListen;
-use crate::config::ServerOptions;
 use crate::error::{Error, Result};
 use crate::ws::{self, Refusal, RequestHead, Upgrade, check_handshake, choose_protocol, refuse};
 
@@ -600,7 +600,7 @@ fn reason(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Header;
+    use crate::endpoint::Header;
     use proptest::prelude::*;
 
     const VALID: &[u8] = b"GET /chat?x=1 HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\

@@ -7,8 +7,8 @@ use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::codec::{Decoder, Encoder};
-use wsbridge::config::Mode;
-use wsbridge::relay::framing::{
+use wsbridge::internals::Mode;
+use wsbridge::internals::{
     Framing, FramingOptions, LocalDecoder, LocalEncoder, LocalEvent, NewlinePolicy,
 };
 

@@ -4,7 +4,7 @@
 #[test]
 fn man_page_and_completions_are_current() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for (rel, want) in wsbridge::generate::files() {
+    for (rel, want) in wsbridge::internals::files() {
         let have = std::fs::read(root.join(&rel)).unwrap_or_default();
         assert!(
             have == want,
@@ -15,7 +15,7 @@ fn man_page_and_completions_are_current() {
 
 #[test]
 fn man_page_documents_exit_codes_and_addresses() {
-    let (_, man) = wsbridge::generate::files()
+    let (_, man) = wsbridge::internals::files()
         .into_iter()
         .find(|(p, _)| p.ends_with(".1"))
         .unwrap();

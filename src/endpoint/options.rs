@@ -1,0 +1,74 @@
+//! The options endpoints are built from: the WebSocket client's, the WebSocket server's and the
+//! listeners'. `config` fills them in from the command line; endpoints only read them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+
+/// Options of the WebSocket server (`ws-listen:` / `wss-listen:`).
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
+    pub protocols: Vec<String>,
+    pub origin_allow: Vec<String>,
+    pub require_headers: Vec<Header>,
+    /// The bearer token clients must present (read from --auth-token-file).
+    pub auth_token: Option<String>,
+    pub handshake_timeout: Duration,
+    pub console: bool,
+    pub static_dir: Option<PathBuf>,
+    /// Request headers passed on to exec: children and ws upstreams.
+    pub pass_headers: Vec<HeaderName>,
+    pub broadcast_queue: usize,
+    /// Per-member byte limit of a broadcast room's queue.
+    pub broadcast_queue_bytes: usize,
+    /// Largest message a client may send (default 1 MiB).
+    pub max_message_size: usize,
+    pub max_frame_size: usize,
+    /// `--message-timeout` (None: 0, never).
+    pub message_timeout: Option<Duration>,
+}
+
+/// One extra request header. `secret` values are never logged.
+#[derive(Debug, Clone)]
+pub struct Header {
+    pub name: HeaderName,
+    pub value: HeaderValue,
+}
+
+/// Options for connecting WebSocket clients.
+#[derive(Debug, Clone, Default)]
+pub struct WsClientOptions {
+    pub headers: Vec<Header>,
+    pub protocol: Option<String>,
+    pub origin: Option<String>,
+    /// `user:pass` for HTTP basic authentication.
+    pub basic_auth: Option<String>,
+    pub insecure: bool,
+    /// Extra trust roots: `--ca-file` and `SSL_CERT_FILE`.
+    pub ca_files: Vec<PathBuf>,
+    pub connect_timeout: Duration,
+    pub max_message_size: usize,
+    pub max_frame_size: usize,
+    /// `--message-timeout` (None: 0, never).
+    pub message_timeout: Option<Duration>,
+    /// `-L`: follow handshake redirects.
+    pub follow_redirects: bool,
+    /// `--proxy` as given (None: use the environment; `none`: no proxy).
+    pub proxy: Option<String>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    pub tls_roots: super::tls::TlsRoots,
+}
+
+/// Options for listeners.
+#[derive(Debug, Clone, Default)]
+pub struct ListenOptions {
+    pub oneshot: bool,
+    pub max_conns: Option<usize>,
+    pub unix_mode: Option<u32>,
+    pub announce_stdout: bool,
+}

@@ -1,0 +1,52 @@
+//! The program from argv to exit code: parse, validate, set up logging, choose the runtime, run,
+//! and print the one-line error. `main.rs` only calls [`main`].
+
+use std::process::ExitCode;
+
+use crate::{app, config::Config, error::exit};
+
+/// Parse argv, set up logging, run, and turn the outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = crate::cli::parse();
+    if let Some(dir) = &cli.generate {
+        return match crate::generate::write_all(dir) {
+            Ok(()) => ExitCode::from(exit::OK),
+            Err(e) => {
+                eprintln!("wsbridge: --generate {}: {e}", dir.display());
+                ExitCode::from(exit::INTERNAL)
+            }
+        };
+    }
+    let config = match Config::from_cli(cli, std::env::var_os("SSL_CERT_FILE").map(Into::into)) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    crate::logging::init(config.log);
+    let runtime = if config.left.is_listener() {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => return fail(&crate::error::Error::io("starting the runtime", e)),
+    };
+    let result = runtime.block_on(app::run(config));
+    // Do not wait for a blocked stdin reader thread: we are done.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => fail(&e),
+    }
+}
+
+/// The error, once, on one line: text from the network in it is escaped (a server cannot send
+/// terminal control sequences or line breaks to the user's terminal through a message).
+fn fail(e: &crate::error::Error) -> ExitCode {
+    eprintln!("wsbridge: {}", crate::text::escape_controls(&e.to_string()));
+    ExitCode::from(e.exit_code())
+}
