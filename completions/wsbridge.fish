@@ -10,6 +10,8 @@ complete -c wsbridge -l connect-timeout -d 'Limit for DNS + TCP connect, TLS and
 complete -c wsbridge -l max-message-size -d 'Largest message accepted or sent (e.g. 65536, 64KiB, 64MiB). A longer incoming message closes the connection with 1009; a longer outgoing line is an error (see --split-long) [default: 64MiB; 1MiB for what clients of ws-listen: send]' -r
 complete -c wsbridge -l max-buffered -d 'Process-wide limit for the bytes of incoming messages still arriving (fragments being put together, large frames being read); a connection that would pass it is closed with 1013' -r
 complete -c wsbridge -l message-timeout -d 'Close a connection (1008) whose incoming message has begun to arrive and then makes no progress for this long (0: never)' -r
+complete -c wsbridge -l deflate-window-bits -d 'permessage-deflate window (8-15, base-2 log of bytes): wsbridge\'s own, and the limit asked of the peer\'s when below 15 (at 8 wsbridge sends uncompressed: zlib cannot compress with a 256-byte window)' -r
+complete -c wsbridge -l deflate-level -d 'zlib compression level for what wsbridge sends (1: fastest .. 9: smallest)' -r
 complete -c wsbridge -s s -l server -d 'Server shorthand: \'ws-listen:127.0.0.1:PORT\' (or HOST:PORT) as ADDR1; the address given (default \'-\': stdin/stdout, one client, like websocat -s) is ADDR2' -r
 complete -c wsbridge -l tls-cert -d 'Certificate chain (PEM) for wss-listen:' -r -F
 complete -c wsbridge -l tls-key -d 'Private key (PEM: PKCS#8, RSA or EC) for wss-listen:' -r -F
@@ -65,6 +67,8 @@ complete -c wsbridge -s U -l unidirectional-reverse -d 'Only copy ADDR2 -> ADDR1
 complete -c wsbridge -s k -l insecure -d 'Do not verify the server\'s TLS certificate (testing only)'
 complete -c wsbridge -l oneshot -d 'Serve one client, then exit with that session\'s status'
 complete -c wsbridge -l announce-stdout -d 'Also print the \'listening on …\' line to standard output (for scripts)'
+complete -c wsbridge -l no-compress -d 'Do not compress: no permessage-deflate offer as a client, none accepted as a server'
+complete -c wsbridge -l deflate-no-context-takeover -d 'Neither side refers back to earlier messages: no decompressor kept between messages, less compression of small messages'
 complete -c wsbridge -s q -l quiet -d 'Only print errors'
 complete -c wsbridge -s v -l verbose -d 'More log output (-v: info, -vv: debug, -vvv: trace). RUST_LOG overrides'
 complete -c wsbridge -l console -d 'Serve the built-in browser console page at \'/\' (off by default). Any web site can link a visitor there; the page sends nothing until the visitor clicks Connect and Send'

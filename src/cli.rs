@@ -173,6 +173,25 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "30", value_parser = parse_duration)]
     pub message_timeout: Duration,
 
+    /// Do not compress: no permessage-deflate offer as a client, none accepted as a server
+    #[arg(long, help_heading = "Compression")]
+    pub no_compress: bool,
+
+    /// permessage-deflate window (8-15, base-2 log of bytes): wsbridge's own, and the limit
+    /// asked of the peer's when below 15 (at 8 wsbridge sends uncompressed: zlib cannot
+    /// compress with a 256-byte window)
+    #[arg(long, value_name = "BITS", default_value = "15", value_parser = clap::value_parser!(u8).range(8..=15), help_heading = "Compression")]
+    pub deflate_window_bits: u8,
+
+    /// Neither side refers back to earlier messages: no decompressor kept between messages,
+    /// less compression of small messages
+    #[arg(long, help_heading = "Compression")]
+    pub deflate_no_context_takeover: bool,
+
+    /// zlib compression level for what wsbridge sends (1: fastest .. 9: smallest)
+    #[arg(long, value_name = "N", default_value = "6", value_parser = clap::value_parser!(u8).range(1..=9), help_heading = "Compression")]
+    pub deflate_level: u8,
+
     /// Only print errors
     #[arg(short = 'q', long, conflicts_with = "verbose")]
     pub quiet: bool,

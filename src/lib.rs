@@ -59,5 +59,5 @@ pub mod internals {
         Framing, FramingError, FramingOptions, LocalDecoder, LocalEncoder, LocalEvent, Mode,
         NewlinePolicy,
     };
-    pub use crate::ws::{Limits, RequestHead, Role, split};
+    pub use crate::ws::{DeflateOptions, Limits, Negotiated, RequestHead, Role, split};
 }

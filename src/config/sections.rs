@@ -105,7 +105,18 @@ pub(super) fn client_options(cli: &Cli, ssl_cert_file: Option<PathBuf>) -> Resul
         client_cert: cli.client_cert.clone(),
         client_key: cli.client_key.clone(),
         tls_roots: cli.tls_roots,
+        deflate: deflate_options(cli),
     })
+}
+
+/// `--no-compress` and the `--deflate-*` flags, for both roles.
+fn deflate_options(cli: &Cli) -> crate::ws::DeflateOptions {
+    crate::ws::DeflateOptions {
+        enabled: !cli.no_compress,
+        window_bits: cli.deflate_window_bits,
+        no_context_takeover: cli.deflate_no_context_takeover,
+        level: cli.deflate_level,
+    }
 }
 
 pub(super) fn uptime_options(cli: &Cli) -> UptimeOptions {
@@ -142,6 +153,7 @@ pub(super) fn server_options(cli: &Cli) -> Result<ServerOptions> {
         max_message_size: server_max,
         max_frame_size: cli.max_frame_size.min(server_max),
         message_timeout: message_timeout(cli),
+        deflate: deflate_options(cli),
     })
 }
 

@@ -30,6 +30,8 @@ pub struct ServerOptions {
     pub max_frame_size: usize,
     /// `--message-timeout` (None: 0, never).
     pub message_timeout: Option<Duration>,
+    /// permessage-deflate: whether and how to compress (`--no-compress`, `--deflate-*`).
+    pub deflate: crate::ws::DeflateOptions,
 }
 
 /// One extra request header. `secret` values are never logged.
@@ -62,6 +64,8 @@ pub struct WsClientOptions {
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
     pub tls_roots: super::tls::TlsRoots,
+    /// permessage-deflate: whether to offer it and with what limits.
+    pub deflate: crate::ws::DeflateOptions,
 }
 
 /// Options for listeners.

@@ -23,6 +23,7 @@ use super::{MsgConn, proxy, tls};
 use crate::addr::WsUrl;
 use crate::error::{Error, Refused, Result};
 use crate::ws;
+use crate::ws::ClientFailure;
 
 /// Connects WebSocket clients; holds the TLS configuration, built on first `wss://` use.
 pub(crate) struct WsConnector {
@@ -68,12 +69,21 @@ impl WsConnector {
                 limit,
                 &target,
                 "WebSocket handshake",
-                ws::client_handshake(stream, request, limits),
+                ws::client_handshake(stream, request, limits, &self.opts.deflate),
             )
             .await?;
-            let (stream, sink, response) = match result {
+            let (stream, sink, response, deflate) = match result {
                 Ok(ok) => ok,
-                Err(WsError::Http(resp))
+                Err(ClientFailure::Extension(why)) => {
+                    return Err(Error::Handshake {
+                        target,
+                        detail: format!(
+                            "the server's permessage-deflate answer is invalid: {why} (--no-compress does without compression)"
+                        ),
+                        by: Refused::Other,
+                    });
+                }
+                Err(ClientFailure::Ws(WsError::Http(resp)))
                     if self.opts.follow_redirects && FOLLOWED.contains(&resp.status().as_u16()) =>
                 {
                     let status = resp.status().as_u16();
@@ -101,15 +111,16 @@ impl WsConnector {
                     current = next;
                     continue;
                 }
-                Err(e) => {
+                Err(ClientFailure::Ws(e)) => {
                     return Err(handshake_error(&target, &current, e, &how));
                 }
             };
             let rtt = asked.elapsed();
             tracing::info!(
-                "{target}: connected (HTTP {}; handshake round trip {:.2} ms)",
+                "{target}: connected (HTTP {}; handshake round trip {:.2} ms; {})",
                 response.status().as_u16(),
-                rtt.as_secs_f64() * 1000.0
+                rtt.as_secs_f64() * 1000.0,
+                deflate.map_or("no compression".into(), |d| d.describe())
             );
             return Ok(MsgConn {
                 stream,

@@ -49,7 +49,8 @@ pub fn check_upgrade(
         return Err(refuse(503, "--max-conns reached"));
     }
     let protocol = choose_protocol(req, &opts.protocols)?;
-    Ok(Upgrade::accept(key, protocol))
+    let deflate = ws::choose_deflate(req, &opts.deflate);
+    Ok(Upgrade::accept(key, protocol, deflate))
 }
 
 /// `--origin-allow`, `--require-header` and `--auth-token-file`, after checking that every header
@@ -213,7 +214,16 @@ impl WsServer {
             max_frame: self.opts.max_frame_size,
             stall: self.opts.message_timeout,
         };
-        let (ws_stream, ws_sink) = ws::split(stream, leftover, ws::Role::Server, limits);
+        if let Some(d) = &upgrade.deflate {
+            tracing::debug!("{who}: {}", d.describe());
+        }
+        let (ws_stream, ws_sink) = ws::split(
+            stream,
+            leftover,
+            ws::Role::Server,
+            limits,
+            upgrade.deflate.as_ref(),
+        );
         let label = format!("{who} {}", req.path());
         tracing::info!(
             "{label}: accepted{}",

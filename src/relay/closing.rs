@@ -386,6 +386,16 @@ pub(crate) fn classify_read_error(label: &str, e: WsError) -> (Option<CloseCode>
             Some(CloseCode::Protocol),
             protocol(format!("{p} (closed with 1002)")),
         ),
+        WsError::Io(io)
+            if io
+                .get_ref()
+                .is_some_and(|e| e.is::<crate::ws::BadCompressedData>()) =>
+        {
+            (
+                Some(CloseCode::Invalid),
+                protocol(format!("{io} (closed with 1007)")),
+            )
+        }
         // wsconn's own limits (--message-timeout, --max-buffered).
         WsError::Io(io)
             if io.kind() == std::io::ErrorKind::TimedOut && io.raw_os_error().is_none() =>

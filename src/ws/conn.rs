@@ -28,10 +28,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::frame::{
-    Header, Limits, close_payload, parse_close, put_frame, put_head, too_long, utf8_error,
-};
+use super::deflate::{Deflater, Inflater, Negotiated};
+use super::frame::RSV1;
+use super::frame::{Header, Limits, close_payload, parse_close, put_frame, put_head};
 use super::mask::apply_mask;
+use super::message::Reassembly;
 use crate::budget::Charge;
 use crate::conn::{MsgSink, MsgStream};
 use crate::io::outq::{OutQueue, UNCOPIED_MIN};
@@ -85,8 +86,10 @@ struct Core<S> {
     out: OutQueue,
     /// An answer (pong or Close) is waiting in `out` and was not written yet.
     reply_pending: bool,
-    /// A fragmented message being received: text?, payload so far, bytes checked as UTF-8.
-    incomplete: Option<(bool, BytesMut, usize)>,
+    /// The data message being received (fragments, inflation).
+    reassembly: Reassembly,
+    /// permessage-deflate agreed on: what the next message sent may refer back to.
+    deflater: Option<Deflater>,
     /// A half that found the write side blocked (so the other wakes it after progress).
     write_waiters: [Option<Waker>; 2],
     /// In `PeerClosing`: the answer owed (the peer's Close, echoed).
@@ -98,8 +101,15 @@ struct Core<S> {
 }
 
 /// Split a connection whose handshake is done into the relay's two halves. `leftover`: bytes
-/// read past the end of the handshake (the first frames).
-pub fn split<S>(io: S, leftover: Vec<u8>, role: Role, limits: Limits) -> (MsgStream, MsgSink)
+/// read past the end of the handshake (the first frames); `deflate`: what the handshake agreed
+/// on for permessage-deflate, if anything.
+pub fn split<S>(
+    io: S,
+    leftover: Vec<u8>,
+    role: Role,
+    limits: Limits,
+    deflate: Option<&Negotiated>,
+) -> (MsgStream, MsgSink)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -112,7 +122,8 @@ where
         read_size: ReadSize::default(),
         out: OutQueue::default(),
         reply_pending: false,
-        incomplete: None,
+        reassembly: Reassembly::new(deflate.map(Inflater::new)),
+        deflater: deflate.map(Deflater::new),
         write_waiters: [None, None],
         owed: None,
         charge: Charge::default(),
@@ -249,6 +260,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         self.out.push(payload);
     }
 
+    /// A whole data message in one frame: compressed (RSV1) when permessage-deflate was agreed
+    /// on and it comes out smaller.
+    fn put_data(&mut self, opcode: u8, payload: Bytes) {
+        match self.deflater.as_mut().and_then(|d| d.compress(&payload)) {
+            Some(packed) => self.put_frame_bytes(true, opcode | RSV1, packed.into()),
+            None => self.put_frame_bytes(true, opcode, payload),
+        }
+    }
+
     fn put_frame(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
         put_frame(
             &mut self.out.buf,
@@ -282,8 +302,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             return Err(WsError::Protocol(ProtocolError::SendAfterClosing));
         }
         match msg {
-            Message::Text(t) => self.put_frame_bytes(true, 1, t.into()),
-            Message::Binary(b) => self.put_frame_bytes(true, 2, b),
+            Message::Text(t) => self.put_data(1, t.into()),
+            Message::Binary(b) => self.put_data(2, b),
             Message::Ping(p) => self.put_frame(true, 9, &p),
             Message::Pong(p) => self.put_frame(true, 10, &p),
             Message::Close(f) => {
@@ -408,14 +428,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 
     /// A message (or a frame) has partly arrived.
     fn partial(&self) -> bool {
-        !self.rbuf.is_empty() || self.incomplete.is_some()
+        !self.rbuf.is_empty() || self.reassembly.is_partial()
     }
 
     /// Charge what this connection holds of messages still arriving to the process budget:
     /// the fragments reassembled so far, and a read buffer grown past its usual size for a
     /// large frame.
     fn account(&mut self) -> Result<(), WsError> {
-        let fragments = self.incomplete.as_ref().map_or(0, |(_, b, _)| b.capacity());
+        let fragments = self.reassembly.held();
         let held = fragments + self.rbuf.capacity().saturating_sub(READ_MAX);
         if held == self.charge.bytes() {
             return Ok(());
@@ -452,7 +472,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         if !self.state.can_read() {
             return Err(WsError::Protocol(ProtocolError::ReceivedAfterClosing));
         }
-        if h.rsv {
+        // RSV2 and RSV3 mean nothing here; RSV1 only on a data frame, with permessage-deflate.
+        if h.rsv & !RSV1 != 0 || (h.rsv != 0 && h.opcode >= 8) {
             return Err(WsError::Protocol(ProtocolError::NonZeroReservedBits));
         }
         match (self.role, h.mask) {
@@ -490,65 +511,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                     Control::Pong => Ok(Some(Message::Pong(payload.freeze()))),
                 }
             }
-            OpCode::Data(Data::Continue) => {
-                let max = self.limits.max_message;
-                let Some((text, buf, checked)) = self.incomplete.as_mut() else {
-                    return Err(WsError::Protocol(ProtocolError::UnexpectedContinueFrame));
-                };
-                let size = buf.len() + payload.len();
-                if size > max {
-                    return Err(too_long(size, max));
-                }
-                buf.extend_from_slice(&payload);
-                if *text {
-                    // Fail early on bad UTF-8; a character cut at the end may go on next time.
-                    match std::str::from_utf8(&buf[*checked..]) {
-                        Ok(_) => *checked = buf.len(),
-                        Err(e) if e.error_len().is_none() && !h.fin => *checked += e.valid_up_to(),
-                        Err(_) => return Err(utf8_error()),
-                    }
-                }
-                if !h.fin {
-                    return Ok(None);
-                }
-                let (text, buf, _) = self.incomplete.take().expect("checked above");
-                Ok(Some(self.data(text, buf.freeze())?))
-            }
-            OpCode::Data(d @ (Data::Text | Data::Binary)) => {
-                if self.incomplete.is_some() {
-                    return Err(WsError::Protocol(ProtocolError::ExpectedFragment(d)));
-                }
-                let text = d == Data::Text;
-                if payload.len() > self.limits.max_message {
-                    return Err(too_long(payload.len(), self.limits.max_message));
-                }
-                if h.fin {
-                    return Ok(Some(self.data(text, payload.freeze())?));
-                }
-                let mut checked = payload.len();
-                if text {
-                    match std::str::from_utf8(&payload) {
-                        Ok(_) => {}
-                        Err(e) if e.error_len().is_none() => checked = e.valid_up_to(),
-                        Err(_) => return Err(utf8_error()),
-                    }
-                }
-                self.incomplete = Some((text, payload, checked));
-                Ok(None)
+            OpCode::Data(d @ (Data::Continue | Data::Text | Data::Binary)) => {
+                let kind = (d != Data::Continue).then_some(d);
+                self.reassembly
+                    .frame(kind, h.rsv != 0, h.fin, payload, self.limits.max_message)
             }
             OpCode::Data(Data::Reserved(i)) => {
                 Err(WsError::Protocol(ProtocolError::UnknownDataFrameType(i)))
             }
-        }
-    }
-
-    fn data(&self, text: bool, payload: Bytes) -> Result<Message, WsError> {
-        if text {
-            Utf8Bytes::try_from(payload)
-                .map(Message::Text)
-                .map_err(|_| utf8_error())
-        } else {
-            Ok(Message::Binary(payload))
         }
     }
 
@@ -653,8 +623,8 @@ mod tests {
     #[tokio::test]
     async fn server_writes_large_payloads_vectored_in_order() {
         let (a, b) = tokio::io::duplex(7_000);
-        let (mut cs, _ck) = split(a, vec![], Role::Client, limits());
-        let (_ss, mut sk) = split(Vectored(b), vec![], Role::Server, limits());
+        let (mut cs, _ck) = split(a, vec![], Role::Client, limits(), None);
+        let (_ss, mut sk) = split(Vectored(b), vec![], Role::Server, limits(), None);
         let expected: Vec<Message> = (0..60usize)
             .map(|i| match i % 4 {
                 0 => Message::text(format!("small {i}")),
@@ -682,8 +652,8 @@ mod tests {
     #[tokio::test]
     async fn client_and_server_talk() {
         let (a, b) = tokio::io::duplex(1 << 20);
-        let (mut cs, mut ck) = split(a, vec![], Role::Client, limits());
-        let (mut ss, mut sk) = split(b, vec![], Role::Server, limits());
+        let (mut cs, mut ck) = split(a, vec![], Role::Client, limits(), None);
+        let (mut ss, mut sk) = split(b, vec![], Role::Server, limits(), None);
         let big = vec![7u8; 200_000];
         ck.send(Message::text("héllo")).await.unwrap();
         ck.send(Message::binary(big.clone())).await.unwrap();
@@ -726,7 +696,7 @@ mod tests {
     async fn leftover_bytes_are_read_first_and_limits_hold() {
         // An unmasked text frame "hi" from the server, already read during the handshake.
         let (a, _b) = tokio::io::duplex(64);
-        let (mut cs, _ck) = split(a, vec![0x81, 2, b'h', b'i'], Role::Client, limits());
+        let (mut cs, _ck) = split(a, vec![0x81, 2, b'h', b'i'], Role::Client, limits(), None);
         assert_eq!(cs.next().await.unwrap().unwrap(), Message::text("hi"));
 
         let (a, _b) = tokio::io::duplex(64);
@@ -735,7 +705,7 @@ mod tests {
             max_frame: 4,
             stall: None,
         };
-        let (mut cs, _ck) = split(a, vec![0x82, 5, 1, 2, 3, 4, 5], Role::Client, small);
+        let (mut cs, _ck) = split(a, vec![0x82, 5, 1, 2, 3, 4, 5], Role::Client, small, None);
         assert!(matches!(
             cs.next().await.unwrap(),
             Err(WsError::Capacity(CapacityError::MessageTooLong {
@@ -757,7 +727,7 @@ mod tests {
         ];
         for (bytes, what) in cases {
             let (a, _b) = tokio::io::duplex(64);
-            let (mut cs, _ck) = split(a, bytes.to_vec(), Role::Client, limits());
+            let (mut cs, _ck) = split(a, bytes.to_vec(), Role::Client, limits(), None);
             let e = cs.next().await.unwrap().unwrap_err();
             let ok = match what {
                 "utf8" => matches!(e, WsError::Utf8(_)),

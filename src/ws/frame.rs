@@ -21,10 +21,15 @@ pub struct Limits {
     pub stall: Option<std::time::Duration>,
 }
 
+/// The RSV1 bit in a frame's first byte: set on the first frame of a compressed message
+/// (RFC 7692 §6). An opcode passed to `put_head` may carry it.
+pub(crate) const RSV1: u8 = 0x40;
+
 /// A frame header as read.
 pub(crate) struct Header {
     pub(crate) fin: bool,
-    pub(crate) rsv: bool,
+    /// The RSV1–3 bits as they are in the first byte (0x70).
+    pub(crate) rsv: u8,
     pub(crate) opcode: u8,
     pub(crate) mask: Option<[u8; 4]>,
     pub(crate) len: usize,
@@ -79,7 +84,7 @@ impl Header {
         };
         Ok(Some(Header {
             fin: b[0] & 0x80 != 0,
-            rsv: b[0] & 0x70 != 0,
+            rsv: b[0] & 0x70,
             opcode: b[0] & 0x0F,
             mask,
             len: len as usize,

@@ -2,6 +2,7 @@
 //! over a transport wrapped so that it never reads past the end of the server's `101`; the
 //! connection then becomes ours ([`split`]) with whatever the server sent after it. Building the
 //! request (URL, headers, credentials) and explaining a refusal are the endpoint's business.
+//! The permessage-deflate offer is added here and the server's answer checked.
 
 use std::io;
 use std::pin::Pin;
@@ -10,31 +11,68 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::handshake::client::{Request, Response};
+use tokio_tungstenite::tungstenite::http;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use super::deflate::{DeflateOptions, Negotiated};
 use super::{Limits, Role, split};
 use crate::conn::{MsgSink, MsgStream};
 
-/// Run the handshake for `request` over `stream` (connected, TLS done). A refused upgrade is
-/// tungstenite's error (an HTTP answer other than 101 is `WsError::Http`, with its body).
+/// Why a client handshake failed.
+#[derive(Debug)]
+pub(crate) enum ClientFailure {
+    /// tungstenite's error (an HTTP answer other than 101 is `WsError::Http`, with its body).
+    Ws(WsError),
+    /// The server's `Sec-WebSocket-Extensions` answer is one the offer does not allow.
+    Extension(String),
+}
+
+/// A finished client handshake: the two halves, the server's answer, and permessage-deflate if
+/// it was agreed on.
+pub(crate) type Connected = (MsgStream, MsgSink, Response, Option<Negotiated>);
+
+/// Run the handshake for `request` over `stream` (connected, TLS done), offering
+/// permessage-deflate as `deflate` says unless the request already names extensions (`-H`).
 pub(crate) async fn client<S>(
     stream: S,
-    request: Request,
+    mut request: Request,
     limits: Limits,
-) -> Result<(MsgStream, MsgSink, Response), WsError>
+    deflate: &DeflateOptions,
+) -> Result<Connected, ClientFailure>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let name = http::header::SEC_WEBSOCKET_EXTENSIONS;
+    let offered = deflate.enabled && !request.headers().contains_key(&name);
+    if offered {
+        let offer = http::HeaderValue::from_str(&deflate.offer()).expect("the offer is ASCII");
+        request.headers_mut().insert(&name, offer);
+    }
     let (ws, response) = tokio_tungstenite::client_async_with_config(
         request,
         HeadLimited::new(stream),
         Some(config(&limits)),
     )
-    .await?;
+    .await
+    .map_err(ClientFailure::Ws)?;
+    let answer: Vec<&str> = response
+        .headers()
+        .get_all(&name)
+        .iter()
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"))
+        .collect();
+    let negotiated = match (offered, answer.is_empty()) {
+        (_, true) => None,
+        (true, false) => deflate
+            .accept_answer(&answer)
+            .map_err(ClientFailure::Extension)?,
+        // Extensions named with -H are the user's business; wsbridge reads frames as they come.
+        (false, false) => None,
+    };
     // From here on the connection is ours, with what tungstenite left unread.
     let (stream, leftover) = ws.into_inner().into_parts();
-    let (stream, sink) = split(stream, leftover, Role::Client, limits);
-    Ok((stream, sink, response))
+    let (stream, sink) = split(stream, leftover, Role::Client, limits, negotiated.as_ref());
+    Ok((stream, sink, response, negotiated))
 }
 
 /// tungstenite's configuration for the handshake (it reads only the answer's head).

@@ -3,6 +3,7 @@
 //! subprotocol chosen, and the `101` answer; a request that fails becomes a [`Refusal`] (an HTTP
 //! status and a reason). Access rules (origins, tokens, required headers) are the endpoint's.
 
+use super::deflate::{DeflateOptions, Negotiated};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 const MAX_HEADERS: usize = 64;
@@ -93,14 +94,22 @@ pub(crate) fn refuse(status: u16, why: impl Into<String>) -> Refusal {
 pub struct Upgrade {
     pub accept_key: String,
     pub protocol: Option<String>,
+    /// permessage-deflate, when the client offered it and the server takes it.
+    pub deflate: Option<Negotiated>,
 }
 
 impl Upgrade {
-    /// Accept a request whose `Sec-WebSocket-Key` is `key`, agreeing on `protocol`.
-    pub(crate) fn accept(key: &str, protocol: Option<String>) -> Upgrade {
+    /// Accept a request whose `Sec-WebSocket-Key` is `key`, agreeing on `protocol` and on
+    /// `deflate`.
+    pub(crate) fn accept(
+        key: &str,
+        protocol: Option<String>,
+        deflate: Option<Negotiated>,
+    ) -> Upgrade {
         Upgrade {
             accept_key: derive_accept_key(key.as_bytes()),
             protocol,
+            deflate,
         }
     }
 
@@ -112,6 +121,9 @@ impl Upgrade {
         );
         if let Some(p) = &self.protocol {
             resp.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
+        }
+        if let Some(answer) = self.deflate.as_ref().and_then(|d| d.answer.as_deref()) {
+            resp.push_str(&format!("Sec-WebSocket-Extensions: {answer}\r\n"));
         }
         resp.push_str("\r\n");
         resp
@@ -147,6 +159,15 @@ pub(crate) fn check_handshake<'a>(
         return Err(refuse(400, "Connection header lacks 'Upgrade'"));
     }
     Ok(key)
+}
+
+/// permessage-deflate: the first of the client's offers the options allow (RFC 7692 §5.1).
+pub(crate) fn choose_deflate(req: &RequestHead, opts: &DeflateOptions) -> Option<Negotiated> {
+    let offers: Vec<&str> = req.values("sec-websocket-extensions").collect();
+    if offers.is_empty() {
+        return None;
+    }
+    opts.choose(&offers)
 }
 
 /// The first subprotocol in the client's offer that the server speaks; none if either side
