@@ -1,0 +1,110 @@
+//! Arbitrary compressed payloads → wsbridge's permessage-deflate reader (`ws::message` and
+//! `ws::deflate`): bombs, bad tails, final blocks, fragments.
+//!
+//! The first byte picks how many fragments the payload is cut into (bits 0–3: 1 to 16) and
+//! whether the peer keeps its context (bit 4). The rest is split at `0xFE 0xFE` into messages,
+//! each sent by a server (unmasked) as a compressed binary message (RSV1 on its first frame),
+//! then a Close. Asserts: no panic; no message over the limit; the stream ends with its input.
+#![no_main]
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use libfuzzer_sys::fuzz_target;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use wsbridge::internals::{DeflateOptions, Limits, Role, split};
+
+const MAX_MESSAGE: usize = 64 << 10;
+
+struct Peer {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+impl AsyncRead for Peer {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let n = buf.remaining().min(self.data.len() - self.pos);
+        let start = self.pos;
+        buf.put_slice(&self.data[start..start + n]);
+        self.pos += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Peer {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(b.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// One unmasked frame.
+fn frame(out: &mut Vec<u8>, first: u8, payload: &[u8]) {
+    out.push(first);
+    match payload.len() {
+        n if n < 126 => out.push(n as u8),
+        n if n <= 0xFFFF => {
+            out.push(126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(payload);
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let pieces = usize::from(sel & 15) + 1;
+    let mut wire = Vec::new();
+    let mut messages = 0;
+    for msg in rest.split(|&b| b == 0xFE) {
+        messages += 1;
+        let step = msg.len().div_ceil(pieces).max(1);
+        let chunks: Vec<&[u8]> = if msg.is_empty() { vec![&[][..]] } else { msg.chunks(step).collect() };
+        for (i, c) in chunks.iter().enumerate() {
+            let fin = if i + 1 == chunks.len() { 0x80 } else { 0 };
+            let op = if i == 0 { 0x40 | 2 } else { 0 };
+            frame(&mut wire, fin | op, c);
+        }
+    }
+    frame(&mut wire, 0x88, &[0x03, 0xE8]);
+    let offer = if sel & 16 == 0 {
+        "permessage-deflate"
+    } else {
+        "permessage-deflate; server_no_context_takeover"
+    };
+    let deflate = DeflateOptions::default().choose(&[offer]);
+    let limits = Limits {
+        max_message: MAX_MESSAGE,
+        max_frame: 1 << 20,
+        stall: None,
+    };
+    let (mut stream, _sink) = split(Peer { data: wire, pos: 0 }, Vec::new(), Role::Client, limits, deflate.as_ref());
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut over = false;
+    for _ in 0..messages + 2 {
+        match stream.as_mut().poll_next(&mut cx) {
+            Poll::Ready(Some(Ok(m))) => {
+                assert!(!over, "a message after the end");
+                assert!(m.len() <= MAX_MESSAGE, "message of {} bytes", m.len());
+            }
+            Poll::Ready(Some(Err(_)) | None) => over = true,
+            Poll::Pending => panic!("the reader waits although the input is all there"),
+        }
+    }
+    assert!(over, "the stream did not end with its input");
+});
