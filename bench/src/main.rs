@@ -5,6 +5,7 @@
 //! prints a Markdown table. With `--other`, a second relay (e.g. websocat) runs the same
 //! scenarios in the same run, alternating A/B, and the table shows medians and ratios.
 
+mod deflate;
 mod relay;
 mod scenarios;
 mod server;
@@ -37,9 +38,12 @@ enum Scenario {
     Startup,
     /// a TCP client that never reads while the WebSocket side sends (relay RSS growth)
     Stall,
+    /// permessage-deflate between two wsbridge processes (relay A only): a JSON stream each way
+    /// (wire bytes, CPU per MB) and idle connections (RSS per connection of each)
+    Deflate,
 }
 
-const ALL: [Scenario; 7] = [
+const ALL: [Scenario; 8] = [
     Scenario::Lines,
     Scenario::Bulk,
     Scenario::ServerBulk,
@@ -47,6 +51,7 @@ const ALL: [Scenario; 7] = [
     Scenario::Idle,
     Scenario::Startup,
     Scenario::Stall,
+    Scenario::Deflate,
 ];
 
 /// Benchmark wsbridge (and optionally another relay) over loopback.
@@ -127,6 +132,23 @@ struct Cli {
     /// Seconds the stalled reader stalls [default: 3; --quick 1]
     #[arg(long, value_name = "SECS")]
     stall_secs: Option<f64>,
+
+    /// JSON lines each way in the deflate scenario [default: 100000; --quick 10000]
+    #[arg(long, value_name = "N")]
+    deflate_lines: Option<u64>,
+
+    /// Idle connections in the deflate scenario [default: 500; --quick 100]
+    #[arg(long, value_name = "N")]
+    deflate_conns: Option<usize>,
+
+    /// JSON lines echoed on each idle connection of the deflate scenario before its RSS is
+    /// read (more than a few dozen fill the decompressors' 32 KiB windows) [default: 1]
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    deflate_idle_lines: usize,
+
+    /// Flag sets the deflate scenario compares (comma-separated) [default: all]
+    #[arg(long, value_enum, value_delimiter = ',')]
+    deflate_variants: Vec<deflate::Variant>,
 
     /// Pin the relays to these CPUs (comma-separated CPU numbers; sched_setaffinity)
     #[arg(long, value_name = "CPUS", value_delimiter = ',')]
@@ -224,6 +246,20 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
             .unwrap_or(if quick { 5 } else { 20 })
             .max(1),
         stall: Duration::from_secs_f64(cli.stall_secs.unwrap_or(if quick { 1.0 } else { 3.0 })),
+        deflate_lines: cli
+            .deflate_lines
+            .unwrap_or(if quick { 10_000 } else { 100_000 })
+            .max(1),
+        deflate_conns: cli
+            .deflate_conns
+            .unwrap_or(if quick { 100 } else { 500 })
+            .max(1),
+        deflate_idle_lines: cli.deflate_idle_lines.max(1),
+        deflate_variants: if cli.deflate_variants.is_empty() {
+            deflate::ALL_VARIANTS.to_vec()
+        } else {
+            cli.deflate_variants.clone()
+        },
     };
     let scenarios: Vec<Scenario> = ALL
         .iter()
@@ -378,7 +414,7 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
                         let r = scenarios::startup_baseline(&ctx).await;
                         record(round, sc, Col::Baseline, r);
                     }
-                    Scenario::Idle | Scenario::Stall => {}
+                    Scenario::Idle | Scenario::Stall | Scenario::Deflate => {}
                 }
             }
             for &i in &order {
@@ -410,6 +446,18 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
                     }
                     Scenario::Stall => {
                         record(round, sc, col, scenarios::stall_relay(&ctx, spec).await)
+                    }
+                    // Two processes of relay A talk to each other; relay B is not run.
+                    Scenario::Deflate if i != 0 || spec.syntax != Syntax::Wsbridge => {}
+                    Scenario::Deflate => {
+                        for &v in &ctx.sizes.deflate_variants {
+                            let r = deflate::stream(&ctx, spec, v).await;
+                            record(round, sc, col, r);
+                            if v.has_idle() {
+                                let r = deflate::idle(&ctx, spec, v).await;
+                                record(round, sc, col, r);
+                            }
+                        }
                     }
                 }
             }
@@ -450,7 +498,7 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
     );
     println!(
         "- sizes: {} lines of {} B; bulk {} in {} KiB writes/messages; {} latency round trips \
-         of {} B; idle {:?} connections; {} startups; stall {:?}",
+         of {} B; idle {:?} connections; {} startups; stall {:?}{}",
         s.lines,
         s.line_len,
         human_bytes(s.bulk_bytes),
@@ -459,7 +507,19 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
         s.latency_line,
         s.idle,
         s.startup_runs,
-        s.stall
+        s.stall,
+        if scenarios.contains(&Scenario::Deflate) {
+            format!(
+                "; deflate: {} JSON lines ({:.1} MB) each way, {} idle connections with {} \
+                 line(s) echoed on each",
+                s.deflate_lines,
+                deflate::json_stream(s.deflate_lines).len() as f64 / 1e6,
+                s.deflate_conns,
+                s.deflate_idle_lines
+            )
+        } else {
+            String::new()
+        }
     );
     println!();
     let a = &specs[0].name;

@@ -29,6 +29,9 @@ pub enum Role {
     WsToTcp { port: u16 },
     /// standard input/output ↔ `ws://URL`, text lines.
     Stdio { url: String },
+    /// The arguments as given, in wsbridge's syntax (listening on port 0); for scenarios that
+    /// only wsbridge runs (deflate).
+    Raw(Vec<String>),
 }
 
 #[derive(Clone, Debug)]
@@ -112,6 +115,7 @@ impl RelaySpec {
                 format!("tcp:127.0.0.1:{to}"),
             ],
             (_, Role::Stdio { url }) => vec!["--text".into(), "-".into(), url.clone()],
+            (_, Role::Raw(args)) => args.clone(),
         };
         v
     }

@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
+use crate::deflate::{Dir, Measure, Side, Variant};
 use crate::relay::{RelayProc, RelaySpec, Role};
 use crate::server::Servers;
 
@@ -37,6 +38,10 @@ pub enum Row {
     StartupExit,
     StallGrowth,
     StallSent,
+    /// permessage-deflate: a JSON stream through two wsbridge processes (see `deflate`).
+    Deflate(Variant, Dir, Measure),
+    /// permessage-deflate: RSS per idle connection of one of the two processes.
+    DeflateIdle(Variant, Side),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -72,6 +77,12 @@ impl Row {
             Row::StartupExit => "startup: spawn → one line echoed → exit".into(),
             Row::StallGrowth => "stall: relay RSS growth while the TCP reader stalls".into(),
             Row::StallSent => "stall: bytes the server got out meanwhile".into(),
+            Row::Deflate(v, d, m) => format!("deflate {}, {}: {}", d.label(), v.label(), m.label()),
+            Row::DeflateIdle(v, s) => format!(
+                "deflate idle, {}: RSS per connection of {}",
+                v.label(),
+                s.label()
+            ),
         }
     }
 
@@ -90,6 +101,8 @@ impl Row {
             Row::Idle(_) => "KiB / conn",
             Row::StartupFirst | Row::StartupExit => "ms",
             Row::StallGrowth | Row::StallSent => "MiB",
+            Row::Deflate(_, _, m) => m.unit(),
+            Row::DeflateIdle(..) => "KiB / conn",
         }
     }
 
@@ -101,6 +114,7 @@ impl Row {
             | Row::ServerBulk
             | Row::ServerBulkDown
             | Row::RawTcp => Better::Higher,
+            Row::Deflate(_, _, m) => m.better(),
             Row::StallSent => Better::Neither,
             _ => Better::Lower,
         }
@@ -108,7 +122,7 @@ impl Row {
 }
 
 pub type Metrics = Vec<(Row, f64)>;
-type R<T> = Result<T, String>;
+pub(crate) type R<T> = Result<T, String>;
 
 pub struct Sizes {
     pub lines: u64,
@@ -120,6 +134,10 @@ pub struct Sizes {
     pub idle: Vec<usize>,
     pub startup_runs: usize,
     pub stall: Duration,
+    pub deflate_lines: u64,
+    pub deflate_conns: usize,
+    pub deflate_idle_lines: usize,
+    pub deflate_variants: Vec<Variant>,
 }
 
 pub struct Ctx {
@@ -130,17 +148,17 @@ pub struct Ctx {
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
+pub(crate) fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
 
-async fn within<T>(limit: Duration, what: &str, f: impl Future<Output = R<T>>) -> R<T> {
+pub(crate) async fn within<T>(limit: Duration, what: &str, f: impl Future<Output = R<T>>) -> R<T> {
     tokio::time::timeout(limit, f)
         .await
         .map_err(|_| format!("{what}: no result within {limit:?}"))?
 }
 
-async fn start(spec: &RelaySpec, role: Role) -> R<RelayProc> {
+pub(crate) async fn start(spec: &RelaySpec, role: Role) -> R<RelayProc> {
     let spec = spec.clone();
     tokio::task::spawn_blocking(move || RelayProc::spawn(&spec, &role))
         .await
@@ -159,7 +177,7 @@ async fn finish<T>(mut r: RelayProc, res: R<T>) -> R<T> {
 
 const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 
-async fn tcp(port: u16) -> R<TcpStream> {
+pub(crate) async fn tcp(port: u16) -> R<TcpStream> {
     let s = tokio::time::timeout(CONNECT_LIMIT, TcpStream::connect(("127.0.0.1", port)))
         .await
         .map_err(|_| format!("connect to 127.0.0.1:{port}: no answer within {CONNECT_LIMIT:?}"))?
@@ -192,7 +210,11 @@ async fn ws(url: &str) -> R<Ws> {
 }
 
 /// Read until `n` newlines have arrived; returns the number of bytes read.
-async fn read_lines<Rd: AsyncReadExt + Unpin>(rd: &mut Rd, n: u64, buf: &mut [u8]) -> R<u64> {
+pub(crate) async fn read_lines<Rd: AsyncReadExt + Unpin>(
+    rd: &mut Rd,
+    n: u64,
+    buf: &mut [u8],
+) -> R<u64> {
     let (mut lines, mut bytes) = (0u64, 0u64);
     while lines < n {
         let k = rd.read(buf).await.map_err(err("read"))?;
@@ -227,7 +249,7 @@ fn line(len: usize) -> Vec<u8> {
     l
 }
 
-fn cpu_delta(r: &RelayProc, before: Option<f64>) -> f64 {
+pub(crate) fn cpu_delta(r: &RelayProc, before: Option<f64>) -> f64 {
     match (before, r.cpu_secs()) {
         (Some(a), Some(b)) => b - a,
         _ => f64::NAN,
@@ -261,7 +283,7 @@ pub fn median(v: &[f64]) -> f64 {
 }
 
 /// A time limit for moving `bytes` at no less than 5 MB/s, plus 30 s.
-fn limit_for(bytes: u64) -> Duration {
+pub(crate) fn limit_for(bytes: u64) -> Duration {
     Duration::from_secs(30 + bytes / 5_000_000)
 }
 
