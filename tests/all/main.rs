@@ -6,6 +6,7 @@
 mod harness;
 
 mod client_tls;
+mod deflate;
 mod errors;
 mod framing_props;
 mod framing_python;
