@@ -178,10 +178,11 @@ pub struct Cli {
     pub no_compress: bool,
 
     /// permessage-deflate window (8-15, base-2 log of bytes): wsbridge's own, and the limit
-    /// asked of the peer's when below 15 (at 8 wsbridge sends uncompressed: zlib cannot
-    /// compress with a 256-byte window)
-    #[arg(long, value_name = "BITS", default_value = "15", value_parser = clap::value_parser!(u8).range(8..=15), help_heading = "Compression")]
-    pub deflate_window_bits: u8,
+    /// asked of the peer's (at 8 wsbridge sends uncompressed: zlib cannot compress with a
+    /// 256-byte window). Not given: 15 for wsbridge; as a server, 12 (4 KiB) for clients that
+    /// allow a limit, which bounds the memory each connection keeps
+    #[arg(long, value_name = "BITS", value_parser = clap::value_parser!(u8).range(8..=15), help_heading = "Compression")]
+    pub deflate_window_bits: Option<u8>,
 
     /// Neither side refers back to earlier messages: no decompressor kept between messages,
     /// less compression of small messages

@@ -21,6 +21,10 @@ pub(crate) use negotiate::NAME;
 
 /// How much of what was sent compressed a connection keeps as the next message's dictionary.
 pub(crate) const HISTORY: usize = 4096;
+/// The window a server allows its clients by default (4 KiB): what bounds the decompressor a
+/// connection keeps (RFC 7692 lets a client offer `client_max_window_bits` for this; browsers,
+/// Python `websockets` and Node `ws` do). Python `websockets` chooses the same.
+pub(crate) const SERVER_CLIENT_BITS: u8 = 12;
 /// The tail every compressed message ends with after a sync flush (RFC 7692 §7.2.1), removed
 /// by the sender and put back by the receiver.
 const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
@@ -29,8 +33,10 @@ const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeflateOptions {
     pub enabled: bool,
-    /// Our compressor's window, and the limit asked of the peer's (8–15).
-    pub window_bits: u8,
+    /// `--deflate-window-bits` (8–15): our compressor's window, and the limit asked of the
+    /// peer's. Not given: our window is 15 bits; a client asks no limit; a server limits its
+    /// clients to [`SERVER_CLIENT_BITS`] when their offer allows it.
+    pub window_bits: Option<u8>,
     /// Neither side keeps its context between messages (less memory, less compression).
     pub no_context_takeover: bool,
     /// The zlib compression level (1–9).
@@ -41,7 +47,7 @@ impl Default for DeflateOptions {
     fn default() -> Self {
         DeflateOptions {
             enabled: true,
-            window_bits: 15,
+            window_bits: None,
             no_context_takeover: false,
             level: 6,
         }
@@ -58,6 +64,8 @@ pub struct Negotiated {
     pub(crate) tx_takeover: bool,
     /// The peer may refer back to earlier messages: keep the decompressor between them.
     pub(crate) rx_takeover: bool,
+    /// The peer's window at most (its compressor's, so our decompressor's).
+    pub(crate) rx_bits: u8,
     pub(crate) level: u8,
     /// Server role: the `Sec-WebSocket-Extensions` value to answer with.
     pub(crate) answer: Option<String>,
@@ -72,15 +80,19 @@ impl Negotiated {
         } else {
             format!("{} bits, {}", self.tx_bits, keep(self.tx_takeover))
         };
-        format!("{NAME} (ours: {ours}; theirs: {})", keep(self.rx_takeover))
+        format!(
+            "{NAME} (ours: {ours}; theirs: {} bits, {})",
+            self.rx_bits,
+            keep(self.rx_takeover)
+        )
     }
 }
 
 thread_local! {
     /// Compressors by (window bits, level), reset before each use.
     static COMPRESSORS: RefCell<Vec<(u8, u8, Compress)>> = const { RefCell::new(Vec::new()) };
-    /// Decompressors not in use (all with a 15-bit window, which reads any smaller one).
-    static DECOMPRESSORS: RefCell<Vec<Decompress>> = const { RefCell::new(Vec::new()) };
+    /// Decompressors not in use, by window bits.
+    static DECOMPRESSORS: RefCell<Vec<(u8, Decompress)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The sending half's state: what the next message may refer back to.
@@ -198,6 +210,8 @@ pub(crate) enum InflateError {
 /// The receiving half's state.
 pub(crate) struct Inflater {
     takeover: bool,
+    /// The decompressor's window: the peer's at most (a 9-bit window reads 8-bit streams).
+    bits: u8,
     inner: Option<Decompress>,
     /// The message being read ended its deflate stream with a final block (§7.2.3.4).
     ended: bool,
@@ -207,6 +221,7 @@ impl Inflater {
     pub(crate) fn new(n: &Negotiated) -> Self {
         Inflater {
             takeover: n.rx_takeover,
+            bits: n.rx_bits.max(9),
             inner: None,
             ended: false,
         }
@@ -222,10 +237,15 @@ impl Inflater {
         out: &mut Vec<u8>,
         max: usize,
     ) -> Result<(), InflateError> {
+        let bits = self.bits;
         let d = self.inner.get_or_insert_with(|| {
             DECOMPRESSORS
-                .with(|p| p.borrow_mut().pop())
-                .unwrap_or_else(|| Decompress::new_with_window_bits(false, 15))
+                .with(|p| {
+                    let mut p = p.borrow_mut();
+                    let i = p.iter().position(|(b, _)| *b == bits)?;
+                    Some(p.swap_remove(i).1)
+                })
+                .unwrap_or_else(|| Decompress::new_with_window_bits(false, bits))
         });
         let mut result = Ok(());
         if !self.ended {
@@ -248,7 +268,7 @@ impl Inflater {
             if ended && let Some(d) = self.inner.as_mut() {
                 // A new stream after a final block: what it may refer back to is at least
                 // this message's end (earlier messages are not kept).
-                let _ = d.set_dictionary(&out[out.len().saturating_sub(1 << 15)..]);
+                let _ = d.set_dictionary(&out[out.len().saturating_sub(1 << self.bits)..]);
             }
             return;
         }
@@ -257,7 +277,7 @@ impl Inflater {
             DECOMPRESSORS.with(|p| {
                 let mut p = p.borrow_mut();
                 if p.len() < 4 {
-                    p.push(d);
+                    p.push((self.bits, d));
                 }
             });
         }

@@ -2,7 +2,7 @@
 //! among a client's offers, and the client's check of the server's answer. Pure: header values
 //! in, parameters and header values out.
 
-use super::{DeflateOptions, Negotiated};
+use super::{DeflateOptions, Negotiated, SERVER_CLIENT_BITS};
 
 /// The extension's registered name.
 pub(crate) const NAME: &str = "permessage-deflate";
@@ -159,8 +159,8 @@ impl DeflateOptions {
     /// window); the server's window and context takeover limited as configured.
     pub(crate) fn offer(&self) -> String {
         let mut s = format!("{NAME}; client_max_window_bits");
-        if self.window_bits < 15 {
-            s.push_str(&format!("; server_max_window_bits={}", self.window_bits));
+        if let Some(b @ ..15) = self.window_bits {
+            s.push_str(&format!("; server_max_window_bits={b}"));
         }
         if self.no_context_takeover {
             s.push_str("; server_no_context_takeover; client_no_context_takeover");
@@ -190,26 +190,26 @@ impl DeflateOptions {
         if self.no_context_takeover && !p.server_no_context_takeover {
             return Err("server_no_context_takeover was asked for and not confirmed".into());
         }
+        let asked = self.window_bits.unwrap_or(15);
         match p.server_max_window_bits {
-            Some(b) if b > self.window_bits => {
+            Some(b) if b > asked => {
                 return Err(format!(
-                    "server_max_window_bits={b} is over the {} asked for",
-                    self.window_bits
+                    "server_max_window_bits={b} is over the {asked} asked for"
                 ));
             }
-            None if self.window_bits < 15 => {
+            None if asked < 15 => {
                 return Err(format!(
-                    "server_max_window_bits={} was asked for and not confirmed",
-                    self.window_bits
+                    "server_max_window_bits={asked} was asked for and not confirmed"
                 ));
             }
             _ => {}
         }
         let client_bits = p.client_max_window_bits.flatten().unwrap_or(15);
         Ok(Some(Negotiated {
-            tx_bits: client_bits.min(self.window_bits),
+            tx_bits: client_bits.min(asked),
             tx_takeover: !(p.client_no_context_takeover || self.no_context_takeover),
             rx_takeover: !p.server_no_context_takeover,
+            rx_bits: p.server_max_window_bits.unwrap_or(15),
             level: self.level,
             answer: None,
         }))
@@ -237,7 +237,7 @@ impl DeflateOptions {
             answer.push_str("; server_no_context_takeover");
         }
         // Our own window is ours to choose: announced only when the client asked for a limit.
-        let mut tx_bits = self.window_bits;
+        let mut tx_bits = self.window_bits.unwrap_or(15);
         if let Some(b) = offer.server_max_window_bits {
             tx_bits = tx_bits.min(b);
             answer.push_str(&format!("; server_max_window_bits={tx_bits}"));
@@ -246,16 +246,21 @@ impl DeflateOptions {
         if !rx_takeover {
             answer.push_str("; client_no_context_takeover");
         }
+        // The client's window bounds the decompressor we keep: limited when the offer allows.
+        let mut rx_bits = 15;
         if let Some(offered) = offer.client_max_window_bits {
-            let limit = offered.unwrap_or(15).min(self.window_bits);
-            if limit < 15 {
-                answer.push_str(&format!("; client_max_window_bits={limit}"));
+            rx_bits = offered
+                .unwrap_or(15)
+                .min(self.window_bits.unwrap_or(SERVER_CLIENT_BITS));
+            if rx_bits < 15 {
+                answer.push_str(&format!("; client_max_window_bits={rx_bits}"));
             }
         }
         Negotiated {
             tx_bits,
             tx_takeover,
             rx_takeover,
+            rx_bits,
             level: self.level,
             answer: Some(answer),
         }
@@ -341,7 +346,7 @@ mod tests {
     #[test]
     fn invalid_answers_are_errors() {
         let o = DeflateOptions {
-            window_bits: 12,
+            window_bits: Some(12),
             no_context_takeover: true,
             ..opts()
         };
@@ -372,9 +377,14 @@ mod tests {
             .unwrap();
         assert_eq!(
             n.answer.as_deref(),
-            Some("permessage-deflate; server_max_window_bits=10")
+            Some("permessage-deflate; server_max_window_bits=10; client_max_window_bits=12")
         );
         assert_eq!((n.tx_bits, n.tx_takeover, n.rx_takeover), (10, true, true));
+        assert_eq!(n.rx_bits, 12);
+        // A client that allows no limit on its window gets none: the decompressor has 15 bits.
+        let n = opts().choose(&["permessage-deflate"]).unwrap();
+        assert_eq!(n.answer.as_deref(), Some("permessage-deflate"));
+        assert_eq!(n.rx_bits, 15);
         assert!(opts().choose(&["permessage-deflate; bogus"]).is_none());
         assert!(opts().choose(&["x-webkit-deflate-frame"]).is_none());
         let off = DeflateOptions {
@@ -395,7 +405,7 @@ mod tests {
         );
         assert_eq!((n.tx_takeover, n.rx_takeover), (false, false));
         let small = DeflateOptions {
-            window_bits: 11,
+            window_bits: Some(11),
             ..opts()
         };
         let n = small
@@ -420,7 +430,7 @@ mod tests {
         for o in [
             opts(),
             DeflateOptions {
-                window_bits: 9,
+                window_bits: Some(9),
                 no_context_takeover: true,
                 ..opts()
             },
@@ -432,7 +442,11 @@ mod tests {
                 .unwrap();
             assert_eq!(back.rx_takeover, n.tx_takeover);
             assert_eq!(back.tx_takeover, n.rx_takeover);
-            assert!(back.tx_bits <= o.window_bits && n.tx_bits <= o.window_bits);
+            let limit = o.window_bits.unwrap_or(15);
+            assert!(back.tx_bits <= limit && n.tx_bits <= limit);
+            // Each side compresses within the window the other decompresses with.
+            assert!(back.tx_bits <= n.rx_bits, "{o:?}");
+            assert!(n.tx_bits <= back.rx_bits, "{o:?}");
         }
     }
 }

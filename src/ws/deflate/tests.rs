@@ -15,6 +15,7 @@ fn negotiated(bits: u8, takeover: bool, level: u8) -> Negotiated {
         tx_bits: bits,
         tx_takeover: takeover,
         rx_takeover: takeover,
+        rx_bits: bits,
         level,
         answer: None,
     }
