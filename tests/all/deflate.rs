@@ -299,18 +299,19 @@ async fn client_role_against_node_ws_with_its_deflate_options() {
 
 /// The client offers tried: (option flags of both scripts, the answer expected).
 const OFFERS: [(&[&str], &str); 6] = [
-    (&[], "permessage-deflate"),
+    // Both clients offer `client_max_window_bits`: limited to 12 bits by default.
+    (&[], "permessage-deflate; client_max_window_bits=12"),
     (
         &["--client-no-context-takeover"],
-        "permessage-deflate; client_no_context_takeover",
+        "permessage-deflate; client_no_context_takeover; client_max_window_bits=12",
     ),
     (
         &["--server-no-context-takeover"],
-        "permessage-deflate; server_no_context_takeover",
+        "permessage-deflate; server_no_context_takeover; client_max_window_bits=12",
     ),
     (
         &["--server-max-window-bits", "10"],
-        "permessage-deflate; server_max_window_bits=10",
+        "permessage-deflate; server_max_window_bits=10; client_max_window_bits=12",
     ),
     (
         &["--client-max-window-bits", "9"],
@@ -427,7 +428,10 @@ async fn server_role_compresses_on_the_wire_for_a_python_client() {
         // 512 KiB compressible, 200 KiB random and small ones: about 720 KiB each way.
         let (up, down) = fwd.counts();
         if compressed {
-            assert_eq!(lines[0], r#"answer "permessage-deflate""#, "{lines:?}");
+            assert_eq!(
+                lines[0], r#"answer "permessage-deflate; client_max_window_bits=12""#,
+                "{lines:?}"
+            );
             assert!(up < 300 * KIB && down < 300 * KIB, "up {up}, down {down}");
         } else {
             assert_eq!(lines[0], r#"answer """#, "{lines:?}");
@@ -617,7 +621,10 @@ async fn chromium_negotiates_deflate_with_the_server_and_echoes_byte_exact() {
     let result = tokio::time::timeout(LIMIT, browser.eval(&script))
         .await
         .expect("the page's exchange finished in time");
-    assert_eq!(result["extensions"], "permessage-deflate", "{result}");
+    assert_eq!(
+        result["extensions"], "permessage-deflate; client_max_window_bits=12",
+        "{result}"
+    );
     assert_eq!(result["echoed"], 56, "{result}");
     assert_eq!(result["closed"], 1000, "{result}");
     assert!(result.get("mismatch").is_none(), "{result}");
@@ -965,7 +972,7 @@ async fn s5_server_declines_bad_offers_and_takes_the_next_valid_one() {
         // An unknown parameter, then a valid offer.
         (
             &["permessage-deflate; mystery=1, permessage-deflate; client_max_window_bits"],
-            Some("permessage-deflate"),
+            Some("permessage-deflate; client_max_window_bits=12"),
         ),
         // A duplicate parameter, then a valid offer on a second header line.
         (
@@ -1506,7 +1513,6 @@ async fn s7_1_server_honours_no_context_takeover_and_the_window_asked_for() {
 /// window used to process the last compressed message"). The sender here does what wsbridge's
 /// own compressor does: a fresh stream each message, with the window so far as its dictionary.
 #[tokio::test]
-#[ignore = "wsbridge bug: after a BFINAL message the window holds that message only"]
 async fn s7_2_the_window_survives_a_message_that_ended_its_stream() {
     let (b, _, mut raw) = client_of_raw(&[], Some("permessage-deflate")).await;
     let hex: String = random_bytes(300, 5)

@@ -8,8 +8,9 @@
 //! [`HISTORY`] bytes it sent compressed, given to the compressor as a preset dictionary. The
 //! peer's decompressor holds at least those bytes in its window (they are the end of what it
 //! decompressed), so back references into them are valid; nothing else in the window is used.
-//! The decompressor (about 40 KiB) is kept while the peer takes its context over, and returned
-//! to the thread's pool after each message when it does not.
+//! Decompressors are pooled the same way; a connection keeps the end of what it decompressed
+//! (the peer's window at most: 4 KiB for clients of a wsbridge server by default) as the
+//! next message's dictionary, and only while the peer takes its context over.
 
 mod negotiate;
 
@@ -80,11 +81,7 @@ impl Negotiated {
         } else {
             format!("{} bits, {}", self.tx_bits, keep(self.tx_takeover))
         };
-        format!(
-            "{NAME} (ours: {ours}; theirs: {} bits, {})",
-            self.rx_bits,
-            keep(self.rx_takeover)
-        )
+        format!("{NAME} (ours: {ours}; theirs: {})", keep(self.rx_takeover))
     }
 }
 
@@ -155,7 +152,11 @@ impl Deflater {
 
 /// Keep the last `HISTORY` bytes (at most the window) of what was sent compressed.
 fn remember(history: &mut Vec<u8>, data: &[u8], bits: u8) {
-    let keep = HISTORY.min((1 << bits) - 262);
+    remember_within(history, data, HISTORY.min((1 << bits) - 262));
+}
+
+/// Append `data` to `history`, keeping its last `keep` bytes.
+fn remember_within(history: &mut Vec<u8>, data: &[u8], keep: usize) {
     if data.len() >= keep {
         history.clear();
         history.extend_from_slice(&data[data.len() - keep..]);
@@ -207,11 +208,18 @@ pub(crate) enum InflateError {
     Corrupt(String),
 }
 
-/// The receiving half's state.
+/// The receiving half's state. The decompressor is the thread's, held only while a message
+/// arrives; what the peer may refer back to is kept here (`window`), at most the peer's window,
+/// and given to the decompressor as a preset dictionary at the start of each message. So an
+/// idle connection holds its window (4 KiB for a client of a wsbridge server, by default), not
+/// a decompressor, and a message that ended its stream with a final block (§7.2.3.4) leaves
+/// the window intact for the next.
 pub(crate) struct Inflater {
     takeover: bool,
     /// The decompressor's window: the peer's at most (a 9-bit window reads 8-bit streams).
     bits: u8,
+    /// The end of what was decompressed so far (with context takeover).
+    window: Vec<u8>,
     inner: Option<Decompress>,
     /// The message being read ended its deflate stream with a final block (§7.2.3.4).
     ended: bool,
@@ -222,14 +230,15 @@ impl Inflater {
         Inflater {
             takeover: n.rx_takeover,
             bits: n.rx_bits.max(9),
+            window: Vec::new(),
             inner: None,
             ended: false,
         }
     }
 
     /// Inflate one frame's payload of a compressed message onto `out`; `fin`: the message's
-    /// last frame (the tail is put back, and without context takeover the decompressor goes
-    /// back to the pool). Output beyond `max` bytes is an error before it is all produced.
+    /// last frame (the tail is put back, the window kept, the decompressor given back). Output
+    /// beyond `max` bytes is an error before it is all produced.
     pub(crate) fn inflate(
         &mut self,
         input: &[u8],
@@ -237,16 +246,10 @@ impl Inflater {
         out: &mut Vec<u8>,
         max: usize,
     ) -> Result<(), InflateError> {
-        let bits = self.bits;
-        let d = self.inner.get_or_insert_with(|| {
-            DECOMPRESSORS
-                .with(|p| {
-                    let mut p = p.borrow_mut();
-                    let i = p.iter().position(|(b, _)| *b == bits)?;
-                    Some(p.swap_remove(i).1)
-                })
-                .unwrap_or_else(|| Decompress::new_with_window_bits(false, bits))
-        });
+        if self.inner.is_none() {
+            self.inner = Some(self.take_decompressor()?);
+        }
+        let d = self.inner.as_mut().expect("set above");
         let mut result = Ok(());
         if !self.ended {
             result = inflate_into(d, input, out, max).map(|end| self.ended = end);
@@ -260,23 +263,35 @@ impl Inflater {
         result
     }
 
-    /// After a message (or a failure): keep the decompressor for the next message, or reset it
-    /// and give it back to the thread's pool.
+    /// A decompressor from the thread's pool (or a new one), primed with the window.
+    fn take_decompressor(&mut self) -> Result<Decompress, InflateError> {
+        let bits = self.bits;
+        let mut d = DECOMPRESSORS
+            .with(|p| {
+                let mut p = p.borrow_mut();
+                let i = p.iter().position(|(b, _)| *b == bits)?;
+                Some(p.swap_remove(i).1)
+            })
+            .unwrap_or_else(|| Decompress::new_with_window_bits(false, bits));
+        if self.takeover && !self.window.is_empty() {
+            d.set_dictionary(&self.window)
+                .map_err(|e| InflateError::Corrupt(e.to_string()))?;
+        }
+        Ok(d)
+    }
+
+    /// After a message (or a failure): remember its end, and give the decompressor back.
     fn end_message(&mut self, ok: bool, out: &[u8]) {
-        let ended = std::mem::take(&mut self.ended);
+        self.ended = false;
         if ok && self.takeover {
-            if ended && let Some(d) = self.inner.as_mut() {
-                // A new stream after a final block: what it may refer back to is at least
-                // this message's end (earlier messages are not kept).
-                let _ = d.set_dictionary(&out[out.len().saturating_sub(1 << self.bits)..]);
-            }
-            return;
+            let size = 1 << self.bits;
+            remember_within(&mut self.window, out, size);
         }
         if let Some(mut d) = self.inner.take() {
             d.reset(false);
             DECOMPRESSORS.with(|p| {
                 let mut p = p.borrow_mut();
-                if p.len() < 4 {
+                if p.len() < 8 {
                     p.push((self.bits, d));
                 }
             });

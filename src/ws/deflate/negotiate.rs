@@ -160,7 +160,8 @@ impl DeflateOptions {
     pub(crate) fn offer(&self) -> String {
         let mut s = format!("{NAME}; client_max_window_bits");
         if let Some(b @ ..15) = self.window_bits {
-            s.push_str(&format!("; server_max_window_bits={b}"));
+            // Never 8 from us: zlib-based peers cannot compress with it and refuse the offer.
+            s.push_str(&format!("; server_max_window_bits={}", b.max(9)));
         }
         if self.no_context_takeover {
             s.push_str("; server_no_context_takeover; client_no_context_takeover");
@@ -190,7 +191,7 @@ impl DeflateOptions {
         if self.no_context_takeover && !p.server_no_context_takeover {
             return Err("server_no_context_takeover was asked for and not confirmed".into());
         }
-        let asked = self.window_bits.unwrap_or(15);
+        let asked = self.window_bits.unwrap_or(15).max(9);
         match p.server_max_window_bits {
             Some(b) if b > asked => {
                 return Err(format!(
@@ -206,7 +207,7 @@ impl DeflateOptions {
         }
         let client_bits = p.client_max_window_bits.flatten().unwrap_or(15);
         Ok(Some(Negotiated {
-            tx_bits: client_bits.min(asked),
+            tx_bits: client_bits.min(self.window_bits.unwrap_or(15)),
             tx_takeover: !(p.client_no_context_takeover || self.no_context_takeover),
             rx_takeover: !p.server_no_context_takeover,
             rx_bits: p.server_max_window_bits.unwrap_or(15),
@@ -249,9 +250,9 @@ impl DeflateOptions {
         // The client's window bounds the decompressor we keep: limited when the offer allows.
         let mut rx_bits = 15;
         if let Some(offered) = offer.client_max_window_bits {
-            rx_bits = offered
-                .unwrap_or(15)
-                .min(self.window_bits.unwrap_or(SERVER_CLIENT_BITS));
+            // Never 8: zlib-based clients (Python websockets) cannot compress with it and fail.
+            let limit = self.window_bits.unwrap_or(SERVER_CLIENT_BITS).max(9);
+            rx_bits = offered.unwrap_or(15).min(limit);
             if rx_bits < 15 {
                 answer.push_str(&format!("; client_max_window_bits={rx_bits}"));
             }
