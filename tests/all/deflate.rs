@@ -1554,3 +1554,47 @@ async fn s7_2_the_window_survives_a_message_that_ended_its_stream() {
     );
     assert_eq!(f.code, Some(0), "{}", f.stderr);
 }
+
+/// `broadcast:` over compressed connections: each member's connection compresses on its own.
+/// A member that agreed on permessage-deflate sends compressed messages; another that agreed
+/// gets them compressed (and referring back across messages), one that did not gets them plain.
+#[tokio::test]
+async fn broadcast_rooms_work_over_compressed_and_plain_members() {
+    let mut b = Bridge::spawn(&["ws-listen:127.0.0.1:0", "broadcast:"]);
+    let addr = host_port(&b.listening().await);
+    let (_, sender_answer, mut sender) = upgrade(&addr, &["permessage-deflate"]).await;
+    let (_, answer, mut packed_member) = upgrade(&addr, &["permessage-deflate"]).await;
+    let (_, none, mut plain_member) = upgrade(&addr, &[]).await;
+    assert_eq!(sender_answer.as_deref(), Some("permessage-deflate"));
+    assert_eq!(answer.as_deref(), Some("permessage-deflate"));
+    assert_eq!(none, None);
+    // Every member is in the room before anything is sent: a ping round trip each.
+    for raw in [&mut sender, &mut packed_member, &mut plain_member] {
+        raw.put(FIN | PING, b"in?").await;
+        assert_eq!(raw.read().await.expect("a pong").payload, b"in?");
+    }
+    let msgs = similar_json(20);
+    let mut c = Compress::new(Compression::default(), false);
+    for m in &msgs {
+        sender
+            .put(FIN | RSV1 | TEXT, &pack(&mut c, m.as_bytes()))
+            .await;
+    }
+    let mut d = Decompress::new(false);
+    let mut compressed = 0;
+    for m in &msgs {
+        let f = packed_member
+            .read()
+            .await
+            .expect("a message for the compressing member");
+        compressed += usize::from(f.rsv1());
+        assert_eq!(message_of(&f, &mut d), m.as_bytes());
+        let f = plain_member
+            .read()
+            .await
+            .expect("a message for the plain member");
+        assert!(!f.rsv1(), "the plain member agreed on nothing: {f:?}");
+        assert_eq!(f.payload, m.as_bytes());
+    }
+    assert!(compressed >= 19, "{compressed} of 20 sent compressed");
+}
