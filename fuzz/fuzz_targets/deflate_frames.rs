@@ -2,50 +2,17 @@
 //! `ws::deflate`): bombs, bad tails, final blocks, fragments.
 //!
 //! The first byte picks how many fragments the payload is cut into (bits 0–3: 1 to 16) and
-//! whether the peer keeps its context (bit 4). The rest is split at `0xFE 0xFE` into messages,
+//! whether the peer keeps its context (bit 4). The rest is split at each `0xFE` byte into messages,
 //! each sent by a server (unmasked) as a compressed binary message (RSV1 on its first frame),
 //! then a Close. Asserts: no panic; no message over the limit; the stream ends with its input.
 #![no_main]
-use std::io;
-use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use libfuzzer_sys::fuzz_target;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use wsbridge::internals::{DeflateOptions, Limits, Role, split};
+use wsbridge_fuzz::Peer;
 
 const MAX_MESSAGE: usize = 64 << 10;
-
-struct Peer {
-    data: Vec<u8>,
-    pos: usize,
-}
-
-impl AsyncRead for Peer {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let n = buf.remaining().min(self.data.len() - self.pos);
-        let start = self.pos;
-        buf.put_slice(&self.data[start..start + n]);
-        self.pos += n;
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for Peer {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
-        Poll::Ready(Ok(b.len()))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
 
 /// One unmasked frame.
 fn frame(out: &mut Vec<u8>, first: u8, payload: &[u8]) {
@@ -74,7 +41,11 @@ fuzz_target!(|data: &[u8]| {
     for msg in rest.split(|&b| b == 0xFE) {
         messages += 1;
         let step = msg.len().div_ceil(pieces).max(1);
-        let chunks: Vec<&[u8]> = if msg.is_empty() { vec![&[][..]] } else { msg.chunks(step).collect() };
+        let chunks: Vec<&[u8]> = if msg.is_empty() {
+            vec![&[][..]]
+        } else {
+            msg.chunks(step).collect()
+        };
         for (i, c) in chunks.iter().enumerate() {
             let fin = if i + 1 == chunks.len() { 0x80 } else { 0 };
             let op = if i == 0 { 0x40 | 2 } else { 0 };
@@ -93,7 +64,17 @@ fuzz_target!(|data: &[u8]| {
         max_frame: 1 << 20,
         stall: None,
     };
-    let (mut stream, _sink) = split(Peer { data: wire, pos: 0 }, Vec::new(), Role::Client, limits, deflate.as_ref());
+    let (mut stream, _sink) = split(
+        Peer {
+            data: wire,
+            pos: 0,
+            chunk: usize::MAX,
+        },
+        Vec::new(),
+        Role::Client,
+        limits,
+        deflate.as_ref(),
+    );
     let mut cx = Context::from_waker(Waker::noop());
     let mut over = false;
     for _ in 0..messages + 2 {

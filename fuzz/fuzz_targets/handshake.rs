@@ -9,9 +9,9 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
-use wsbridge::internals::{Header, ServerOptions};
-use wsbridge::internals::check_upgrade;
 use wsbridge::internals::RequestHead;
+use wsbridge::internals::check_upgrade;
+use wsbridge::internals::{Header, ServerOptions};
 
 const TOKEN: &str = "s3cret-t0ken";
 

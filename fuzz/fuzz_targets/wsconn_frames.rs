@@ -7,54 +7,23 @@
 //! is longer than the limit; once the stream has failed or ended it yields nothing more; the
 //! stream never asks to wait (the transport always has data or EOF).
 #![no_main]
-use std::io;
-use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use libfuzzer_sys::fuzz_target;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use wsbridge::internals::{DeflateOptions, Limits, Role, split};
+use wsbridge_fuzz::Peer;
 
 const MAX_MESSAGE: usize = 4096;
-
-/// The peer: reads come from `data`, `chunk` bytes at a time; writes are accepted and dropped.
-struct Peer {
-    data: Vec<u8>,
-    pos: usize,
-    chunk: usize,
-}
-
-impl AsyncRead for Peer {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let n = self.chunk.min(buf.remaining()).min(self.data.len() - self.pos);
-        let start = self.pos;
-        buf.put_slice(&self.data[start..start + n]);
-        self.pos += n;
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for Peer {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
-        Poll::Ready(Ok(b.len()))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else {
         return;
     };
-    let role = if sel & 1 == 1 { Role::Server } else { Role::Client };
+    let role = if sel & 1 == 1 {
+        Role::Server
+    } else {
+        Role::Client
+    };
     let peer = Peer {
         data: rest.to_vec(),
         pos: 0,

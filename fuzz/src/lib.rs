@@ -19,9 +19,7 @@ use bytes::BytesMut;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::codec::Decoder;
 use wsbridge::internals::Mode;
-use wsbridge::internals::{
-    Framing, FramingError, FramingOptions, LocalDecoder, NewlinePolicy,
-};
+use wsbridge::internals::{Framing, FramingError, FramingOptions, LocalDecoder, NewlinePolicy};
 
 // ---------------------------------------------------------------------------------------------
 // Counting allocator: how much one decoder call allocates.
@@ -366,4 +364,53 @@ pub fn delimited_target(data: &[u8], framing: Framing) {
         };
     }
     run_decoder(&opts, pattern, c.rest(), lim);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A peer on the other end of a WebSocket connection, for the frame-reader targets.
+
+/// Reads come from `data`, at most `chunk` bytes at a time; writes are accepted and dropped.
+pub struct Peer {
+    pub data: Vec<u8>,
+    pub pos: usize,
+    pub chunk: usize,
+}
+
+impl tokio::io::AsyncRead for Peer {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let n = self
+            .chunk
+            .min(buf.remaining())
+            .min(self.data.len() - self.pos);
+        let start = self.pos;
+        buf.put_slice(&self.data[start..start + n]);
+        self.pos += n;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for Peer {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        b: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(Ok(b.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
 }
