@@ -29,6 +29,7 @@ pub async fn run(mut config: Config) -> Result<()> {
         config.exec.clone(),
         &config.server,
     ));
+    opener.start(&config.server).await?;
     crate::systemd::spawn_watchdog(); // systemd
     let shutdown = crate::systemd::on_shutdown(async move { handle.cancelled().await }); // systemd
     let result = if config.left.is_listener() {

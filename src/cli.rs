@@ -289,6 +289,28 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", default_value = "4MiB", value_parser = parse_size, help_heading = "Server")]
     pub broadcast_queue_bytes: usize,
 
+    /// Share broadcast: rooms with every wsbridge using this Redis
+    /// (redis://[USER:PASS@]HOST:PORT[/DB] or rediss:// for TLS): each room is a Pub/Sub
+    /// channel. Redis must be reachable at startup (exit 4 otherwise); later outages are
+    /// survived, and what is sent meanwhile does not reach other instances
+    #[arg(long, value_name = "URL", help_heading = "Server")]
+    pub broadcast_via: Option<String>,
+
+    /// Redis password for --broadcast-via, read from a file (a systemd credential:
+    /// LoadCredential=redis:… and %d/redis), instead of in the URL
+    #[arg(long, value_name = "FILE", help_heading = "Server")]
+    pub broadcast_via_password_file: Option<std::path::PathBuf>,
+
+    /// Prefix of the Redis channel names of rooms: PREFIX + the request path; lets deployments
+    /// share one Redis
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        default_value = "wsbridge:room:",
+        help_heading = "Server"
+    )]
+    pub broadcast_prefix: String,
+
     /// Arguments for exec:PROGRAM; takes everything after it, so put it last
     #[arg(long, value_name = "ARG", num_args = 1.., allow_hyphen_values = true, help_heading = "Server")]
     pub exec_args: Vec<String>,

@@ -31,19 +31,23 @@ pub(super) fn require_headers(args: &[String]) -> Result<Vec<Header>> {
 
 /// `--auth-token-file FILE`: its content without surrounding whitespace; never empty.
 pub(super) fn read_auth_token(path: Option<&std::path::Path>) -> Result<Option<String>> {
-    let Some(path) = path else {
-        return Ok(None);
-    };
+    path.map(|p| read_secret_file(p, "--auth-token-file"))
+        .transpose()
+}
+
+/// A secret held alone in a file (surrounding whitespace removed); `flag` names it in errors,
+/// which never show the content.
+pub(super) fn read_secret_file(path: &std::path::Path, flag: &str) -> Result<String> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Usage(format!("--auth-token-file {}: {e}", path.display())))?;
-    let token = text.trim().to_string();
-    if token.is_empty() {
+        .map_err(|e| Error::Usage(format!("{flag} {}: {e}", path.display())))?;
+    let secret = text.trim().to_string();
+    if secret.is_empty() {
         return Err(Error::Usage(format!(
-            "--auth-token-file {}: the file is empty",
+            "{flag} {}: the file is empty",
             path.display()
         )));
     }
-    Ok(Some(token))
+    Ok(secret)
 }
 
 /// `--pass-header NAME`: not a header of the handshake itself, and not `Proxy`, which children

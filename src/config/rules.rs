@@ -68,7 +68,7 @@ pub(super) fn needs(cli: &Cli, left: &Address, right: &Address) -> Result<()> {
     let server: Needs = (ws_listen.is_some(), "ws-listen:");
     let room: Needs = (*right == Address::Broadcast, "broadcast:");
     let exec = matches!(right, Address::Exec(_)) || matches!(left, Address::Exec(_));
-    let rows: [(Needs, bool, &str); 26] = [
+    let rows: [(Needs, bool, &str); 28] = [
         (ws, !cli.headers.is_empty(), "-H/--header"),
         (ws, cli.protocol.is_some(), "--protocol"),
         (ws, cli.origin.is_some(), "--origin"),
@@ -96,6 +96,12 @@ pub(super) fn needs(cli: &Cli, left: &Address, right: &Address) -> Result<()> {
         (server, cli.static_dir.is_some(), "--static"),
         (server, !cli.pass_header.is_empty(), "--pass-header"),
         (room, cli.broadcast_queue.is_some(), "--broadcast-queue"),
+        (room, cli.broadcast_via.is_some(), "--broadcast-via"),
+        (
+            (cli.broadcast_via.is_some(), "--broadcast-via"),
+            cli.broadcast_via_password_file.is_some(),
+            "--broadcast-via-password-file",
+        ),
         ((exec, "exec:"), !cli.exec_args.is_empty(), "--exec-args"),
         (
             (matches!(left, Address::UnixListen(_)), "unix-listen:"),

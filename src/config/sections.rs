@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use super::headers::{
     header_credentials, parse_header_arg, pass_headers, read_auth_token, read_basic_auth_file,
-    require_headers,
+    read_secret_file, require_headers,
 };
 use super::{
     DEFAULT_MAX_MESSAGE, DEFAULT_SERVER_MAX_MESSAGE, LogLevel, RelayOptions, ServerOptions,
@@ -154,7 +154,35 @@ pub(super) fn server_options(cli: &Cli) -> Result<ServerOptions> {
         max_frame_size: cli.max_frame_size.min(server_max),
         message_timeout: message_timeout(cli),
         deflate: deflate_options(cli),
+        broadcast_via: broadcast_via(cli)?,
     })
+}
+
+/// `--broadcast-via URL` (redis:// or rediss://), its password file and channel prefix.
+fn broadcast_via(cli: &Cli) -> Result<Option<crate::endpoint::BroadcastVia>> {
+    let Some(url) = &cli.broadcast_via else {
+        return Ok(None);
+    };
+    let shown = crate::secret::redact_userinfo(url);
+    let usage = |m: String| Err(Error::Usage(format!("--broadcast-via {shown}: {m}")));
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some() => {}
+        Ok(u) if !matches!(u.scheme(), "redis" | "rediss") => {
+            return usage(format!("'{}:' is not redis: or rediss:", u.scheme()));
+        }
+        Ok(_) => return usage("no host".into()),
+        Err(e) => return usage(format!("not a URL ({e})")),
+    }
+    let password = match &cli.broadcast_via_password_file {
+        None => None,
+        Some(path) => Some(read_secret_file(path, "--broadcast-via-password-file")?),
+    };
+    Ok(Some(crate::endpoint::BroadcastVia {
+        url: url.clone(),
+        shown,
+        password,
+        prefix: cli.broadcast_prefix.clone(),
+    }))
 }
 
 /// The program of `exec:` / `sh-c:` and its arguments (empty without one).

@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 // The connection shapes live in `crate::conn`; named here too, where endpoints have always found
 // them.
 pub(crate) use crate::conn::*;
-pub use options::{Header, ListenOptions, ServerOptions, WsClientOptions};
+pub use options::{BroadcastVia, Header, ListenOptions, ServerOptions, WsClientOptions};
 
 /// Opens connecting endpoints; shared by every session of a listener.
 pub(crate) struct Opener {
@@ -45,6 +45,15 @@ impl Opener {
             exec,
             hub: broadcast::Hub::new(server.broadcast_queue, server.broadcast_queue_bytes),
             tasks: tokio_util::task::TaskTracker::new(),
+        }
+    }
+
+    /// What must be connected before the first session: the Redis behind shared rooms
+    /// (`--broadcast-via`). An unreachable Redis is an error here, at startup.
+    pub(crate) async fn start(&self, server: &ServerOptions) -> Result<()> {
+        match &server.broadcast_via {
+            Some(via) => self.hub.share(via).await,
+            None => Ok(()),
         }
     }
 

@@ -32,6 +32,30 @@ pub struct ServerOptions {
     pub message_timeout: Option<Duration>,
     /// permessage-deflate: whether and how to compress (`--no-compress`, `--deflate-*`).
     pub deflate: crate::ws::DeflateOptions,
+    /// `--broadcast-via`: rooms shared through Redis.
+    pub broadcast_via: Option<BroadcastVia>,
+}
+
+/// Where `broadcast:` rooms are shared (`--broadcast-via`, `--broadcast-prefix`).
+#[derive(Clone)]
+pub struct BroadcastVia {
+    /// The Redis URL as given (it may hold a password: show `shown` instead).
+    pub url: String,
+    /// The URL with its password hidden, for logs and errors.
+    pub shown: String,
+    /// From `--broadcast-via-password-file`.
+    pub password: Option<String>,
+    /// Channel name = prefix + room (the request path).
+    pub prefix: String,
+}
+
+impl std::fmt::Debug for BroadcastVia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BroadcastVia")
+            .field("url", &self.shown)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One extra request header. `secret` values are never logged.

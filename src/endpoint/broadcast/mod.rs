@@ -8,12 +8,18 @@
 //! queue stays full for [`STALL`] while others want to send is disconnected, with Close 1013 and
 //! a log line. Nothing is dropped silently. Queued messages share their payloads, so a room
 //! holds about one queue's worth of bytes however many members it has.
+//!
+//! With `--broadcast-via`, rooms span every instance using the same Redis (`bus`). Messages from
+//! other instances cannot be made to wait; a member whose queue holds twice its limit when one
+//! arrives is disconnected with 1013 at once.
+
+mod bus;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,7 +30,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::MsgConn;
+use super::{BroadcastVia, MsgConn};
+use crate::error::Result;
 
 /// How long a member's queue may stay full while others wait to send to it.
 pub(crate) const STALL: Duration = Duration::from_secs(5);
@@ -34,6 +41,8 @@ pub(crate) struct Hub {
     rooms: Mutex<HashMap<String, Vec<Member>>>,
     limits: Limits,
     next_id: AtomicU64,
+    /// Rooms shared through Redis (`--broadcast-via`), once connected.
+    bus: OnceLock<Arc<bus::Bus>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -70,6 +79,11 @@ struct QueueState {
 impl QueueState {
     fn is_full(&self, limits: Limits) -> bool {
         self.messages.len() >= limits.messages || self.bytes >= limits.bytes
+    }
+
+    /// Twice the limit: a member this far behind is not keeping up with the room.
+    fn is_far_behind(&self, limits: Limits) -> bool {
+        self.messages.len() >= 2 * limits.messages || self.bytes >= 2 * limits.bytes
     }
 }
 
@@ -127,7 +141,15 @@ impl Hub {
                 bytes: bytes.max(1),
             },
             next_id: AtomicU64::new(1),
+            bus: OnceLock::new(),
         })
+    }
+
+    /// Share the rooms through Redis (`--broadcast-via`): connects now, or fails.
+    pub(crate) async fn share(self: &Arc<Self>, via: &BroadcastVia) -> Result<()> {
+        let bus = bus::Bus::connect(via, Arc::downgrade(self)).await?;
+        let _ = self.bus.set(bus);
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Vec<Member>>> {
@@ -148,6 +170,11 @@ impl Hub {
             members.len()
         };
         tracing::info!("broadcast room '{room}': member #{id} joined ({size} members)");
+        if size == 1
+            && let Some(bus) = self.bus.get()
+        {
+            bus.joined(room);
+        }
         let sink = MemberSink {
             hub: self.clone(),
             room: room.to_string(),
@@ -196,13 +223,37 @@ impl Hub {
         })
     }
 
-    /// Send `msg` to every member of `room` but `from`.
+    /// Send `msg` to every member of `room` but `from`, here and on other instances.
     fn fan_out(&self, room: &str, from: u64, msg: &Message) {
-        let rooms = self.lock();
-        for m in rooms.get(room).into_iter().flatten() {
-            if m.id != from {
-                m.queue.push(msg.clone(), self.limits);
+        {
+            let rooms = self.lock();
+            for m in rooms.get(room).into_iter().flatten() {
+                if m.id != from {
+                    m.queue.push(msg.clone(), self.limits);
+                }
             }
+        }
+        if let Some(bus) = self.bus.get() {
+            bus.publish(room, from, msg);
+        }
+    }
+
+    /// A message another instance published to `room`: to every member here. It cannot wait,
+    /// so a member far behind is disconnected instead.
+    fn deliver_remote(&self, room: &str, msg: &Message) {
+        let mut rooms = self.lock();
+        let Some(members) = rooms.get_mut(room) else {
+            return;
+        };
+        let mut i = 0;
+        while i < members.len() {
+            if members[i].queue.lock().is_far_behind(self.limits) {
+                let member = members.remove(i);
+                kick(room, member, "messages from other instances");
+                continue;
+            }
+            members[i].queue.push(msg.clone(), self.limits);
+            i += 1;
         }
     }
 
@@ -223,16 +274,11 @@ impl Hub {
             return;
         }
         let member = members.remove(pos);
-        tracing::warn!(
-            "broadcast room '{room}': member #{id} stopped reading (queue full for {} s); disconnecting it with 1013",
-            STALL.as_secs()
+        kick(
+            room,
+            member,
+            &format!("queue full for {} s", STALL.as_secs()),
         );
-        let mut st = member.queue.lock();
-        st.kicked = true;
-        st.messages.clear();
-        st.bytes = 0;
-        drop(st);
-        member.queue.readable.notify_one();
     }
 
     fn leave(&self, room: &str, id: u64) {
@@ -248,9 +294,26 @@ impl Hub {
             }
             if members.is_empty() {
                 rooms.remove(room);
+                if let Some(bus) = self.bus.get() {
+                    bus.left(room);
+                }
             }
         }
     }
+}
+
+/// Disconnect `member` (removed from its room) with 1013: its reader ends with a Close.
+fn kick(room: &str, member: Member, why: &str) {
+    tracing::warn!(
+        "broadcast room '{room}': member #{} stopped reading ({why}); disconnecting it with 1013",
+        member.id
+    );
+    let mut st = member.queue.lock();
+    st.kicked = true;
+    st.messages.clear();
+    st.bytes = 0;
+    drop(st);
+    member.queue.readable.notify_one();
 }
 
 /// Wait until no other member of `room` has a full queue; a member that stays full for
