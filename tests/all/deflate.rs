@@ -4,22 +4,21 @@
 //! with raw frames: §5 negotiation in both roles, §6 the RSV1 rules, §7.2 reading compressed
 //! messages however they are framed, corrupt data (1007) and a decompression bomb (1009).
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use crate::harness::peers::{self, Peer};
-use crate::harness::{self, Bridge, Finished, LIMIT, random_bytes};
+use crate::harness::raw::{self, BINARY, CLOSE, CONTINUATION as CONT, PING, TEXT};
+use crate::harness::{self, Bridge, Finished, LIMIT, chromium, random_bytes, servers};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
@@ -87,15 +86,6 @@ fn port_of(addr: &str) -> u16 {
     addr.rsplit(':').next().unwrap().parse().unwrap()
 }
 
-/// `ws://127.0.0.1:PORT/` (as announced) → `127.0.0.1:PORT`.
-fn host_port(announced: &str) -> String {
-    announced
-        .strip_prefix("ws://")
-        .and_then(|r| r.split('/').next())
-        .unwrap_or_else(|| panic!("unexpected announce address {announced:?}"))
-        .to_string()
-}
-
 /// A WebSocket client without compression (tungstenite offers none), for driving a relay.
 async fn ws_connect(addr: &str) -> tokio_tungstenite::WebSocketStream<TcpStream> {
     let tcp = TcpStream::connect(addr).await.unwrap();
@@ -145,7 +135,7 @@ async fn relay_to(args: &[&str], port: u16) -> (Bridge, String, Forwarder) {
     all.extend_from_slice(args);
     all.extend_from_slice(&["ws-listen:127.0.0.1:0", &url]);
     let mut b = Bridge::spawn(&all);
-    let addr = host_port(&b.listening().await);
+    let addr = harness::host_port(&b.listening().await);
     (b, addr, fwd)
 }
 
@@ -332,23 +322,8 @@ const OFFERS: [(&[&str], &str); 6] = [
 
 /// Run a client script (`python` or `node`) against `url`; its output lines.
 async fn run_client(client: &str, url: &str, args: &[&str]) -> Vec<String> {
-    let mut cmd = match client {
-        "python" => {
-            let mut c = Command::new(peers::python());
-            c.arg(peers::script("deflate_peer.py"));
-            c
-        }
-        _ => {
-            let mut c = Command::new(peers::node());
-            c.arg(peers::script("deflate_node.js"));
-            c
-        }
-    };
-    cmd.arg("client")
-        .arg(url)
-        .args(args)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+    let mut cmd = peers::python_or_node(client, "deflate_peer.py", "deflate_node.js");
+    cmd.arg("client").arg(url).args(args);
     let out = tokio::time::timeout(LIMIT, cmd.output())
         .await
         .unwrap_or_else(|_| panic!("{client} {args:?} did not finish in time"))
@@ -403,18 +378,8 @@ async fn server_role_mirror_takes_every_offer_of_python_and_node_clients() {
 #[tokio::test]
 async fn server_role_tcp_echo_takes_every_offer_of_python_and_node_clients() {
     // A line service: text messages without newlines, one line each way.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = tcp.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-                let _ = w.shutdown().await;
-            });
-        }
-    });
-    every_offer_from_both_clients(&format!("tcp:{addr}"), &["--text-only"]).await;
+    let backend = servers::tcp_echo().await;
+    every_offer_from_both_clients(&backend, &["--text-only"]).await;
 }
 
 #[tokio::test]
@@ -442,146 +407,6 @@ async fn server_role_compresses_on_the_wire_for_a_python_client() {
 
 // ---------------------------------------------------------------------------------------------
 // Headless Chromium through the console page.
-
-/// Headless Chromium driven over the DevTools protocol, one page (see server_http.rs for the
-/// console tests proper; this is the least needed to run a script in a page).
-struct Chromium {
-    pgid: i32,
-    _child: tokio::process::Child,
-    _profile: tempfile::TempDir,
-    devtools: tokio_tungstenite::WebSocketStream<TcpStream>,
-    session: Option<String>,
-    next_id: u64,
-    events: Vec<Value>,
-}
-
-impl Drop for Chromium {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on the process group of a child this test started.
-        unsafe { libc::kill(-self.pgid, libc::SIGKILL) };
-    }
-}
-
-impl Chromium {
-    async fn launch() -> Chromium {
-        let profile = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(peers::chromium());
-        cmd.args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--remote-debugging-port=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("about:blank")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-        let mut child = cmd.spawn().expect("spawn chromium");
-        let pgid = child.id().expect("chromium pid") as i32;
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let url = tokio::time::timeout(LIMIT, async {
-            while let Some(line) = lines.next_line().await.expect("chromium stderr") {
-                if let Some(url) = line.strip_prefix("DevTools listening on ") {
-                    return url.to_string();
-                }
-            }
-            panic!("chromium exited without announcing DevTools")
-        })
-        .await
-        .expect("chromium announced DevTools in time");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let host = url.strip_prefix("ws://").and_then(|r| r.split('/').next());
-        let tcp = TcpStream::connect(host.expect("ws://HOST:PORT/…")).await;
-        let (devtools, _) = tokio_tungstenite::client_async(url.as_str(), tcp.unwrap())
-            .await
-            .expect("DevTools handshake");
-        let mut c = Chromium {
-            pgid,
-            _child: child,
-            _profile: profile,
-            devtools,
-            session: None,
-            next_id: 0,
-            events: Vec::new(),
-        };
-        let target = c.call("Target.createTarget", json!({"url": "about:blank"}));
-        let target = target.await["targetId"].clone();
-        let attach = json!({"targetId": target, "flatten": true});
-        c.session = c.call("Target.attachToTarget", attach).await["sessionId"]
-            .as_str()
-            .map(String::from);
-        c.call("Page.enable", json!({})).await;
-        c.call("Page.setLifecycleEventsEnabled", json!({"enabled": true}))
-            .await;
-        c
-    }
-
-    async fn call(&mut self, method: &str, params: Value) -> Value {
-        self.next_id += 1;
-        let id = self.next_id;
-        let mut msg = json!({"id": id, "method": method, "params": params});
-        if let Some(s) = &self.session {
-            msg["sessionId"] = json!(s);
-        }
-        self.devtools
-            .send(Message::text(msg.to_string()))
-            .await
-            .expect("send to DevTools");
-        loop {
-            let v = self.recv().await;
-            if v["id"] == id {
-                assert!(v.get("error").is_none(), "{method}: {v}");
-                return v["result"].clone();
-            }
-            self.events.push(v);
-        }
-    }
-
-    async fn recv(&mut self) -> Value {
-        loop {
-            let m = tokio::time::timeout(LIMIT, self.devtools.next())
-                .await
-                .expect("a DevTools message in time")
-                .expect("DevTools still open")
-                .expect("a DevTools message");
-            if let Message::Text(t) = m {
-                return serde_json::from_str(t.as_str()).expect("JSON from DevTools");
-            }
-        }
-    }
-
-    /// Load `url` and wait for its load event.
-    async fn open(&mut self, url: &str) {
-        let nav = self.call("Page.navigate", json!({"url": url})).await;
-        let loader = nav["loaderId"].clone();
-        let is_load = |e: &Value| {
-            e["method"] == "Page.lifecycleEvent"
-                && e["params"]["name"] == "load"
-                && e["params"]["loaderId"] == loader
-        };
-        while !self.events.iter().any(is_load) {
-            let e = self.recv().await;
-            self.events.push(e);
-        }
-        self.events.clear();
-    }
-
-    async fn eval(&mut self, expr: &str) -> Value {
-        let params = json!({"expression": expr, "awaitPromise": true, "returnByValue": true});
-        let r = self.call("Runtime.evaluate", params).await;
-        assert!(r.get("exceptionDetails").is_none(), "{r}");
-        r["result"]["value"].clone()
-    }
-}
 
 /// The page's own WebSocket: sends each message after the previous one's echo, compares.
 const BROWSER_SCRIPT: &str = r#"
@@ -611,10 +436,10 @@ new Promise((done) => {
 #[tokio::test]
 async fn chromium_negotiates_deflate_with_the_server_and_echoes_byte_exact() {
     let mut b = Bridge::spawn(&["-vv", "ws-listen:127.0.0.1:0", "--console", "mirror:"]);
-    let addr = host_port(&b.listening().await);
+    let addr = harness::host_port(&b.listening().await);
     let fwd = Forwarder::start(port_of(&addr)).await;
     let page = format!("127.0.0.1:{}", fwd.port);
-    let mut browser = Chromium::launch().await;
+    let mut browser = chromium::Browser::launch().await;
     browser.open(&format!("http://{page}/")).await;
     let (page_up, page_down) = fwd.counts();
     let script = BROWSER_SCRIPT.replace("URL", &format!("\"ws://{page}/\""));
@@ -650,11 +475,6 @@ struct RawFrame {
 
 const FIN: u8 = 0x80;
 const RSV1: u8 = 0x40;
-const TEXT: u8 = 0x1;
-const BINARY: u8 = 0x2;
-const CONT: u8 = 0x0;
-const CLOSE: u8 = 0x8;
-const PING: u8 = 0x9;
 
 impl RawFrame {
     fn rsv1(&self) -> bool {
@@ -681,27 +501,10 @@ impl Raw {
     /// Write one frame with this first byte. Errors are ignored (the peer may have closed
     /// already, as after a bomb).
     async fn send(&mut self, b0: u8, payload: &[u8]) -> std::io::Result<()> {
-        let mut f = vec![b0];
-        let mask_bit = if self.client { 0x80 } else { 0 };
-        match payload.len() {
-            n if n < 126 => f.push(mask_bit | n as u8),
-            n if n < 65536 => {
-                f.push(mask_bit | 126);
-                f.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                f.push(mask_bit | 127);
-                f.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        if self.client {
-            let mask = [0x37, 0xfa, 0x21, 0x3d];
-            f.extend_from_slice(&mask);
-            f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        } else {
-            f.extend_from_slice(payload);
-        }
-        self.tcp.write_all(&f).await
+        let mask = self.client.then_some([0x37, 0xfa, 0x21, 0x3d]);
+        self.tcp
+            .write_all(&raw::frame_bytes(b0, payload, mask))
+            .await
     }
 
     async fn put(&mut self, b0: u8, payload: &[u8]) {
@@ -716,33 +519,8 @@ impl Raw {
     }
 
     async fn read_inner(&mut self) -> Option<RawFrame> {
-        let mut h = [0u8; 2];
-        self.tcp.read_exact(&mut h).await.ok()?;
-        let masked = h[1] & 0x80 != 0;
-        assert_eq!(masked, !self.client, "masking is the client's");
-        let len = match h[1] & 0x7f {
-            126 => {
-                let mut b = [0u8; 2];
-                self.tcp.read_exact(&mut b).await.ok()?;
-                u16::from_be_bytes(b) as usize
-            }
-            127 => {
-                let mut b = [0u8; 8];
-                self.tcp.read_exact(&mut b).await.ok()?;
-                u64::from_be_bytes(b) as usize
-            }
-            n => n as usize,
-        };
-        let mut mask = [0u8; 4];
-        if masked {
-            self.tcp.read_exact(&mut mask).await.ok()?;
-        }
-        let mut payload = vec![0u8; len];
-        self.tcp.read_exact(&mut payload).await.ok()?;
-        for (i, b) in payload.iter_mut().enumerate() {
-            *b ^= mask[i % 4];
-        }
-        Some(RawFrame { b0: h[0], payload })
+        let (b0, payload) = raw::read_frame(&mut self.tcp, !self.client).await?;
+        Some(RawFrame { b0, payload })
     }
 
     /// Frames until a Close (returned); None when the connection ends first.
@@ -815,7 +593,7 @@ async fn mirror(args: &[&str]) -> (Bridge, String) {
     let mut all = args.to_vec();
     all.extend_from_slice(&["ws-listen:127.0.0.1:0", "mirror:"]);
     let mut b = Bridge::spawn(&all);
-    let addr = host_port(&b.listening().await);
+    let addr = harness::host_port(&b.listening().await);
     (b, addr)
 }
 
@@ -1561,7 +1339,7 @@ async fn s7_2_the_window_survives_a_message_that_ended_its_stream() {
 #[tokio::test]
 async fn broadcast_rooms_work_over_compressed_and_plain_members() {
     let mut b = Bridge::spawn(&["ws-listen:127.0.0.1:0", "broadcast:"]);
-    let addr = host_port(&b.listening().await);
+    let addr = harness::host_port(&b.listening().await);
     let (_, sender_answer, mut sender) = upgrade(&addr, &["permessage-deflate"]).await;
     let (_, answer, mut packed_member) = upgrade(&addr, &["permessage-deflate"]).await;
     let (_, none, mut plain_member) = upgrade(&addr, &[]).await;

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use crate::harness::peers::{self, Peer};
-use crate::harness::{self, Bridge, Finished, LIMIT, command, run, run_cmd};
+use crate::harness::{self, Bridge, Finished, LIMIT, command, run, run_cmd, servers};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -177,25 +177,9 @@ async fn the_close_waits_for_a_slow_reply_unless_linger_is_zero() {
 // ---------------------------------------------------------------------------------------------
 // wsbridge as the server: a client's Close that arrives right behind its data.
 
-/// A TCP service that echoes until EOF, then closes (like `socat … EXEC:cat`).
-async fn tcp_echo() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = tcp.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-                let _ = w.shutdown().await;
-            });
-        }
-    });
-    format!("tcp:{addr}")
-}
-
 #[tokio::test]
 async fn server_delivers_the_backends_reply_to_a_client_that_closed_at_once() {
-    let backend = tcp_echo().await;
+    let backend = servers::tcp_echo().await;
     let mut b = Bridge::spawn(&["ws-listen:127.0.0.1:0", &backend]);
     let url = b.listening().await;
     let clients: [(&str, Vec<&str>); 3] = [
@@ -253,29 +237,11 @@ async fn tcp_counter() -> (String, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>
 
 /// Run a client that sends `msgs` and closes at once; its output lines.
 async fn close_at_once(client: &str, url: &str, msgs: &[&str]) -> Vec<String> {
-    let mut cmd = match client {
-        "python" => {
-            let mut c = Command::new(peers::python());
-            c.arg(peers::script("close_client.py"));
-            c
-        }
-        _ => {
-            let mut c = Command::new(peers::node());
-            c.arg(peers::script("node_client.js"));
-            c
-        }
-    };
-    let out = tokio::time::timeout(
-        LIMIT,
-        cmd.arg(url)
-            .args(msgs)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the client finished in time")
-    .unwrap();
+    let mut cmd = peers::python_or_node(client, "close_client.py", "node_client.js");
+    let out = tokio::time::timeout(LIMIT, cmd.arg(url).args(msgs).output())
+        .await
+        .expect("the client finished in time")
+        .unwrap();
     assert!(out.status.success(), "{client}: {out:?}");
     String::from_utf8(out.stdout)
         .unwrap()

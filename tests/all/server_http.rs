@@ -3,32 +3,20 @@
 //! statuses for bad requests, the handshake timeout against slow clients and garbage, and a real
 //! browser (headless Chromium): a `?send=` link sends nothing, a user's clicks send and echo.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::harness::{self, Bridge, LIMIT, peers, random_bytes};
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use crate::harness::{self, Bridge, LIMIT, chromium, random_bytes};
+use serde_json::json;
 use std::sync::Arc;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
-
-/// `ws://127.0.0.1:PORT/` (as announced) → `127.0.0.1:PORT`.
-fn host_port(announced: &str) -> String {
-    announced
-        .strip_prefix("ws://")
-        .and_then(|r| r.split('/').next())
-        .unwrap_or_else(|| panic!("unexpected announce address {announced:?}"))
-        .to_string()
-}
 
 /// Start `wsbridge ARGS` and return it with the TCP address it listens on.
 async fn start(args: &[&str]) -> (Bridge, String) {
     let mut b = Bridge::spawn(args);
-    let addr = host_port(&b.listening().await);
+    let addr = harness::host_port(&b.listening().await);
     (b, addr)
 }
 
@@ -793,220 +781,6 @@ async fn random_garbage_connections_are_all_closed_in_time() {
     assert_healthy(&addr).await;
 }
 
-/// Where `chromium` is, or a failure that says how to get it.
-/// Headless Chromium with its own profile, in a process group of its own (its helpers, the
-/// zygote and the renderers, share it, so the group can be ended as a whole).
-fn chromium_command(profile: &Path) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(peers::chromium());
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .process_group(0)
-    .kill_on_drop(true);
-    cmd
-}
-
-/// Run headless Chromium on `url` and return the DOM after the page settled, bounded.
-async fn chromium_dump_dom(url: &str, profile: &Path) -> String {
-    let mut cmd = chromium_command(profile);
-    cmd.args(["--virtual-time-budget=5000", "--dump-dom", url]);
-    let mut child = cmd.spawn().expect("spawn chromium");
-    let pgid = child.id().expect("chromium pid") as i32;
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let run = async {
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let (o, e, status) = tokio::join!(
-            stdout.read_to_end(&mut out),
-            stderr.read_to_end(&mut err),
-            child.wait()
-        );
-        o.unwrap();
-        e.unwrap();
-        (status.unwrap(), out, err)
-    };
-    let res = tokio::time::timeout(Duration::from_secs(60), run).await;
-    // SAFETY: kill(2) on the process group of a child this test started.
-    unsafe { libc::kill(-pgid, libc::SIGKILL) };
-    let (status, out, err) = res.expect("chromium did not finish within 60 s (killed)");
-    let dom = String::from_utf8_lossy(&out).into_owned();
-    assert!(
-        status.success(),
-        "chromium failed: {status}\nstderr: {}\nstdout: {dom}",
-        String::from_utf8_lossy(&err)
-    );
-    dom
-}
-
-/// Headless Chromium driven over the DevTools protocol, with one page: it loads a URL, clicks
-/// as a user does (mouse events at an element's centre), and waits for conditions on the page.
-struct Browser {
-    pgid: i32,
-    _child: tokio::process::Child,
-    _profile: tempfile::TempDir,
-    devtools: tokio_tungstenite::WebSocketStream<TcpStream>,
-    /// The page's DevTools session, once attached.
-    session: Option<String>,
-    next_id: u64,
-    /// Events seen and not yet looked at.
-    events: Vec<Value>,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on the process group of a child this test started.
-        unsafe { libc::kill(-self.pgid, libc::SIGKILL) };
-    }
-}
-
-impl Browser {
-    async fn launch() -> Browser {
-        let profile = tempfile::tempdir().unwrap();
-        let mut cmd = chromium_command(profile.path());
-        cmd.args(["--remote-debugging-port=0", "about:blank"])
-            .stdout(Stdio::null());
-        let mut child = cmd.spawn().expect("spawn chromium");
-        let pgid = child.id().expect("chromium pid") as i32;
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let url = tokio::time::timeout(LIMIT, async {
-            while let Some(line) = lines.next_line().await.expect("chromium stderr") {
-                if let Some(url) = line.strip_prefix("DevTools listening on ") {
-                    return url.to_string();
-                }
-            }
-            panic!("chromium exited without announcing DevTools")
-        })
-        .await
-        .expect("chromium announced DevTools within 20 s");
-        // Keep reading its stderr, so that Chromium never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let host = url.strip_prefix("ws://").and_then(|r| r.split('/').next());
-        let tcp = TcpStream::connect(host.expect("ws://HOST:PORT/…")).await;
-        let (devtools, _) = tokio_tungstenite::client_async(url.as_str(), tcp.unwrap())
-            .await
-            .expect("DevTools handshake");
-        let mut b = Browser {
-            pgid,
-            _child: child,
-            _profile: profile,
-            devtools,
-            session: None,
-            next_id: 0,
-            events: Vec::new(),
-        };
-        let target = b.call("Target.createTarget", json!({"url": "about:blank"}));
-        let target = target.await["targetId"].clone();
-        let attach = json!({"targetId": target, "flatten": true});
-        let attached = b.call("Target.attachToTarget", attach).await;
-        b.session = attached["sessionId"].as_str().map(String::from);
-        b.call("Page.enable", json!({})).await;
-        b.call("Page.setLifecycleEventsEnabled", json!({"enabled": true}))
-            .await;
-        b
-    }
-
-    /// Send a command (to the page, once attached) and return its result. Events that arrive
-    /// meanwhile are kept.
-    async fn call(&mut self, method: &str, params: Value) -> Value {
-        self.next_id += 1;
-        let id = self.next_id;
-        let mut msg = json!({"id": id, "method": method, "params": params});
-        if let Some(s) = &self.session {
-            msg["sessionId"] = json!(s);
-        }
-        self.devtools
-            .send(WsMessage::text(msg.to_string()))
-            .await
-            .expect("send to DevTools");
-        loop {
-            let v = self.recv().await;
-            if v["id"] == id {
-                assert!(v.get("error").is_none(), "{method}: {v}");
-                return v["result"].clone();
-            }
-            self.events.push(v);
-        }
-    }
-
-    /// The next message from DevTools, bounded.
-    async fn recv(&mut self) -> Value {
-        loop {
-            let m = tokio::time::timeout(LIMIT, self.devtools.next())
-                .await
-                .expect("a DevTools message within 20 s")
-                .expect("DevTools still open")
-                .expect("a DevTools message");
-            if let WsMessage::Text(t) = m {
-                return serde_json::from_str(t.as_str()).expect("JSON from DevTools");
-            }
-        }
-    }
-
-    /// Load `url` and wait for its load event.
-    async fn open(&mut self, url: &str) {
-        let nav = self.call("Page.navigate", json!({"url": url})).await;
-        let loader = nav["loaderId"].clone();
-        let is_load = |e: &Value| {
-            e["method"] == "Page.lifecycleEvent"
-                && e["params"]["name"] == "load"
-                && e["params"]["loaderId"] == loader
-        };
-        while !self.events.iter().any(is_load) {
-            let e = self.recv().await;
-            self.events.push(e);
-        }
-        self.events.clear();
-    }
-
-    /// Evaluate `expr` in the page, awaiting a promise, and return its value.
-    async fn eval(&mut self, expr: &str) -> Value {
-        let params = json!({"expression": expr, "awaitPromise": true, "returnByValue": true});
-        let r = self.call("Runtime.evaluate", params).await;
-        assert!(r.get("exceptionDetails").is_none(), "{expr}: {r}");
-        r["result"]["value"].clone()
-    }
-
-    /// Wait until the JavaScript condition `cond` holds, checked again on every change to the
-    /// page, bounded.
-    async fn wait_until(&mut self, cond: &str) {
-        let expr = format!(
-            "new Promise((done) => {{ const check = () => {{ if ({cond}) {{ seen.disconnect(); \
-             done(true); }} }}; const seen = new MutationObserver(check); \
-             seen.observe(document, {{subtree: true, childList: true, characterData: true, \
-             attributes: true}}); check(); }})"
-        );
-        let waited = tokio::time::timeout(LIMIT, self.eval(&expr)).await;
-        assert!(waited.is_ok(), "not within 20 s: {cond}");
-    }
-
-    /// Click the element with this id as a user does: the mouse pressed and released over it.
-    async fn click(&mut self, id: &str) {
-        let centre = format!(
-            "(() => {{ const r = document.getElementById({id:?}).getBoundingClientRect(); \
-             return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
-        );
-        let at = self.eval(&centre).await;
-        for kind in ["mousePressed", "mouseReleased"] {
-            let event = json!({"type": kind, "x": at[0], "y": at[1], "button": "left",
-                               "clickCount": 1});
-            self.call("Input.dispatchMouseEvent", event).await;
-        }
-    }
-}
-
 /// A TCP server that echoes what it gets and records it: (connections, bytes received).
 async fn recorder() -> (String, watch::Receiver<(usize, Vec<u8>)>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1039,7 +813,7 @@ async fn chromium_following_a_send_link_sends_nothing() {
     let (_b, addr) = start(&["-v", "ws-listen:127.0.0.1:0", "--console", &tcp]).await;
     let profile = tempfile::tempdir().unwrap();
     let url = format!("http://{addr}/?send=rm%20-rf%20~");
-    let dom = chromium_dump_dom(&url, profile.path()).await;
+    let dom = chromium::dump_dom(&url, profile.path()).await;
     // The page ran and read ?send= …
     assert!(
         dom.contains("?send= filled in the message: press Connect, then Send"),
@@ -1059,7 +833,7 @@ async fn chromium_console_sends_after_clicks_and_shows_the_echo() {
     let (backend, seen) = recorder().await;
     let tcp = format!("tcp:{backend}");
     let (mut b, addr) = start(&["-v", "ws-listen:127.0.0.1:0", "--console", &tcp]).await;
-    let mut browser = Browser::launch().await;
+    let mut browser = chromium::Browser::launch().await;
     browser
         .open(&format!("http://{addr}/?send=hello%20chromium"))
         .await;

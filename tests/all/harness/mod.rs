@@ -5,9 +5,11 @@
 //! - [`raw`]: a raw-frame RFC 6455 peer, for what a library would never send;
 //! - [`peers`]: the third-party peers (Python `websockets` and `pproxy`, Node `ws`, websocat,
 //!   Chromium): where they are found, and starting them;
+//! - [`chromium`]: headless Chromium, run to dump a page or driven over the DevTools protocol;
 //! - [`pki`]: test certificates (an rcgen CA with server and client leaves, and the
 //!   `openssl req -x509` self-signed recipe).
 
+pub mod chromium;
 pub mod peers;
 pub mod pki;
 pub mod raw;
@@ -284,6 +286,15 @@ pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+/// `ws://127.0.0.1:PORT/` (as announced) → `127.0.0.1:PORT`.
+pub fn host_port(announced: &str) -> String {
+    announced
+        .strip_prefix("ws://")
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("unexpected announce address {announced:?}"))
+        .to_string()
 }
 
 /// A TCP port that was free a moment ago and has nothing listening now.

@@ -100,6 +100,21 @@ pub fn node_peer(name: &str) -> Command {
     cmd
 }
 
+/// A client script that exists in both languages: `python tests/peers/PY` when `client` is
+/// `"python"`, else `node tests/peers/JS`; stdin closed, killed when dropped, and stdout and
+/// stderr left to the caller (as for [`Command::output`]).
+pub fn python_or_node(client: &str, py: &str, js: &str) -> Command {
+    let (program, name) = match client {
+        "python" => (python(), py),
+        _ => (node().into_os_string(), js),
+    };
+    let mut cmd = Command::new(program);
+    cmd.arg(script(name))
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
 /// The readiness line of the scripts in tests/peers: `PORT n`.
 pub fn port_line(line: &str) -> Option<u16> {
     line.strip_prefix("PORT ")?.trim().parse().ok()

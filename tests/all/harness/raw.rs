@@ -1,5 +1,7 @@
 //! A raw RFC 6455 peer: does the server handshake by hand and then reads and writes frames byte
 //! by byte, so tests can send what a library never would (bad UTF-8, reserved opcodes, bad codes).
+//! Its frame writing and reading ([`frame_bytes`], [`read_frame`]) also serve raw peers of
+//! either role that need the whole first byte (RSV1 in deflate.rs).
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -78,19 +80,7 @@ async fn handshake(mut tcp: TcpStream) -> Option<RawConn> {
 impl RawConn {
     /// Write one unmasked (server) frame.
     pub async fn send(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
-        let mut f = vec![(if fin { 0x80 } else { 0 }) | opcode];
-        match payload.len() {
-            n if n < 126 => f.push(n as u8),
-            n if n < 65536 => {
-                f.push(126);
-                f.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                f.push(127);
-                f.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        f.extend_from_slice(payload);
+        let f = frame_bytes((if fin { 0x80 } else { 0 }) | opcode, payload, None);
         self.tcp.write_all(&f).await.unwrap();
     }
 
@@ -108,34 +98,10 @@ impl RawConn {
     }
 
     async fn read_inner(&mut self) -> Option<Frame> {
-        let mut h = [0u8; 2];
-        self.tcp.read_exact(&mut h).await.ok()?;
-        let fin = h[0] & 0x80 != 0;
-        let opcode = h[0] & 0x0f;
-        assert!(h[1] & 0x80 != 0, "client frames must be masked");
-        let len = match h[1] & 0x7f {
-            126 => {
-                let mut b = [0u8; 2];
-                self.tcp.read_exact(&mut b).await.ok()?;
-                u16::from_be_bytes(b) as usize
-            }
-            127 => {
-                let mut b = [0u8; 8];
-                self.tcp.read_exact(&mut b).await.ok()?;
-                u64::from_be_bytes(b) as usize
-            }
-            n => n as usize,
-        };
-        let mut mask = [0u8; 4];
-        self.tcp.read_exact(&mut mask).await.ok()?;
-        let mut payload = vec![0u8; len];
-        self.tcp.read_exact(&mut payload).await.ok()?;
-        for (i, b) in payload.iter_mut().enumerate() {
-            *b ^= mask[i % 4];
-        }
+        let (b0, payload) = read_frame(&mut self.tcp, true).await?;
         Some(Frame {
-            fin,
-            opcode,
+            fin: b0 & 0x80 != 0,
+            opcode: b0 & 0x0f,
             payload,
         })
     }
@@ -149,4 +115,66 @@ impl RawConn {
             }
         }
     }
+}
+
+/// One frame on the wire: first byte `b0` (FIN, RSV1-3, opcode), the payload length, and with
+/// `mask` (a client's frame) the masking key and the masked payload.
+pub fn frame_bytes(b0: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut f = vec![b0];
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => f.push(mask_bit | n as u8),
+        n if n < 65536 => {
+            f.push(mask_bit | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(mask_bit | 127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    match mask {
+        Some(mask) => {
+            f.extend_from_slice(&mask);
+            f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        }
+        None => f.extend_from_slice(payload),
+    }
+    f
+}
+
+/// Read one frame: its first byte (FIN, RSV1-3, opcode, as sent) and its payload, unmasked;
+/// None at EOF. `masked`: whether the frame must be masked, as a client's frames are and a
+/// server's are not (RFC 6455 §5.1). Unbounded: callers bound it.
+pub async fn read_frame(tcp: &mut TcpStream, masked: bool) -> Option<(u8, Vec<u8>)> {
+    let mut h = [0u8; 2];
+    tcp.read_exact(&mut h).await.ok()?;
+    if masked {
+        assert!(h[1] & 0x80 != 0, "client frames must be masked");
+    } else {
+        assert!(h[1] & 0x80 == 0, "server frames must not be masked");
+    }
+    let len = match h[1] & 0x7f {
+        126 => {
+            let mut b = [0u8; 2];
+            tcp.read_exact(&mut b).await.ok()?;
+            u16::from_be_bytes(b) as usize
+        }
+        127 => {
+            let mut b = [0u8; 8];
+            tcp.read_exact(&mut b).await.ok()?;
+            u64::from_be_bytes(b) as usize
+        }
+        n => n as usize,
+    };
+    let mut mask = [0u8; 4];
+    if masked {
+        tcp.read_exact(&mut mask).await.ok()?;
+    }
+    let mut payload = vec![0u8; len];
+    tcp.read_exact(&mut payload).await.ok()?;
+    for (i, b) in payload.iter_mut().enumerate() {
+        *b ^= mask[i % 4];
+    }
+    Some((h[0], payload))
 }

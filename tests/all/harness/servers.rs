@@ -112,6 +112,23 @@ pub async fn http_responder(response: &'static str) -> u16 {
     port
 }
 
+/// A TCP service that echoes until EOF, then closes (like `socat … EXEC:cat`): its address as
+/// a wsbridge backend, `tcp:127.0.0.1:PORT`.
+pub async fn tcp_echo() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = tcp.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    format!("tcp:{addr}")
+}
+
 /// Accepts TCP connections and never says anything (holds them open).
 pub async fn silent() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
