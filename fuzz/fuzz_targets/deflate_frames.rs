@@ -6,7 +6,6 @@
 //! each sent by a server (unmasked) as a compressed binary message (RSV1 on its first frame),
 //! then a Close. Asserts: no panic; no message over the limit; the stream ends with its input.
 #![no_main]
-use std::task::{Context, Poll, Waker};
 
 use libfuzzer_sys::fuzz_target;
 use wsbridge::internals::{DeflateOptions, Limits, Role, split};
@@ -75,17 +74,5 @@ fuzz_target!(|data: &[u8]| {
         limits,
         deflate.as_ref(),
     );
-    let mut cx = Context::from_waker(Waker::noop());
-    let mut over = false;
-    for _ in 0..messages + 2 {
-        match stream.as_mut().poll_next(&mut cx) {
-            Poll::Ready(Some(Ok(m))) => {
-                assert!(!over, "a message after the end");
-                assert!(m.len() <= MAX_MESSAGE, "message of {} bytes", m.len());
-            }
-            Poll::Ready(Some(Err(_)) | None) => over = true,
-            Poll::Pending => panic!("the reader waits although the input is all there"),
-        }
-    }
-    assert!(over, "the stream did not end with its input");
+    wsbridge_fuzz::read_to_end!(stream, messages + 2, MAX_MESSAGE);
 });

@@ -7,7 +7,6 @@
 //! is longer than the limit; once the stream has failed or ended it yields nothing more; the
 //! stream never asks to wait (the transport always has data or EOF).
 #![no_main]
-use std::task::{Context, Poll, Waker};
 
 use libfuzzer_sys::fuzz_target;
 use wsbridge::internals::{DeflateOptions, Limits, Role, split};
@@ -41,18 +40,6 @@ fuzz_target!(|data: &[u8]| {
     };
     let deflate = offer.and_then(|o| DeflateOptions::default().choose(&[o]));
     let (mut stream, _sink) = split(peer, Vec::new(), role, limits, deflate.as_ref());
-    let mut cx = Context::from_waker(Waker::noop());
-    let mut over = false;
     // Every message takes at least two bytes of input.
-    for _ in 0..=rest.len() {
-        match stream.as_mut().poll_next(&mut cx) {
-            Poll::Ready(Some(Ok(m))) => {
-                assert!(!over, "a message after the end");
-                assert!(m.len() <= MAX_MESSAGE, "message of {} bytes", m.len());
-            }
-            Poll::Ready(Some(Err(_)) | None) => over = true,
-            Poll::Pending => panic!("the reader waits although the input is all there"),
-        }
-    }
-    assert!(over, "the stream did not end with its input");
+    wsbridge_fuzz::read_to_end!(stream, rest.len() + 1, MAX_MESSAGE);
 });

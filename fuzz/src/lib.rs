@@ -414,3 +414,28 @@ impl tokio::io::AsyncWrite for Peer {
         std::task::Poll::Ready(Ok(()))
     }
 }
+
+/// Poll a message stream whose transport (a [`Peer`]) has all its input, at most `$steps`
+/// times, asserting: no message over `$max` bytes, nothing after the stream failed or ended,
+/// never `Pending`, and that it did end. A macro because the stream is a `dyn Stream` whose
+/// trait this crate does not depend on.
+#[macro_export]
+macro_rules! read_to_end {
+    ($stream:expr, $steps:expr, $max:expr) => {{
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut over = false;
+        for _ in 0..$steps {
+            match $stream.as_mut().poll_next(&mut cx) {
+                std::task::Poll::Ready(Some(Ok(m))) => {
+                    assert!(!over, "a message after the end");
+                    assert!(m.len() <= $max, "message of {} bytes", m.len());
+                }
+                std::task::Poll::Ready(Some(Err(_)) | None) => over = true,
+                std::task::Poll::Pending => {
+                    panic!("the reader waits although the input is all there")
+                }
+            }
+        }
+        assert!(over, "the stream did not end with its input");
+    }};
+}
