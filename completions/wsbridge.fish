@@ -28,6 +28,7 @@ complete -c wsbridge -l broadcast-queue -d 'Per-client queue of broadcast: rooms
 complete -c wsbridge -l broadcast-queue-bytes -d 'Per-client queue of broadcast: rooms, in bytes (as --broadcast-queue; one message is always let in)' -r
 complete -c wsbridge -l broadcast-via -d 'Share broadcast: rooms with every wsbridge using this Redis (redis://[USER:PASS@]HOST:PORT[/DB] or rediss:// for TLS): each room is a Pub/Sub channel. Redis must be reachable at startup (exit 4 otherwise); later outages are survived, and what is sent meanwhile does not reach other instances' -r
 complete -c wsbridge -l broadcast-via-password-file -d 'Redis password for --broadcast-via, read from a file (a systemd credential: LoadCredential=redis:… and %d/redis), instead of in the URL' -r -F
+complete -c wsbridge -l broadcast-via-ca-file -d 'Trust only this CA (PEM) for a rediss:// --broadcast-via (default: the webpki roots)' -r -F
 complete -c wsbridge -l broadcast-prefix -d 'Prefix of the Redis channel names of rooms: PREFIX + the request path; lets deployments share one Redis' -r
 complete -c wsbridge -l exec-args -d 'Arguments for exec:PROGRAM; takes everything after it, so put it last' -r
 complete -c wsbridge -l framing -d 'How local bytes are cut into messages [default: lines with -t, raw with -b]' -r -f -a "lines\t'One line per message (the default in text mode)'

@@ -301,6 +301,10 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", help_heading = "Server")]
     pub broadcast_via_password_file: Option<std::path::PathBuf>,
 
+    /// Trust only this CA (PEM) for a rediss:// --broadcast-via (default: the webpki roots)
+    #[arg(long, value_name = "PEM", help_heading = "Server")]
+    pub broadcast_via_ca_file: Option<std::path::PathBuf>,
+
     /// Prefix of the Redis channel names of rooms: PREFIX + the request path; lets deployments
     /// share one Redis
     #[arg(

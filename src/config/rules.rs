@@ -68,7 +68,11 @@ pub(super) fn needs(cli: &Cli, left: &Address, right: &Address) -> Result<()> {
     let server: Needs = (ws_listen.is_some(), "ws-listen:");
     let room: Needs = (*right == Address::Broadcast, "broadcast:");
     let exec = matches!(right, Address::Exec(_)) || matches!(left, Address::Exec(_));
-    let rows: [(Needs, bool, &str); 28] = [
+    let rediss = cli
+        .broadcast_via
+        .as_deref()
+        .is_some_and(|u| u.to_ascii_lowercase().starts_with("rediss:"));
+    let rows: [(Needs, bool, &str); 29] = [
         (ws, !cli.headers.is_empty(), "-H/--header"),
         (ws, cli.protocol.is_some(), "--protocol"),
         (ws, cli.origin.is_some(), "--origin"),
@@ -101,6 +105,11 @@ pub(super) fn needs(cli: &Cli, left: &Address, right: &Address) -> Result<()> {
             (cli.broadcast_via.is_some(), "--broadcast-via"),
             cli.broadcast_via_password_file.is_some(),
             "--broadcast-via-password-file",
+        ),
+        (
+            (rediss, "a rediss:// --broadcast-via"),
+            cli.broadcast_via_ca_file.is_some(),
+            "--broadcast-via-ca-file",
         ),
         ((exec, "exec:"), !cli.exec_args.is_empty(), "--exec-args"),
         (

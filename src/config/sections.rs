@@ -181,6 +181,7 @@ fn broadcast_via(cli: &Cli) -> Result<Option<crate::endpoint::BroadcastVia>> {
         url: url.clone(),
         shown,
         password,
+        ca_file: cli.broadcast_via_ca_file.clone(),
         prefix: cli.broadcast_prefix.clone(),
     }))
 }

@@ -45,6 +45,8 @@ pub struct BroadcastVia {
     pub shown: String,
     /// From `--broadcast-via-password-file`.
     pub password: Option<String>,
+    /// `--broadcast-via-ca-file`: the only CA trusted for rediss://.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Channel name = prefix + room (the request path).
     pub prefix: String,
 }

@@ -63,18 +63,20 @@ impl Bus {
     /// Connect (both connections) or fail: an unreachable Redis at startup is an error.
     pub(crate) async fn connect(via: &BroadcastVia, hub: Weak<Hub>) -> Result<Arc<Bus>> {
         let client = client(via)?;
-        let fail = |detail: String| Error::Connect {
-            target: format!("--broadcast-via {}", via.shown),
-            source: std::io::Error::other(detail),
+        let target = format!("--broadcast-via {}", via.shown);
+        let timeout = || Error::Timeout {
+            target: target.clone(),
+            what: "connecting to Redis",
+            after: CONNECT_TIMEOUT,
         };
         let conn = tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
             .await
-            .map_err(|_| fail(format!("no answer within {CONNECT_TIMEOUT:?}")))?
-            .map_err(|e| fail(redis_error(&e)))?;
+            .map_err(|_| timeout())?
+            .map_err(|e| startup_error(&target, &e))?;
         let pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
             .await
-            .map_err(|_| fail(format!("no answer within {CONNECT_TIMEOUT:?}")))?
-            .map_err(|e| fail(redis_error(&e)))?;
+            .map_err(|_| timeout())?
+            .map_err(|e| startup_error(&target, &e))?;
         let (publish, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
         let (rooms, rooms_rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Stats::default());
@@ -151,7 +153,25 @@ fn client(via: &BroadcastVia) -> Result<redis::Client> {
         let settings = info.redis_settings().clone().set_password(p);
         info = info.set_redis_settings(settings);
     }
-    redis::Client::open(info).map_err(usage)
+    let Some(path) = &via.ca_file else {
+        return redis::Client::open(info).map_err(usage);
+    };
+    let pem = std::fs::read(path)
+        .map_err(|e| Error::Usage(format!("--broadcast-via-ca-file {}: {e}", path.display())))?;
+    let certs = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    };
+    redis::Client::build_with_tls(info, certs).map_err(usage)
+}
+
+/// Why Redis could not be reached at startup: a connection failure (exit 4), TLS failures
+/// included (the redis crate does not keep rustls's error typed).
+fn startup_error(target: &str, e: &redis::RedisError) -> Error {
+    Error::Connect {
+        target: target.to_string(),
+        source: std::io::Error::other(redis_error(e)),
+    }
 }
 
 /// A Redis error for a log line or an error: its kind and text (never the URL or password).
