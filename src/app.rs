@@ -44,6 +44,7 @@ pub async fn run(mut config: Config) -> Result<()> {
             () = &mut shutdown => drain_after_signal(session, &config).await,
         }
     };
+    opener.report();
     // Every exec: child is ended and reaped before we exit (bounded by the kill grace).
     opener.tasks.close();
     let limit = crate::endpoint::exec::KILL_GRACE + std::time::Duration::from_secs(1);

@@ -57,6 +57,11 @@ impl Opener {
         }
     }
 
+    /// At the end of a run: counters worth a log line (shared rooms).
+    pub(crate) fn report(&self) {
+        self.hub.report();
+    }
+
     /// Open one connection to `addr` (which must not be a listener) for the client `info`.
     pub(crate) async fn open(&self, addr: &Address, info: &SessionInfo) -> Result<Conn> {
         match addr {

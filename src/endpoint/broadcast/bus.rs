@@ -112,6 +112,19 @@ impl Bus {
         format!("{}{room}", self.prefix)
     }
 
+    /// The counters, in one log line.
+    pub(crate) fn report(&self) {
+        let s = &self.stats;
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        tracing::info!(
+            "broadcast through Redis: {} messages published, {} not published, {} received from other instances, {} connections lost",
+            n(&s.published),
+            n(&s.publish_failed),
+            n(&s.received),
+            n(&s.reconnects)
+        );
+    }
+
     /// A member here sent `msg` to `room`: publish it for the other instances. Never waits: a
     /// full queue (Redis far behind or away) drops it, counted.
     pub(crate) fn publish(&self, room: &str, from: u64, msg: &Message) {

@@ -145,6 +145,13 @@ impl Hub {
         })
     }
 
+    /// At the end of a run, at `-v`: what went through Redis, if rooms were shared.
+    pub(crate) fn report(&self) {
+        if let Some(bus) = self.bus.get() {
+            bus.report();
+        }
+    }
+
     /// Share the rooms through Redis (`--broadcast-via`): connects now, or fails.
     pub(crate) async fn share(self: &Arc<Self>, via: &BroadcastVia) -> Result<()> {
         let bus = bus::Bus::connect(via, Arc::downgrade(self)).await?;
