@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod broadcast_redis;
 mod client_tls;
 mod deflate;
 mod errors;
