@@ -19,6 +19,7 @@ mod proxy;
 mod reconnect;
 mod redirects;
 mod rfc;
+mod scaling;
 mod secret_files;
 mod secrets;
 mod server_exec;
