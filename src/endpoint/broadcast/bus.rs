@@ -69,11 +69,16 @@ impl Bus {
             what: "connecting to Redis",
             after: CONNECT_TIMEOUT,
         };
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
-            .await
-            .map_err(|_| timeout())?
-            .map_err(|e| startup_error(&target, &e))?;
-        let pubsub = tokio::time::timeout(CONNECT_TIMEOUT, client.get_async_pubsub())
+        // Connected is not enough: a PING on each connection proves it may be used (a Redis
+        // that wants a password answers NOAUTH).
+        let ready = async {
+            let mut conn = client.get_multiplexed_async_connection().await?;
+            redis::cmd("PING").query_async::<()>(&mut conn).await?;
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.ping::<()>().await?;
+            Ok::<_, redis::RedisError>((conn, pubsub))
+        };
+        let (conn, pubsub) = tokio::time::timeout(CONNECT_TIMEOUT, ready)
             .await
             .map_err(|_| timeout())?
             .map_err(|e| startup_error(&target, &e))?;
@@ -349,7 +354,10 @@ impl Subscriber {
                     None => return,
                 },
             };
-            match self.serve(pubsub, &mut rooms, &mut changes).await {
+            match self
+                .serve(pubsub, &mut rooms, &mut changes, &mut backoff)
+                .await
+            {
                 Ended::Shutdown => return,
                 Ended::Lost(why) => {
                     tracing::warn!(
@@ -386,29 +394,34 @@ impl Subscriber {
             if let Ok(Ok(p)) =
                 tokio::time::timeout(CONNECT_TIMEOUT, self.client.get_async_pubsub()).await
             {
-                tracing::warn!(
-                    "broadcast: subscribed to {} again ({} rooms)",
-                    self.shown,
-                    rooms.len()
-                );
                 return Some(p);
             }
         }
     }
 
     /// Subscribe to `rooms`, then follow changes and deliver messages until the connection
-    /// ends.
+    /// ends. After a lost subscription (`backoff` not at its start) the renewal is logged,
+    /// and the backoff starts over.
     async fn serve(
         &self,
         pubsub: redis::aio::PubSub,
         rooms: &mut HashSet<String>,
         changes: &mut mpsc::UnboundedReceiver<RoomChange>,
+        backoff: &mut Backoff,
     ) -> Ended {
         let (mut sink, mut stream) = pubsub.split();
         for room in rooms.iter() {
             if let Err(e) = sink.subscribe(self.channel(room)).await {
                 return Ended::Lost(redis_error(&e));
             }
+        }
+        if backoff.delay > BACKOFF_MIN {
+            tracing::warn!(
+                "broadcast: subscribed to {} again ({} rooms)",
+                self.shown,
+                rooms.len()
+            );
+            *backoff = Backoff::default();
         }
         loop {
             tokio::select! {
