@@ -108,6 +108,9 @@ struct Redis {
     password: Option<String>,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// With TLS: the TLS port and the server's PEM files (the plain port stays, for the test's
+    /// own commands).
+    tls: Option<(u16, crate::harness::pki::Pki)>,
 }
 
 impl Redis {
@@ -127,6 +130,7 @@ impl Redis {
             password,
             dir,
             child: None,
+            tls: None,
         };
         // A port that was free a moment ago may be taken before redis-server binds it: then try
         // another one.
@@ -157,6 +161,13 @@ impl Redis {
             .kill_on_drop(true);
         if let Some(p) = &self.password {
             cmd.args(["--requirepass", p]);
+        }
+        if let Some((port, pki)) = &self.tls {
+            cmd.arg("--tls-port").arg(port.to_string());
+            cmd.arg("--tls-cert-file").arg(pki.path("server.pem"));
+            cmd.arg("--tls-key-file").arg(pki.path("server.key"));
+            cmd.arg("--tls-ca-cert-file").arg(pki.path("ca.pem"));
+            cmd.args(["--tls-auth-clients", "no"]);
         }
         let child = cmd.spawn().unwrap_or_else(|e| {
             panic!(
@@ -196,6 +207,23 @@ impl Redis {
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("redis.out")).unwrap_or_default()
+    }
+
+    /// Also listening with TLS (a CA-signed certificate for 127.0.0.1, from the test PKI).
+    async fn start_with_tls() -> Redis {
+        let mut redis = Redis::start().await;
+        redis.kill().await;
+        redis.tls = Some((
+            harness::closed_port(),
+            crate::harness::pki::Pki::for_hosts(&["127.0.0.1"]),
+        ));
+        redis.restart().await;
+        redis
+    }
+
+    /// `rediss://127.0.0.1:TLS_PORT`.
+    fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.tls.as_ref().expect("TLS").0)
     }
 
     /// `redis://127.0.0.1:PORT`, without credentials.
@@ -1054,4 +1082,97 @@ async fn a_redis_that_requires_a_password_wsbridge_lacks_is_exit_4() {
         &stderr,
         &format!("--broadcast-via {via}: connection failed: "),
     );
+}
+
+/// `rediss://` to a redis-server with TLS: trusted through `--broadcast-via-ca-file`, rooms span
+/// instances over it; without the CA file the certificate is not trusted (exit 4, one line).
+#[tokio::test]
+async fn rooms_span_instances_over_rediss_with_a_private_ca() {
+    let redis = Redis::start_with_tls().await;
+    let url = redis.tls_url();
+    let ca = redis.tls.as_ref().unwrap().1.arg("ca.pem");
+    let args = ["--broadcast-via", &url, "--broadcast-via-ca-file", &ca];
+    let mut one = Instance::start(&args).await;
+    let mut two = Instance::start(&args).await;
+    let mut a = one.join("/tls").await;
+    let mut b = two.join("/tls").await;
+    redis.wait_numsub("wsbridge:room:/tls", 2).await;
+    send(&mut a, text("over TLS")).await;
+    expect(&mut b, "b", &text("over TLS")).await;
+    let untrusted = [
+        "--broadcast-via",
+        &url,
+        "ws-listen:127.0.0.1:0",
+        "broadcast:",
+    ];
+    let (code, stderr) = fails_at_startup(&untrusted).await;
+    assert_eq!(code, Some(4), "{stderr}");
+    assert_one_line(&stderr, "certificate");
+}
+
+/// Redis disconnects a subscriber that falls behind (`client-output-buffer-limit pubsub`):
+/// here an instance stopped with SIGSTOP while another floods the room. Once it runs again it
+/// says the subscription was lost, renews it, and the room spans instances again.
+#[tokio::test]
+async fn a_subscription_redis_drops_for_falling_behind_is_logged_and_renewed() {
+    let redis = Redis::start().await;
+    let limit = [
+        "CONFIG",
+        "SET",
+        "client-output-buffer-limit",
+        "pubsub 64kb 32kb 1",
+    ];
+    assert_eq!(redis.command(&limit).await, Resp::Simple("OK".into()));
+    let url = redis.url();
+    let mut one = Instance::start(&["--broadcast-via", &url]).await;
+    // Room in b's queue for whatever of the flood reached instance two before the drop.
+    let roomy = [
+        "--broadcast-queue",
+        "100000",
+        "--broadcast-queue-bytes",
+        "1GiB",
+    ];
+    let mut two = Instance::start(&[&["--broadcast-via", url.as_str()][..], &roomy].concat()).await;
+    let mut a = one.join("/flood").await;
+    let mut b = two.join("/flood").await;
+    redis.wait_numsub("wsbridge:room:/flood", 2).await;
+    let pid = two.bridge.child.id().expect("pid").to_string();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status();
+        assert!(ok.expect("kill").success(), "kill {sig}");
+    };
+    signal("-STOP");
+    // Flood until Redis drops the stopped subscriber: the kernel's socket buffers take the
+    // first megabytes, then Redis's output buffer passes its hard limit of 64 KiB.
+    let chunk = Message::Binary(vec![7u8; 64 << 10].into());
+    let mut dropped = false;
+    for _ in 0..128 {
+        for _ in 0..16 {
+            send(&mut a, chunk.clone()).await;
+        }
+        if redis.numsub("wsbridge:room:/flood").await == 1 {
+            dropped = true;
+            break;
+        }
+    }
+    signal("-CONT");
+    assert!(dropped, "Redis kept the stopped subscriber after 128 MiB");
+    two.bridge
+        .stderr_contains("broadcast: subscription to redis://")
+        .await;
+    two.bridge.stderr_contains("subscribed to redis://").await;
+    redis.wait_numsub("wsbridge:room:/flood", 2).await;
+    // Whatever reached b before the drop is the flood's; then the room works again.
+    send(&mut a, text("after the drop")).await;
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let m = recv(&mut b, "b").await;
+        if m == text("after the drop") {
+            break;
+        }
+        assert_eq!(m, chunk, "only flood messages before the marker");
+        assert!(tokio::time::Instant::now() < deadline, "marker in time");
+    }
 }
