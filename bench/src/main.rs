@@ -6,6 +6,7 @@
 //! scenarios in the same run, alternating A/B, and the table shows medians and ratios.
 
 mod deflate;
+mod fanout;
 mod relay;
 mod scenarios;
 mod server;
@@ -41,9 +42,12 @@ enum Scenario {
     /// permessage-deflate between two wsbridge processes (relay A only): a JSON stream each way
     /// (wire bytes, CPU per MB) and idle connections (RSS per connection of each)
     Deflate,
+    /// one broadcast room, many clients (relay A only): one wsbridge with the in-process hub,
+    /// and two sharing the room through the bench's own redis-server (deliveries/s, latency)
+    Fanout,
 }
 
-const ALL: [Scenario; 8] = [
+const ALL: [Scenario; 9] = [
     Scenario::Lines,
     Scenario::Bulk,
     Scenario::ServerBulk,
@@ -52,6 +56,7 @@ const ALL: [Scenario; 8] = [
     Scenario::Startup,
     Scenario::Stall,
     Scenario::Deflate,
+    Scenario::Fanout,
 ];
 
 /// Benchmark wsbridge (and optionally another relay) over loopback.
@@ -149,6 +154,33 @@ struct Cli {
     /// Flag sets the deflate scenario compares (comma-separated) [default: all]
     #[arg(long, value_enum, value_delimiter = ',')]
     deflate_variants: Vec<deflate::Variant>,
+
+    /// Clients in the fanout room, over all instances (split evenly over the two with Redis)
+    /// [default: 200; --quick 40]
+    #[arg(long, value_name = "N")]
+    fanout_clients: Option<usize>,
+
+    /// Clients of the fanout room that send (spread over the instances)
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    fanout_senders: usize,
+
+    /// Total messages per second of the fanout scenario's fixed-rate load (all senders); 0:
+    /// only the max load
+    #[arg(long, value_name = "MSGS", default_value_t = 100)]
+    fanout_rate: u32,
+
+    /// Messages each sender keeps in flight in the fanout scenario's max load (sent, not yet
+    /// delivered to every receiver)
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    fanout_window: usize,
+
+    /// Seconds each fanout load sends [default: 5; --quick 2]
+    #[arg(long, value_name = "SECS")]
+    fanout_secs: Option<f64>,
+
+    /// Bytes per fanout message (binary; at least 15)
+    #[arg(long, value_name = "BYTES", default_value_t = 100)]
+    fanout_size: usize,
 
     /// Pin the relays to these CPUs (comma-separated CPU numbers; sched_setaffinity)
     #[arg(long, value_name = "CPUS", value_delimiter = ',')]
@@ -260,6 +292,17 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
         } else {
             cli.deflate_variants.clone()
         },
+        fanout: fanout::Sizes {
+            clients: cli
+                .fanout_clients
+                .unwrap_or(if quick { 40 } else { 200 })
+                .max(2),
+            senders: cli.fanout_senders.max(1),
+            rate: cli.fanout_rate,
+            window: cli.fanout_window.max(1),
+            secs: cli.fanout_secs.unwrap_or(if quick { 2.0 } else { 5.0 }),
+            size: cli.fanout_size.max(15),
+        },
     };
     let scenarios: Vec<Scenario> = ALL
         .iter()
@@ -327,6 +370,15 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
         }
     };
     let ctx = Ctx { servers, sizes };
+    let fanout_redis_missing =
+        scenarios.contains(&Scenario::Fanout) && fanout::redis_server().is_none();
+    if fanout_redis_missing {
+        notes.push(
+            "fanout: the two-instance set-up was skipped: redis-server not found \
+             (`apt-get install redis-server`)"
+                .into(),
+        );
+    }
 
     for (i, s) in specs.iter().enumerate() {
         eprintln!(
@@ -414,7 +466,7 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
                         let r = scenarios::startup_baseline(&ctx).await;
                         record(round, sc, Col::Baseline, r);
                     }
-                    Scenario::Idle | Scenario::Stall | Scenario::Deflate => {}
+                    Scenario::Idle | Scenario::Stall | Scenario::Deflate | Scenario::Fanout => {}
                 }
             }
             for &i in &order {
@@ -455,6 +507,24 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
                             record(round, sc, col, r);
                             if v.has_idle() {
                                 let r = deflate::idle(&ctx, spec, v).await;
+                                record(round, sc, col, r);
+                            }
+                        }
+                    }
+                    // One or two processes of relay A; relay B is not run.
+                    Scenario::Fanout if i != 0 || spec.syntax != Syntax::Wsbridge => {}
+                    Scenario::Fanout => {
+                        let f = &ctx.sizes.fanout;
+                        let mut loads = vec![fanout::Load::Max];
+                        if f.rate > 0 {
+                            loads.insert(0, fanout::Load::Rate(f.rate));
+                        }
+                        for setup in [fanout::Setup::One, fanout::Setup::Redis] {
+                            if setup == fanout::Setup::Redis && fanout_redis_missing {
+                                continue;
+                            }
+                            for &load in &loads {
+                                let r = fanout::run(spec, f, setup, load).await;
                                 record(round, sc, col, r);
                             }
                         }
@@ -519,8 +589,25 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
             )
         } else {
             String::new()
-        }
+        },
     );
+    if scenarios.contains(&Scenario::Fanout) {
+        let f = &s.fanout;
+        println!(
+            "- fanout: one room of {} clients (with Redis: {} on each of 2 instances), {} \
+             senders spread over them, {} B binary messages, {} s of sending per load; fixed \
+             rate {} msg/s in total; max: {} messages in flight per sender; a delivery is one \
+             message reaching one receiver ({} receivers per message)",
+            f.clients,
+            f.clients / 2,
+            f.senders.min(f.clients),
+            f.size,
+            f.secs,
+            f.rate,
+            f.window,
+            f.clients - 1
+        );
+    }
     println!();
     let a = &specs[0].name;
     let mut header = format!("| scenario | unit | no relay | {a} |");

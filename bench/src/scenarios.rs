@@ -12,6 +12,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::deflate::{Dir, Measure, Side, Variant};
+use crate::fanout;
 use crate::relay::{RelayProc, RelaySpec, Role};
 use crate::server::Servers;
 
@@ -42,6 +43,8 @@ pub enum Row {
     Deflate(Variant, Dir, Measure),
     /// permessage-deflate: RSS per idle connection of one of the two processes.
     DeflateIdle(Variant, Side),
+    /// One broadcast room, many clients, on one instance or two sharing it via Redis.
+    Fanout(fanout::Setup, fanout::Load, fanout::Measure),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -83,6 +86,7 @@ impl Row {
                 v.label(),
                 s.label()
             ),
+            Row::Fanout(s, l, m) => fanout::label(s, l, m),
         }
     }
 
@@ -103,6 +107,7 @@ impl Row {
             Row::StallGrowth | Row::StallSent => "MiB",
             Row::Deflate(_, _, m) => m.unit(),
             Row::DeflateIdle(..) => "KiB / conn",
+            Row::Fanout(_, _, m) => m.unit(),
         }
     }
 
@@ -115,6 +120,7 @@ impl Row {
             | Row::ServerBulkDown
             | Row::RawTcp => Better::Higher,
             Row::Deflate(_, _, m) => m.better(),
+            Row::Fanout(_, _, m) => m.better(),
             Row::StallSent => Better::Neither,
             _ => Better::Lower,
         }
@@ -138,6 +144,7 @@ pub struct Sizes {
     pub deflate_conns: usize,
     pub deflate_idle_lines: usize,
     pub deflate_variants: Vec<Variant>,
+    pub fanout: fanout::Sizes,
 }
 
 pub struct Ctx {
@@ -186,9 +193,9 @@ pub(crate) async fn tcp(port: u16) -> R<TcpStream> {
     Ok(s)
 }
 
-type Ws = WebSocketStream<TcpStream>;
+pub(crate) type Ws = WebSocketStream<TcpStream>;
 
-async fn ws(url: &str) -> R<Ws> {
+pub(crate) async fn ws(url: &str) -> R<Ws> {
     let port: u16 = url
         .trim_start_matches("ws://")
         .split('/')
@@ -260,7 +267,7 @@ fn rate_mb(bytes: u64, dt: Duration) -> f64 {
     bytes as f64 / dt.as_secs_f64() / 1e6
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
