@@ -12,6 +12,7 @@ complete -c wsbridge -l max-buffered -d 'Process-wide limit for the bytes of inc
 complete -c wsbridge -l message-timeout -d 'Close a connection (1008) whose incoming message has begun to arrive and then makes no progress for this long (0: never)' -r
 complete -c wsbridge -l deflate-window-bits -d 'permessage-deflate window (8-15, base-2 log of bytes): wsbridge\'s own, and the limit asked of the peer\'s (at 8 wsbridge sends uncompressed: zlib cannot compress with a 256-byte window). Not given: 15 for wsbridge; as a server, 12 (4 KiB) for clients that allow a limit, which bounds the memory each connection keeps' -r
 complete -c wsbridge -l deflate-level -d 'zlib compression level for what wsbridge sends (1: fastest .. 9: smallest)' -r
+complete -c wsbridge -l metrics -d 'Serve Prometheus metrics at http://HOST:PORT/metrics (and /healthz). Loopback only unless --metrics-public; port 0 picks one (announced on stderr)' -r
 complete -c wsbridge -s s -l server -d 'Server shorthand: \'ws-listen:127.0.0.1:PORT\' (or HOST:PORT) as ADDR1; the address given (default \'-\': stdin/stdout, one client, like websocat -s) is ADDR2' -r
 complete -c wsbridge -l tls-cert -d 'Certificate chain (PEM) for wss-listen:' -r -F
 complete -c wsbridge -l tls-key -d 'Private key (PEM: PKCS#8, RSA or EC) for wss-listen:' -r -F
@@ -73,6 +74,7 @@ complete -c wsbridge -l oneshot -d 'Serve one client, then exit with that sessio
 complete -c wsbridge -l announce-stdout -d 'Also print the \'listening on …\' line to standard output (for scripts)'
 complete -c wsbridge -l no-compress -d 'Do not compress: no permessage-deflate offer as a client, none accepted as a server'
 complete -c wsbridge -l deflate-no-context-takeover -d 'Neither side refers back to earlier messages: no decompressor kept between messages, less compression of small messages'
+complete -c wsbridge -l metrics-public -d 'Allow --metrics on an address other than loopback (the metrics say how busy the service is and how its clients fail)'
 complete -c wsbridge -s q -l quiet -d 'Only print errors'
 complete -c wsbridge -s v -l verbose -d 'More log output (-v: info, -vv: debug, -vvv: trace). RUST_LOG overrides'
 complete -c wsbridge -l console -d 'Serve the built-in browser console page at \'/\' (off by default). Any web site can link a visitor there; the page sends nothing until the visitor clicks Connect and Send'

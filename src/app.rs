@@ -12,6 +12,7 @@ use crate::config::{Config, LogLevel};
 use crate::endpoint::unix::SocketFile;
 use crate::endpoint::{Conn, Incoming, Listener, Opener, SessionInfo, Slot, Slots};
 use crate::error::Result;
+use crate::metrics::M;
 use crate::relay;
 use crate::shutdown::Shutdown;
 
@@ -29,6 +30,9 @@ pub async fn run(mut config: Config) -> Result<()> {
         config.exec.clone(),
         &config.server,
     ));
+    if let Some(addr) = config.metrics {
+        crate::metrics::serve(addr, handle.clone()).await?;
+    }
     opener.start(&config.server).await?;
     crate::systemd::spawn_watchdog(); // systemd
     let shutdown = crate::systemd::on_shutdown(async move { handle.cancelled().await }); // systemd
@@ -37,7 +41,7 @@ pub async fn run(mut config: Config) -> Result<()> {
     } else {
         // The session itself sees the shutdown token (Close 1001, bounded drain); keep
         // watching for the signal while it runs.
-        let session = single(&config, &opener);
+        let session = M.session(single(&config, &opener));
         tokio::pin!(session, shutdown);
         tokio::select! {
             r = &mut session => r,
@@ -138,7 +142,7 @@ async fn accepted_session(
     };
     let label = local.label().to_string();
     tracing::info!("{label}: session started");
-    if let Err(e) = session(local, info, &opener, &config).await {
+    if let Err(e) = M.session(session(local, info, &opener, &config)).await {
         let e = e.to_string();
         if e.starts_with(&label) {
             tracing::warn!("{e}");
@@ -163,7 +167,7 @@ async fn oneshot(
     drop(listener);
     drop(socket_file);
     // On a signal the session sees the shutdown token and closes gracefully; keep waiting for it.
-    let one = session(local, info, opener, config);
+    let one = M.session(session(local, info, opener, config));
     tokio::pin!(one);
     tokio::select! {
         r = &mut one => r,

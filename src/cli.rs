@@ -193,6 +193,16 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value = "6", value_parser = clap::value_parser!(u8).range(1..=9), help_heading = "Compression")]
     pub deflate_level: u8,
 
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics (and /healthz). Loopback only
+    /// unless --metrics-public; port 0 picks one (announced on stderr)
+    #[arg(long, value_name = "HOST:PORT", help_heading = "Operations")]
+    pub metrics: Option<String>,
+
+    /// Allow --metrics on an address other than loopback (the metrics say how busy the
+    /// service is and how its clients fail)
+    #[arg(long, requires = "metrics", help_heading = "Operations")]
+    pub metrics_public: bool,
+
     /// Only print errors
     #[arg(short = 'q', long, conflicts_with = "verbose")]
     pub quiet: bool,

@@ -39,6 +39,7 @@ pub(crate) mod error;
 pub(crate) mod generate;
 pub(crate) mod io;
 pub(crate) mod logging;
+pub(crate) mod metrics;
 pub(crate) mod relay;
 pub(crate) mod secret;
 pub(crate) mod shutdown;

@@ -37,6 +37,8 @@ pub struct Config {
     pub log: LogLevel,
     /// `--max-buffered`: the process-wide budget for incoming message bytes (see `budget`).
     pub max_buffered: usize,
+    /// `--metrics`: where to serve the metrics.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +71,7 @@ impl Config {
             exec: exec_argv(&cli, &left, &right)?,
             log: log_level(&cli),
             max_buffered: cli.max_buffered,
+            metrics: sections::metrics_addr(&cli)?,
             left,
             right,
         })

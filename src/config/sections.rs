@@ -211,3 +211,20 @@ pub(super) fn log_level(cli: &Cli) -> LogLevel {
         LogLevel::Normal
     }
 }
+
+/// `--metrics HOST:PORT`: an IP address and port (a name would make what is exposed depend on
+/// DNS); loopback unless `--metrics-public`.
+pub(super) fn metrics_addr(cli: &Cli) -> Result<Option<std::net::SocketAddr>> {
+    let Some(given) = &cli.metrics else {
+        return Ok(None);
+    };
+    let usage = |m: &str| Err(Error::Usage(format!("--metrics {given}: {m}")));
+    let addr: std::net::SocketAddr = match given.parse() {
+        Ok(a) => a,
+        Err(_) => return usage("expected IP:PORT, e.g. 127.0.0.1:9100 or [::1]:9100"),
+    };
+    if !addr.ip().is_loopback() && !cli.metrics_public {
+        return usage("not a loopback address; add --metrics-public to expose the metrics there");
+    }
+    Ok(Some(addr))
+}

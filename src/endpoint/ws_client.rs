@@ -491,6 +491,7 @@ fn handshake_error(target: &str, url: &WsUrl, e: WsError, route: &Route) -> Erro
                     detail.push_str("; -L follows redirects");
                 }
             }
+            crate::metrics::M.refused(crate::metrics::Role::Client, status.as_u16());
             Error::Handshake {
                 target: target.to_string(),
                 detail,

@@ -266,6 +266,7 @@ impl WsServer {
     /// Log a refused upgrade (503 as a warning: the operator may want to raise --max-conns) and
     /// answer it.
     async fn refuse_upgrade(&self, stream: &mut Stream, req: &RequestHead, who: &str, r: &Refusal) {
+        crate::metrics::M.refused(crate::metrics::Role::Server, r.status);
         if r.status == 503 {
             tracing::warn!("{who}: {}: refused with 503", r.why);
         } else {

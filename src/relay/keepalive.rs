@@ -102,8 +102,10 @@ impl Keepalive {
         let now = Instant::now();
         if let Some(sent) = self.outstanding {
             if last_seen >= sent {
+                crate::metrics::M.ping_rtt(last_seen - sent);
                 self.outstanding = None;
             } else if now >= sent + self.timeout {
+                crate::metrics::M.dead_peer();
                 return Keep::Dead;
             }
         }

@@ -40,8 +40,10 @@ where
     };
     let mut side = LocalSide::new(local, opts);
     let mut delay = uptime.reconnect_min;
+    let mut side_was_connected = false;
     loop {
         // Connect, retrying with backoff; local input goes to the queue meanwhile.
+        let down_since = tokio::time::Instant::now();
         let ws = loop {
             let attempt = connect();
             tokio::pin!(attempt);
@@ -79,6 +81,10 @@ where
             }
         };
         let connected = tokio::time::Instant::now();
+        if side_was_connected {
+            crate::metrics::M.reconnected(connected - down_since);
+        }
+        side_was_connected = true;
         match bytes_ws::pump(&mut side, ws, send, recv, limits, opts, true).await {
             Ended::Done(r) => return r,
             Ended::Dropped(e) => {

@@ -37,6 +37,7 @@ use crate::budget::Charge;
 use crate::conn::{MsgSink, MsgStream};
 use crate::io::outq::{OutQueue, UNCOPIED_MIN};
 use crate::io::sizing::{self, READ_MAX, ReadSize};
+use crate::metrics::{Dir, M};
 
 /// Above this many unwritten bytes, `poll_ready` writes before taking more.
 const WRITE_HIGH: usize = 64 * 1024;
@@ -288,6 +289,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     fn put_close(&mut self, frame: Option<&CloseFrame>) {
+        M.close(Dir::Sent, frame.map_or(1005, |f| u16::from(f.code)));
         match frame {
             None => self.put_frame(true, 8, &[]),
             Some(f) => self.put_frame(true, 8, &close_payload(f)),
@@ -302,8 +304,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             return Err(WsError::Protocol(ProtocolError::SendAfterClosing));
         }
         match msg {
-            Message::Text(t) => self.put_data(1, t.into()),
-            Message::Binary(b) => self.put_data(2, b),
+            Message::Text(t) => {
+                M.message(Dir::Sent, true, t.len());
+                self.put_data(1, t.into());
+            }
+            Message::Binary(b) => {
+                M.message(Dir::Sent, false, b.len());
+                self.put_data(2, b);
+            }
             Message::Ping(p) => self.put_frame(true, 9, &p),
             Message::Pong(p) => self.put_frame(true, 10, &p),
             Message::Close(f) => {
@@ -316,6 +324,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             }
             Message::Frame(f) => {
                 let h = f.header();
+                // A message in fragments (larger than --max-frame-size) counts once, at its end.
+                if h.is_final {
+                    M.message(Dir::Sent, false, f.payload().len());
+                }
                 self.put_frame(h.is_final, u8::from(h.opcode), f.payload());
             }
         }
@@ -384,7 +396,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 Err(e) => return Poll::Ready(Some(Err(e))),
                 Ok(Some(h)) if self.rbuf.len() >= h.header_len + h.len => {
                     match self.take_frame(h).and_then(|m| self.account().map(|()| m)) {
-                        Ok(Some(m)) => return Poll::Ready(Some(Ok(m))),
+                        Ok(Some(m)) => {
+                            count_received(&m);
+                            return Poll::Ready(Some(Ok(m)));
+                        }
                         Ok(None) => continue,
                         Err(e) => return Poll::Ready(Some(Err(e))),
                     }
@@ -525,6 +540,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     /// The peer's Close: answer it (the closing handshake), or take it as the answer to ours.
     fn peer_close(&mut self, payload: Bytes) -> Result<Option<Message>, WsError> {
         let frame = parse_close(payload)?;
+        M.close(
+            Dir::Received,
+            frame.as_ref().map_or(1005, |f| u16::from(f.code)),
+        );
         match self.state {
             State::Active => {
                 // A code that may not be sent is answered as a protocol violation.
@@ -547,6 +566,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             // Already closing: ignore.
             _ => Ok(None),
         }
+    }
+}
+
+/// A data message read, for the metrics.
+fn count_received(m: &Message) {
+    match m {
+        Message::Text(t) => M.message(Dir::Received, true, t.len()),
+        Message::Binary(b) => M.message(Dir::Received, false, b.len()),
+        _ => {}
     }
 }
 

@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 use super::Hub;
 use crate::endpoint::BroadcastVia;
 use crate::error::{Error, Result};
+use crate::metrics::M;
 
 /// Envelope version, first byte of every published message.
 const VERSION: u8 = 1;
@@ -36,22 +37,12 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Counters (shown at shutdown at -v; exported once metrics exist).
-#[derive(Default)]
-pub(crate) struct Stats {
-    pub(crate) published: AtomicU64,
-    pub(crate) publish_failed: AtomicU64,
-    pub(crate) received: AtomicU64,
-    pub(crate) reconnects: AtomicU64,
-}
-
 /// The link between this instance's hub and Redis.
 pub(crate) struct Bus {
     instance: [u8; 16],
     prefix: String,
     publish: mpsc::Sender<(String, Vec<u8>)>,
     rooms: mpsc::UnboundedSender<RoomChange>,
-    pub(crate) stats: Arc<Stats>,
 }
 
 enum RoomChange {
@@ -84,28 +75,19 @@ impl Bus {
             .map_err(|e| startup_error(&target, &e))?;
         let (publish, publish_rx) = mpsc::channel(PUBLISH_QUEUE);
         let (rooms, rooms_rx) = mpsc::unbounded_channel();
-        let stats = Arc::new(Stats::default());
         let bus = Arc::new(Bus {
             instance: rand::random(),
             prefix: via.prefix.clone(),
             publish,
             rooms,
-            stats: stats.clone(),
         });
         let shown = via.shown.clone();
-        tokio::spawn(publisher(
-            client.clone(),
-            conn,
-            publish_rx,
-            stats.clone(),
-            shown.clone(),
-        ));
+        tokio::spawn(publisher(client.clone(), conn, publish_rx, shown.clone()));
         let sub = Subscriber {
             client,
             hub,
             prefix: via.prefix.clone(),
             instance: bus.instance,
-            stats,
             shown,
         };
         tokio::spawn(sub.run(pubsub, rooms_rx));
@@ -119,14 +101,13 @@ impl Bus {
 
     /// The counters, in one log line.
     pub(crate) fn report(&self) {
-        let s = &self.stats;
         let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
         tracing::info!(
             "broadcast through Redis: {} messages published, {} not published, {} received from other instances, {} connections lost",
-            n(&s.published),
-            n(&s.publish_failed),
-            n(&s.received),
-            n(&s.reconnects)
+            n(&M.redis_published),
+            n(&M.redis_publish_failed),
+            n(&M.redis_received),
+            n(&M.redis_connections_lost)
         );
     }
 
@@ -141,7 +122,7 @@ impl Bus {
             .try_send((self.channel(room), envelope))
             .is_err()
         {
-            self.stats.publish_failed.fetch_add(1, Ordering::Relaxed);
+            M.redis_publish_failed.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -235,7 +216,6 @@ async fn publisher(
     client: redis::Client,
     conn: redis::aio::MultiplexedConnection,
     mut rx: mpsc::Receiver<(String, Vec<u8>)>,
-    stats: Arc<Stats>,
     shown: String,
 ) {
     let mut conn = Some(conn);
@@ -257,7 +237,7 @@ async fn publisher(
         batch.clear();
         match sent {
             Ok(()) => {
-                stats.published.fetch_add(n, Ordering::Relaxed);
+                M.redis_published.fetch_add(n, Ordering::Relaxed);
                 backoff = Backoff::default();
                 if let Some(lost) = outage.take() {
                     tracing::warn!(
@@ -266,12 +246,12 @@ async fn publisher(
                 }
             }
             Err(e) => {
-                stats.publish_failed.fetch_add(n, Ordering::Relaxed);
+                M.redis_publish_failed.fetch_add(n, Ordering::Relaxed);
                 if outage.is_none() {
                     tracing::warn!(
                         "broadcast: publishing to {shown} failed ({e}); messages do not reach other instances until it is back"
                     );
-                    stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                    M.redis_connections_lost.fetch_add(1, Ordering::Relaxed);
                 }
                 *outage.get_or_insert(0) += n;
                 if conn.take().is_some() {
@@ -333,7 +313,6 @@ struct Subscriber {
     hub: Weak<Hub>,
     prefix: String,
     instance: [u8; 16],
-    stats: Arc<Stats>,
     shown: String,
 }
 
@@ -364,7 +343,7 @@ impl Subscriber {
                         "broadcast: subscription to {} lost ({why}); messages from other instances are missed until it is renewed (Redis also drops subscribers that fall behind: client-output-buffer-limit pubsub)",
                         self.shown
                     );
-                    self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                    M.redis_connections_lost.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
@@ -461,7 +440,7 @@ impl Subscriber {
         match decode(msg.get_payload_bytes()) {
             Some((instance, _)) if instance == self.instance => {}
             Some((_, m)) => {
-                self.stats.received.fetch_add(1, Ordering::Relaxed);
+                M.redis_received.fetch_add(1, Ordering::Relaxed);
                 hub.deliver_remote(room, &m);
             }
             None => {

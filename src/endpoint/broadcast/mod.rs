@@ -176,6 +176,9 @@ impl Hub {
             });
             members.len()
         };
+        crate::metrics::M
+            .broadcast_members
+            .fetch_add(1, Ordering::Relaxed);
         tracing::info!("broadcast room '{room}': member #{id} joined ({size} members)");
         if size == 1
             && let Some(bus) = self.bus.get()
@@ -294,6 +297,9 @@ impl Hub {
             let before = members.len();
             members.retain(|m| m.id != id);
             if members.len() < before {
+                crate::metrics::M
+                    .broadcast_members
+                    .fetch_sub(1, Ordering::Relaxed);
                 tracing::info!(
                     "broadcast room '{room}': member #{id} left ({} members)",
                     members.len()
@@ -311,6 +317,9 @@ impl Hub {
 
 /// Disconnect `member` (removed from its room) with 1013: its reader ends with a Close.
 fn kick(room: &str, member: Member, why: &str) {
+    let m = &crate::metrics::M;
+    m.broadcast_members.fetch_sub(1, Ordering::Relaxed);
+    m.broadcast_kicked.fetch_add(1, Ordering::Relaxed);
     tracing::warn!(
         "broadcast room '{room}': member #{} stopped reading ({why}); disconnecting it with 1013",
         member.id
