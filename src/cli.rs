@@ -173,6 +173,13 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "30", value_parser = parse_duration)]
     pub message_timeout: Duration,
 
+    /// A message sent first on every new WebSocket connection, before any input (repeatable,
+    /// in order): TEXT as a text message, or @FILE's contents (one trailing newline removed;
+    /// text when valid UTF-8, else binary). Sent again after each --reconnect, for servers that
+    /// want a subscribe or login message first. Never logged
+    #[arg(long, value_name = "TEXT|@FILE", action = ArgAction::Append)]
+    pub on_connect: Vec<String>,
+
     /// Do not compress: no permessage-deflate offer as a client, none accepted as a server
     #[arg(long, help_heading = "Compression")]
     pub no_compress: bool,

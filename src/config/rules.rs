@@ -72,7 +72,7 @@ pub(super) fn needs(cli: &Cli, left: &Address, right: &Address) -> Result<()> {
         .broadcast_via
         .as_deref()
         .is_some_and(|u| u.to_ascii_lowercase().starts_with("rediss:"));
-    let rows: [(Needs, bool, &str); 29] = [
+    let rows: [(Needs, bool, &str); 30] = [
         (ws, !cli.headers.is_empty(), "-H/--header"),
         (ws, cli.protocol.is_some(), "--protocol"),
         (ws, cli.origin.is_some(), "--origin"),
@@ -88,6 +88,7 @@ pub(super) fn needs(cli: &Cli, left: &Address, right: &Address) -> Result<()> {
         ),
         (ws, cli.proxy.is_some(), "--proxy"),
         (ws, cli.follow_redirects, "-L/--follow-redirects"),
+        (ws, !cli.on_connect.is_empty(), "--on-connect"),
         (wss, cli.tls_cert.is_some(), "--tls-cert"),
         (wss, cli.tls_key.is_some(), "--tls-key"),
         (wss, cli.tls_client_ca.is_some(), "--tls-client-ca"),

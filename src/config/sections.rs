@@ -106,7 +106,34 @@ pub(super) fn client_options(cli: &Cli, ssl_cert_file: Option<PathBuf>) -> Resul
         client_key: cli.client_key.clone(),
         tls_roots: cli.tls_roots,
         deflate: deflate_options(cli),
+        on_connect: on_connect_messages(&cli.on_connect)?,
     })
+}
+
+/// `--on-connect TEXT|@FILE`: the messages, read now (a file that cannot be read is a usage
+/// error at startup, not a failure at every connect).
+fn on_connect_messages(given: &[String]) -> Result<Vec<tokio_tungstenite::tungstenite::Message>> {
+    use tokio_tungstenite::tungstenite::Message;
+    given
+        .iter()
+        .map(|g| {
+            let Some(path) = g.strip_prefix('@') else {
+                return Ok(Message::text(g.clone()));
+            };
+            let mut data = std::fs::read(path)
+                .map_err(|e| Error::Usage(format!("--on-connect @{path}: {e}")))?;
+            if data.ends_with(b"\n") {
+                data.pop();
+                if data.ends_with(b"\r") {
+                    data.pop();
+                }
+            }
+            Ok(match String::from_utf8(data) {
+                Ok(text) => Message::text(text),
+                Err(e) => Message::binary(e.into_bytes()),
+            })
+        })
+        .collect()
 }
 
 /// `--no-compress` and the `--deflate-*` flags, for both roles.

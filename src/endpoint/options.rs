@@ -92,6 +92,8 @@ pub struct WsClientOptions {
     pub tls_roots: super::tls::TlsRoots,
     /// permessage-deflate: whether to offer it and with what limits.
     pub deflate: crate::ws::DeflateOptions,
+    /// `--on-connect`: messages sent first on every new connection.
+    pub on_connect: Vec<tokio_tungstenite::tungstenite::Message>,
 }
 
 /// Options for listeners.

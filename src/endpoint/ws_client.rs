@@ -122,15 +122,42 @@ impl WsConnector {
                 rtt.as_secs_f64() * 1000.0,
                 deflate.map_or("no compression".into(), |d| d.describe())
             );
-            return Ok(MsgConn {
+            let mut conn = MsgConn {
                 stream,
                 sink,
                 label: target,
                 websocket: true,
                 rtt: Some(rtt),
                 holds_close: false,
-            });
+            };
+            self.say_hello(&mut conn).await?;
+            return Ok(conn);
         }
+    }
+
+    /// `--on-connect`: the configured messages, first on every new connection (before any
+    /// input), so a subscription or login message is made again after each `--reconnect`.
+    /// Their contents are never logged: they may hold credentials.
+    async fn say_hello(&self, conn: &mut MsgConn) -> Result<()> {
+        use futures_util::SinkExt;
+        if self.opts.on_connect.is_empty() {
+            return Ok(());
+        }
+        for m in &self.opts.on_connect {
+            if let Err(e) = conn.sink.feed(m.clone()).await {
+                return Err(lost_saying_hello(&conn.label, e));
+            }
+        }
+        conn.sink
+            .flush()
+            .await
+            .map_err(|e| lost_saying_hello(&conn.label, e))?;
+        tracing::info!(
+            "{}: sent the {} --on-connect message(s)",
+            conn.label,
+            self.opts.on_connect.len()
+        );
+        Ok(())
     }
 
     /// A byte stream to `url`'s host: TCP (direct or through a proxy), then TLS for `wss://`.
@@ -429,6 +456,13 @@ fn dns_detail(e: &std::io::Error, host: &str) -> String {
         .strip_prefix("failed to lookup address information: ")
         .unwrap_or(&msg);
     format!("'{host}': {msg}")
+}
+
+fn lost_saying_hello(label: &str, e: WsError) -> Error {
+    Error::PeerClosed {
+        target: label.to_string(),
+        detail: format!("connection lost while sending the --on-connect messages: {e}"),
+    }
 }
 
 /// Describe a failed upgrade: the HTTP status (and a short body excerpt) or the protocol problem.

@@ -16,6 +16,7 @@ mod hardening;
 mod interop;
 mod listeners;
 mod metrics;
+mod on_connect;
 mod proxy;
 mod reconnect;
 mod redirects;
