@@ -15,6 +15,7 @@ mod generated;
 mod hardening;
 mod interop;
 mod listeners;
+mod logs;
 mod metrics;
 mod proxy;
 mod reconnect;
