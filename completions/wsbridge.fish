@@ -14,6 +14,8 @@ complete -c wsbridge -l on-connect -d 'A message sent first on every new WebSock
 complete -c wsbridge -l deflate-window-bits -d 'permessage-deflate window (8-15, base-2 log of bytes): wsbridge\'s own, and the limit asked of the peer\'s (at 8 wsbridge sends uncompressed: zlib cannot compress with a 256-byte window). Not given: 15 for wsbridge; as a server, 12 (4 KiB) for clients that allow a limit, which bounds the memory each connection keeps' -r
 complete -c wsbridge -l deflate-level -d 'zlib compression level for what wsbridge sends (1: fastest .. 9: smallest)' -r
 complete -c wsbridge -l metrics -d 'Serve Prometheus metrics at http://HOST:PORT/metrics (and /healthz). Loopback only unless --metrics-public; port 0 picks one (announced on stderr)' -r
+complete -c wsbridge -l log-format -d 'Log lines on stderr as text (\'LEVEL session=N: message\') or as one JSON object per line (level, target, message, and a session\'s session, peer and label; its end line adds counts, close_code and duration_ms). Secrets are left out of both. Under systemd (JOURNAL_STREAM set), text lines start with their syslog priority (<3>, <4>, <6>, <7>)' -r -f -a "text\t'Lines for people: `LEVEL session=N: message`'
+json\t'One JSON object per line: level, target, message, and the session\'s fields'"
 complete -c wsbridge -s s -l server -d 'Server shorthand: \'ws-listen:127.0.0.1:PORT\' (or HOST:PORT) as ADDR1; the address given (default \'-\': stdin/stdout, one client, like websocat -s) is ADDR2' -r
 complete -c wsbridge -l tls-cert -d 'Certificate chain (PEM) for wss-listen:' -r -F
 complete -c wsbridge -l tls-key -d 'Private key (PEM: PKCS#8, RSA or EC) for wss-listen:' -r -F

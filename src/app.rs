@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::config::{Config, LogLevel};
 use crate::endpoint::unix::SocketFile;
@@ -41,7 +42,8 @@ pub async fn run(mut config: Config) -> Result<()> {
     } else {
         // The session itself sees the shutdown token (Close 1001, bounded drain); keep
         // watching for the signal while it runs.
-        let session = M.session(single(&config, &opener));
+        let span = crate::logging::session_span(None);
+        let session = M.session(single(&config, &opener)).instrument(span);
         tokio::pin!(session, shutdown);
         tokio::select! {
             r = &mut session => r,
@@ -72,6 +74,7 @@ async fn single(config: &Config, opener: &Opener) -> Result<()> {
     let right = opener.open(&config.right, &none).await?;
     crate::systemd::ready(); // systemd
     let left = opener.open(&config.left, &none).await?;
+    tracing::Span::current().record("label", left.label());
     relay::bridge(left, right, &config.relay).await
 }
 
@@ -102,7 +105,8 @@ async fn serve(
         match accepted {
             Ok(incoming) => {
                 let shared = (config.clone(), opener.clone(), listener.clone());
-                sessions.spawn(accepted_session(incoming, shared, slots.clone()));
+                let span = crate::logging::session_span(incoming.peer());
+                sessions.spawn(accepted_session(incoming, shared, slots.clone()).instrument(span));
             }
             Err(e) => pause_after_accept_error(e).await,
         }
@@ -127,8 +131,8 @@ async fn serve(
     Ok(())
 }
 
-/// One client of a listener, in its own task: the handshake, then the session; its failure is
-/// logged, and the listener goes on.
+/// One client of a listener, in its own task (and its own session span, which gets the label
+/// here): the handshake, then the session; its failure is logged, and the listener goes on.
 async fn accepted_session(
     incoming: Incoming,
     (config, opener, listener): (Arc<Config>, Arc<Opener>, Arc<Listener>),
@@ -141,6 +145,7 @@ async fn accepted_session(
         return;
     };
     let label = local.label().to_string();
+    tracing::Span::current().record("label", label.as_str());
     tracing::info!("{label}: session started");
     if let Err(e) = M.session(session(local, info, &opener, &config)).await {
         let e = e.to_string();
@@ -161,13 +166,17 @@ async fn oneshot(
     config: &Config,
     mut shutdown: Pin<&mut impl Future<Output = ()>>,
 ) -> Result<()> {
-    let Some((local, info, _slot)) = first_client(&listener, shutdown.as_mut()).await else {
+    let Some(((local, info, _slot), span)) = first_client(&listener, shutdown.as_mut()).await
+    else {
         return Ok(());
     };
     drop(listener);
     drop(socket_file);
+    span.record("label", local.label());
     // On a signal the session sees the shutdown token and closes gracefully; keep waiting for it.
-    let one = M.session(session(local, info, opener, config));
+    let one = M
+        .session(session(local, info, opener, config))
+        .instrument(span);
     tokio::pin!(one);
     tokio::select! {
         r = &mut one => r,
@@ -180,11 +189,12 @@ async fn oneshot(
 /// nothing cannot hold up a real one. A page request or a refused client does not use up the
 /// one session. Once one is established, the other handshakes are dropped (their connections
 /// closed); one that completes at the very same moment is refused with 503, as the session
-/// holds the only slot.
+/// holds the only slot. Each handshake runs in a session span of its own; the winner's goes on
+/// with its session.
 async fn first_client(
     listener: &Arc<Listener>,
     mut shutdown: Pin<&mut impl Future<Output = ()>>,
-) -> Option<(Conn, SessionInfo, Slot)> {
+) -> Option<((Conn, SessionInfo, Slot), tracing::Span)> {
     let slots = Slots::new(Some(1));
     let mut handshakes = JoinSet::new();
     let first = loop {
@@ -192,13 +202,17 @@ async fn first_client(
             a = listener.accept() => match a {
                 Ok(incoming) => {
                     let (listener, slots) = (listener.clone(), slots.clone());
-                    handshakes.spawn(async move { listener.establish(incoming, &slots).await });
+                    let span = crate::logging::session_span(incoming.peer());
+                    let handshake = async move { listener.establish(incoming, &slots).await };
+                    handshakes.spawn(async move {
+                        (handshake.instrument(span.clone()).await, span)
+                    });
                 }
                 Err(e) => pause_after_accept_error(e).await,
             },
             Some(done) = handshakes.join_next(), if !handshakes.is_empty() => {
-                if let Ok(Some(established)) = done {
-                    break Some(established);
+                if let Ok((Some(established), span)) = done {
+                    break Some((established, span));
                 }
             }
             () = shutdown.as_mut() => {
@@ -279,7 +293,7 @@ async fn reconnecting(
 fn announce(config: &Config, what: &str) {
     let line = format!("wsbridge: listening on {what}");
     if config.log != LogLevel::Quiet {
-        eprintln!("{line}");
+        crate::logging::line(tracing::Level::INFO, &line);
     }
     if config.listen.announce_stdout {
         let mut out = std::io::stdout().lock();
@@ -300,7 +314,10 @@ fn watch_signals(shutdown: Shutdown) {
         tracing::info!("signal received: shutting down (a second signal exits at once)");
         shutdown.cancel();
         signals.recv().await;
-        eprintln!("wsbridge: second signal: exiting at once");
+        crate::logging::line(
+            tracing::Level::WARN,
+            "wsbridge: second signal: exiting at once",
+        );
         std::process::exit(130);
     });
 }

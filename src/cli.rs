@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{ArgAction, Parser};
 
 pub use crate::endpoint::tls::TlsRoots;
+pub use crate::logging::LogFormat;
 pub use crate::units::{parse_duration, parse_size};
 
 /// What follows the generated ADDRESSES list in `--help` (see [`command`]).
@@ -37,6 +38,8 @@ ENVIRONMENT:
                           of WATCHDOG_USEC (docs/systemd.md)
   LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES   sockets passed by systemd, for sd-listen:
   CREDENTIALS_DIRECTORY   where --header-credential NAME is read (set by systemd)
+  JOURNAL_STREAM          set by systemd when stderr is journald: text log lines start
+                          with their syslog priority (<3> error ... <7> debug)
   HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY (or lower case)
                           proxies for the WebSocket client when --proxy is not given
 
@@ -217,6 +220,18 @@ pub struct Cli {
     /// More log output (-v: info, -vv: debug, -vvv: trace). RUST_LOG overrides
     #[arg(short = 'v', long, action = ArgAction::Count)]
     pub verbose: u8,
+
+    /// Log lines on stderr as text ('LEVEL session=N: message') or as one JSON object per
+    /// line (level, target, message, and a session's session, peer and label; its end line adds
+    /// counts, close_code and duration_ms). Secrets are left out of both. Under systemd
+    /// (JOURNAL_STREAM set), text lines start with their syslog priority (<3>, <4>, <6>, <7>)
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
 
     /// Server shorthand: 'ws-listen:127.0.0.1:PORT' (or HOST:PORT) as ADDR1; the address given
     /// (default '-': stdin/stdout, one client, like websocat -s) is ADDR2

@@ -8,11 +8,15 @@ use crate::{app, config::Config, error::exit};
 /// Parse argv, set up logging, run, and turn the outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = crate::cli::parse();
+    crate::logging::set_format(cli.log_format);
     if let Some(dir) = &cli.generate {
         return match crate::generate::write_all(dir) {
             Ok(()) => ExitCode::from(exit::OK),
             Err(e) => {
-                eprintln!("wsbridge: --generate {}: {e}", dir.display());
+                crate::logging::line(
+                    tracing::Level::ERROR,
+                    &format!("wsbridge: --generate {}: {e}", dir.display()),
+                );
                 ExitCode::from(exit::INTERNAL)
             }
         };
@@ -45,8 +49,11 @@ pub fn main() -> ExitCode {
 }
 
 /// The error, once, on one line: text from the network in it is escaped (a server cannot send
-/// terminal control sequences or line breaks to the user's terminal through a message).
+/// terminal control sequences or line breaks to the user's terminal through a message). Under
+/// journald it starts with `<3>`; with `--log-format json` it is a JSON object.
 fn fail(e: &crate::error::Error) -> ExitCode {
-    eprintln!("wsbridge: {}", crate::text::escape_controls(&e.to_string()));
+    let message = e.to_string();
+    let text = crate::text::escape_controls(&message);
+    crate::logging::line(tracing::Level::ERROR, &format!("wsbridge: {text}"));
     ExitCode::from(e.exit_code())
 }

@@ -49,7 +49,8 @@ pub(crate) fn spawn(argv: &[String], info: &SessionInfo, tasks: &TaskTracker) ->
     let (status_tx, status_rx) = watch::channel::<Option<ExitStatus>>(None);
     let (kill_tx, kill_rx) = oneshot::channel::<()>();
     let task_label = label.clone();
-    tasks.spawn(async move {
+    // The child's task belongs to the session that started it (its lines carry the session).
+    tasks.spawn(tracing::Instrument::in_current_span(async move {
         let mut kill_rx = kill_rx;
         tokio::select! {
             status = child.wait() => {
@@ -65,7 +66,7 @@ pub(crate) fn spawn(argv: &[String], info: &SessionInfo, tasks: &TaskTracker) ->
         if let Some(pid) = pid {
             end_group(pid as libc::pid_t, &mut child, &task_label).await;
         }
-    });
+    }));
     let close = Box::pin(async move {
         let mut rx = status_rx;
         let status = tokio::time::timeout(EXIT_WAIT, rx.wait_for(Option::is_some))

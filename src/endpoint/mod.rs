@@ -146,6 +146,16 @@ pub(crate) enum Incoming {
     Unix(tokio::net::UnixStream),
 }
 
+impl Incoming {
+    /// The client's address (TCP), for the session's logs.
+    pub(crate) fn peer(&self) -> Option<SocketAddr> {
+        match self {
+            Incoming::Tcp(_, peer) => Some(*peer),
+            Incoming::Unix(_) => None,
+        }
+    }
+}
+
 impl Listener {
     /// Bind the listening address `addr` (a listener kind).
     pub(crate) async fn bind(

@@ -22,7 +22,10 @@ pub(crate) async fn serve(addr: SocketAddr, shutdown: Shutdown) -> Result<()> {
         source: e,
     })?;
     let bound = listener.local_addr().unwrap_or(addr);
-    eprintln!("wsbridge: metrics on http://{bound}/metrics");
+    crate::logging::line(
+        tracing::Level::INFO,
+        &format!("wsbridge: metrics on http://{bound}/metrics"),
+    );
     super::M.enable();
     tokio::spawn(async move {
         loop {

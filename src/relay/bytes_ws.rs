@@ -368,6 +368,12 @@ async fn conclude(
     label: &str,
     opts: &RelayOptions,
 ) -> Ended {
+    // The close code the local side was told of (the peer's, when it closed).
+    let close_code = o
+        .last_word
+        .as_ref()
+        .and_then(|(frame, _)| frame.as_ref())
+        .map(|f| u16::from(f.code));
     if let Some((frame, limit)) = o.close {
         send_close(sink, Message::Close(Some(frame)), limit).await;
     }
@@ -395,6 +401,12 @@ async fn conclude(
         }
     };
     tracing::info!(
+        session_end = true,
+        close_code,
+        sent_messages = sent.messages,
+        sent_bytes = sent.bytes,
+        received_messages = received.messages,
+        received_bytes = received.bytes,
         "{label}: session ended: sent {} messages ({} bytes), received {} messages ({} bytes){}",
         sent.messages,
         sent.bytes,

@@ -62,6 +62,9 @@ pub(crate) async fn echo_messages(m: MsgConn, echo: bool, opts: &RelayOptions) -
         }
     };
     tracing::info!(
+        session_end = true,
+        echoed_messages = if echo { count.messages } else { 0 },
+        echoed_bytes = if echo { count.bytes } else { 0 },
         "{label} <-> mirror: session ended: echoed {} messages ({} bytes){}",
         if echo { count.messages } else { 0 },
         if echo { count.bytes } else { 0 },

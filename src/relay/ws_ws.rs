@@ -161,12 +161,24 @@ pub(crate) async fn messages_messages(a: MsgConn, b: MsgConn, opts: &RelayOption
     // Pinned here: moved into `first_to_end` they would take their size twice.
     let (from_a, dir) = first_to_end(pin!(ab), pin!(ba), opts.close_timeout).await;
     let label = if from_a { &a_label } else { &b_label };
+    // The Close that ended the first direction (forwarded as it was).
+    let first_close = match &dir {
+        Dir::Closed(frame) => frame.clone(),
+        _ => None,
+    };
     let r = closing::relayed(dir, label);
     let (failed, other) = if from_a {
         (&mut a_tx, &mut b_tx)
     } else {
         (&mut b_tx, &mut a_tx)
     };
+    // The close code passed on (or sent to the side that failed).
+    let close_code = r
+        .close_other
+        .as_ref()
+        .or(r.close_failed.as_ref())
+        .or(first_close.as_ref())
+        .map(|f| u16::from(f.code));
     if let Some(frame) = r.close_failed {
         send_close(failed, Message::Close(Some(frame)), opts.close_timeout).await;
     }
@@ -179,6 +191,12 @@ pub(crate) async fn messages_messages(a: MsgConn, b: MsgConn, opts: &RelayOption
     }
     let (result, ended) = (r.result, r.summary);
     tracing::info!(
+        session_end = true,
+        close_code,
+        forward_messages = ab_count.messages,
+        forward_bytes = ab_count.bytes,
+        reverse_messages = ba_count.messages,
+        reverse_bytes = ba_count.bytes,
         "{a_label} <-> {b_label}: session ended: {} messages ({} bytes) ->, {} messages ({} bytes) <-; {}",
         ab_count.messages,
         ab_count.bytes,

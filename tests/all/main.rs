@@ -15,6 +15,7 @@ mod generated;
 mod hardening;
 mod interop;
 mod listeners;
+mod logs;
 mod metrics;
 mod on_connect;
 mod proxy;
