@@ -401,6 +401,15 @@ impl Instance {
     }
 }
 
+/// A Redis and two `-v` instances sharing their rooms through it.
+async fn two_instances() -> (Redis, Instance, Instance) {
+    let redis = Redis::start().await;
+    let via = redis.url();
+    let i1 = Instance::start(&["--broadcast-via", &via]).await;
+    let i2 = Instance::start(&["--broadcast-via", &via]).await;
+    (redis, i1, i2)
+}
+
 /// The next data message (pings and pongs skipped), bounded; a Close or an error fails.
 async fn recv(ws: &mut Client, who: &str) -> Message {
     loop {
@@ -465,10 +474,7 @@ async fn expect(ws: &mut Client, who: &str, want: &Message) {
 
 #[tokio::test]
 async fn a_message_reaches_every_other_member_of_the_room_on_every_instance_exactly_once() {
-    let redis = Redis::start().await;
-    let via = redis.url();
-    let mut i1 = Instance::start(&["--broadcast-via", &via]).await;
-    let mut i2 = Instance::start(&["--broadcast-via", &via]).await;
+    let (redis, mut i1, mut i2) = two_instances().await;
     let mut a1 = i1.join("/chat").await;
     let mut a2 = i1.join("/chat").await;
     let mut o1 = i1.join("/other").await;
@@ -534,10 +540,7 @@ async fn a_message_reaches_every_other_member_of_the_room_on_every_instance_exac
 /// What someone else publishes on a room's channel (not a wsbridge envelope) is ignored.
 #[tokio::test]
 async fn foreign_messages_on_a_room_channel_are_ignored() {
-    let redis = Redis::start().await;
-    let via = redis.url();
-    let mut i1 = Instance::start(&["--broadcast-via", &via]).await;
-    let mut i2 = Instance::start(&["--broadcast-via", &via]).await;
+    let (redis, mut i1, mut i2) = two_instances().await;
     let mut a = i1.join("/chat").await;
     let mut b = i2.join("/chat").await;
     redis.wait_numsub("wsbridge:room:/chat", 2).await;
@@ -559,10 +562,7 @@ async fn foreign_messages_on_a_room_channel_are_ignored() {
 #[tokio::test]
 async fn messages_from_one_sender_arrive_in_order_on_another_instance() {
     const N: usize = 1000;
-    let redis = Redis::start().await;
-    let via = redis.url();
-    let mut i1 = Instance::start(&["--broadcast-via", &via]).await;
-    let mut i2 = Instance::start(&["--broadcast-via", &via]).await;
+    let (redis, mut i1, mut i2) = two_instances().await;
     let mut sender = i1.join("/seq").await;
     let mut receiver = i2.join("/seq").await;
     redis.wait_numsub("wsbridge:room:/seq", 2).await;
@@ -594,10 +594,7 @@ async fn messages_from_one_sender_arrive_in_order_on_another_instance() {
 #[tokio::test]
 async fn two_senders_on_two_instances_each_keep_their_order() {
     const N: usize = 500;
-    let redis = Redis::start().await;
-    let via = redis.url();
-    let mut i1 = Instance::start(&["--broadcast-via", &via]).await;
-    let mut i2 = Instance::start(&["--broadcast-via", &via]).await;
+    let (redis, mut i1, mut i2) = two_instances().await;
     let s1 = i1.join("/mix").await;
     let r1 = i1.join("/mix").await;
     let s2 = i2.join("/mix").await;
