@@ -125,6 +125,8 @@ struct Plan<'a> {
     backend_quiet: Option<Duration>,
     /// Server role: the peer's Close is held while the local side finishes.
     hold_mode: bool,
+    /// Server role: the local side is the backend opened for the WebSocket's client.
+    backend: bool,
     /// Arriving frames are timestamped (only the keepalive reads the time).
     track_seen: bool,
 }
@@ -151,6 +153,7 @@ impl<'a> Plan<'a> {
             auto,
             backend_quiet,
             hold_mode: ws.holds_close && send && backend_quiet.is_some(),
+            backend: ws.holds_close,
             track_seen: opts.ping_interval.is_some() && ws.websocket,
         }
     }
@@ -289,6 +292,7 @@ pub(crate) async fn pump(
         close_reason: &opts.close_reason,
         close_timeout: opts.close_timeout,
         ping_timeout: opts.ping_timeout,
+        backend: plan.backend,
     };
     let outcome = closing::outcome(up_end, down_end, &facts);
     let ws = (&mut sink, &mut stream);

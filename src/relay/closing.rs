@@ -64,6 +64,9 @@ pub(crate) struct Facts<'a> {
     pub close_reason: &'a str,
     pub close_timeout: Duration,
     pub ping_timeout: Duration,
+    /// Server role: the byte side is the backend opened for the WebSocket's client, so its
+    /// failure is the client's business (Close 1011 "backend reset"), not a normal end.
+    pub backend: bool,
 }
 
 /// After `close` is sent: read on until the peer's Close or its end.
@@ -194,6 +197,10 @@ fn ended(down: Option<Down>, f: &Facts) -> Outcome {
             Err(dead_peer(f))
         }
         Some(Down::ReadError(e)) => read_failed(e, f, &mut o),
+        Some(Down::WriteError(e)) if f.backend && is_reset(&e) => {
+            o.close = Some((close_frame(CloseCode::Error, BACKEND_RESET), f.close_timeout));
+            Err(backend_failed(f.local_label, e))
+        }
         Some(Down::WriteError(e)) => {
             // The local reader went away (closed stdout, client hung up): say goodbye politely.
             o.close = Some((close_frame(CloseCode::Away, ""), f.close_timeout));
@@ -458,6 +465,24 @@ pub(crate) async fn await_close(stream: &mut MsgStream, limit: Duration) {
     .await;
 }
 
+/// The reason of the Close 1011 a client gets when its backend resets mid-session.
+pub(crate) const BACKEND_RESET: &str = "backend reset";
+
+/// A connection reset by the other end (RST): for a backend, a failure.
+pub(crate) fn is_reset(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionReset | ConnectionAborted)
+}
+
+/// The session's error when its backend (`label`) reset mid-session: it names the backend and
+/// what the client was told, and is logged as a warning.
+pub(crate) fn backend_failed(label: &str, e: std::io::Error) -> Error {
+    Error::PeerClosed {
+        target: format!("backend {label}"),
+        detail: format!("{e}; the client got Close 1011 \"{BACKEND_RESET}\""),
+    }
+}
+
 /// A local peer that went away (EPIPE and the like): an end, not a failure.
 pub(crate) fn is_disconnect(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
@@ -474,16 +499,17 @@ mod tests {
     use std::io::{self, ErrorKind};
     use tokio_tungstenite::tungstenite::error::CapacityError;
 
-    /// close_sent, shutting_down, reconnecting.
-    type Flags = (bool, bool, bool);
-    const PLAIN: Flags = (false, false, false);
-    const SENT: Flags = (true, false, false);
-    const SHUT: Flags = (false, true, false);
-    const RECONNECT: Flags = (false, false, true);
-    const RECONNECT_SENT: Flags = (true, false, true);
-    const RECONNECT_SHUT: Flags = (false, true, true);
+    /// close_sent, shutting_down, reconnecting, backend.
+    type Flags = (bool, bool, bool, bool);
+    const PLAIN: Flags = (false, false, false, false);
+    const BACKEND: Flags = (false, false, false, true);
+    const SENT: Flags = (true, false, false, false);
+    const SHUT: Flags = (false, true, false, false);
+    const RECONNECT: Flags = (false, false, true, false);
+    const RECONNECT_SENT: Flags = (true, false, true, false);
+    const RECONNECT_SHUT: Flags = (false, true, true, false);
 
-    fn facts((close_sent, shutting_down, reconnecting): Flags) -> Facts<'static> {
+    fn facts((close_sent, shutting_down, reconnecting, backend): Flags) -> Facts<'static> {
         Facts {
             label: "ws://h/",
             local_label: "stdio",
@@ -494,6 +520,7 @@ mod tests {
             close_reason: "done",
             close_timeout: Duration::from_secs(5),
             ping_timeout: Duration::from_secs(7),
+            backend,
         }
     }
 
@@ -616,6 +643,8 @@ mod tests {
             ("local reader went away", None, write(ErrorKind::BrokenPipe), PLAIN, "ok", "1001 '' 5s", No, "- -"),
             ("local reader reset", None, write(ErrorKind::ConnectionReset), PLAIN, "ok", "1001 '' 5s", No, "- -"),
             ("local write failed", None, write(ErrorKind::StorageFull), PLAIN, "1 stdio: write failed: …", "1001 '' 5s", No, "- -"),
+            ("backend reset", None, write(ErrorKind::ConnectionReset), BACKEND, "8 backend stdio: peer closed abnormally: …; the client got Close 1011 \"backend reset\"", "1011 'backend reset' 5s", No, "- -"),
+            ("backend went away", None, write(ErrorKind::BrokenPipe), BACKEND, "ok", "1001 '' 5s", No, "- -"),
             ("no Close from the peer", eof(), None, SENT, "7 ws://h/: closing handshake (no Close from the peer) timed out after 5s", "", No, "- no Close from the peer"),
             ("timeout after a local failure", failed(), None, SENT, "11 stdio: line too long", "", No, "- no Close from the peer"),
             ("shutdown", eof(), None, SHUT, "ok", "", No, "- shutting down"),
@@ -639,7 +668,7 @@ mod tests {
     #[test]
     fn bytes_messages_outcome_table() {
         let rows = table();
-        assert_eq!(rows.len(), 40);
+        assert_eq!(rows.len(), 42);
         for (name, up, down, flags, result, close, drain, word) in rows {
             let o = outcome(up, down, &facts(flags));
             let (got_result, got_close, got_word) = show(&o);

@@ -424,6 +424,46 @@ async fn tcp_backend_bulk_reaches_the_client_intact() {
     stop(b).await;
 }
 
+/// A TCP server that reads one line from each client, then resets the connection (SO_LINGER 0:
+/// an RST, not a FIN), as a crashing or overloaded backend does.
+async fn resetting_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(tcp);
+                let mut line = String::new();
+                let _ = lines.read_line(&mut line).await;
+                let tcp = lines.into_inner();
+                tcp.set_zero_linger().expect("SO_LINGER 0");
+                drop(tcp);
+            });
+        }
+    });
+    port
+}
+
+/// A backend that resets mid-session: the client is told with Close 1011 "backend reset" (not
+/// 1001 "going away"), and the log has a warning naming the backend.
+#[tokio::test]
+async fn backend_reset_mid_session_gives_the_client_1011_and_a_warning() {
+    let port = resetting_server().await;
+    let tcp = format!("tcp:127.0.0.1:{port}");
+    let mut b = Bridge::spawn(&["-b", "ws-listen:127.0.0.1:0", &tcp]);
+    let url = b.listening().await;
+    let out = Py::new(&url)
+        .run(&Script::new().text("hello\n").recv_close())
+        .await;
+    assert_eq!(out, [open(None), close(1011, "backend reset")]);
+    let warning = b
+        .stderr_contains(&format!("backend tcp:127.0.0.1:{port}: peer closed abnormally"))
+        .await;
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains("Close 1011"), "{warning}");
+    stop(b).await;
+}
+
 // 2. ws-listen: -> mirror:
 
 #[tokio::test]

@@ -18,7 +18,7 @@ use super::{OnEof, Plan, Shared};
 use crate::conn::MsgSink;
 use crate::error::Error;
 use crate::relay::Counter;
-use crate::relay::closing::{Up, close, close_frame, send_close};
+use crate::relay::closing::{self, Up, close, close_frame, send_close};
 use crate::relay::framing::FramingError;
 use crate::relay::keepalive::{Idle, Keep, Keepalive, idle};
 use crate::relay::linger;
@@ -263,6 +263,10 @@ impl Sending<'_> {
             FramingError::BadInput(_) => (
                 close(CloseCode::Error, "bad local input"),
                 Error::Input(format!("{local_label}: {e}")),
+            ),
+            FramingError::Io(io) if self.plan.backend && closing::is_reset(&io) => (
+                close(CloseCode::Error, closing::BACKEND_RESET),
+                closing::backend_failed(local_label, io),
             ),
             FramingError::Io(io) => {
                 let err = Error::io(format!("{local_label}: read failed"), io);
