@@ -24,7 +24,7 @@ complete -c wsbridge -l server-protocol -d 'Subprotocols this server speaks (com
 complete -c wsbridge -l origin-allow -d 'Accept only WebSocket clients whose Origin is this (repeatable; compared ignoring ASCII case); others, and clients without an Origin, get 403' -r
 complete -c wsbridge -l require-header -d 'Accept only clients sending this header with this exact, non-empty value (repeatable); others get 401, and a client sending it twice gets 400' -r
 complete -c wsbridge -l auth-token-file -d 'Accept only clients sending \'Authorization: Bearer TOKEN\', TOKEN read from FILE (compared in constant time); others get 401' -r -F
-complete -c wsbridge -l max-conns -d 'Serve at most N sessions at once; further WebSocket clients get HTTP 503, further TCP and Unix clients are closed at once' -r
+complete -c wsbridge -l max-conns -d 'Serve at most N sessions at once; further WebSocket clients get HTTP 503, further TCP and Unix clients are closed at once [default: what the descriptor limit allows, e.g. (limit − 32) / 2 in front of tcp:]' -r
 complete -c wsbridge -l handshake-timeout -d 'Drop a client that has not completed its TLS and HTTP handshake within this time, or that takes nothing of a plain HTTP answer (such as a static file) for this long' -r
 complete -c wsbridge -l static -d 'Serve files from DIR to plain HTTP GET and HEAD requests (never outside DIR; hidden files and directories, except .well-known, are not served)' -r -F
 complete -c wsbridge -l pass-header -d 'Pass this client request header on: to exec: children as HTTP_<NAME>, and to a ws:// or wss:// upstream as is (repeatable); a client sending it twice gets 400. Not Proxy (it would set the children\'s HTTP_PROXY)' -r

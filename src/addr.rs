@@ -305,6 +305,16 @@ impl Address {
         info(self.kind()).listener
     }
 
+    /// File descriptors one connection to this address holds (an `exec:` child: its stdin,
+    /// its stdout and the handle to wait for it), for the session cap (src/fdlimit.rs).
+    pub fn fds_per_connection(&self) -> usize {
+        match self {
+            Address::Exec(_) | Address::ShC(_) => 3,
+            Address::Tcp(_) | Address::Unix(_) | Address::Ws(_) => 1,
+            _ => 0,
+        }
+    }
+
     /// True for the kinds that are this process's standard input/output (`-`, `inetd:`).
     pub fn uses_stdio(&self) -> bool {
         info(self.kind()).stdio

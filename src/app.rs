@@ -13,6 +13,7 @@ use crate::config::{Config, LogLevel};
 use crate::endpoint::unix::SocketFile;
 use crate::endpoint::{Conn, Incoming, Listener, Opener, SessionInfo, Slot, Slots};
 use crate::error::Result;
+use crate::fdlimit::AcceptErrors;
 use crate::metrics::M;
 use crate::relay;
 use crate::shutdown::Shutdown;
@@ -91,8 +92,9 @@ async fn serve(
     if config.listen.oneshot {
         return oneshot(listener, socket_file, &opener, &config, shutdown).await;
     }
-    let slots = Slots::new(config.listen.max_conns);
+    let slots = Slots::new(session_cap(&config));
     let mut sessions = JoinSet::new();
+    let mut accept_errors = AcceptErrors::default();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -104,11 +106,12 @@ async fn serve(
         };
         match accepted {
             Ok(incoming) => {
+                accept_errors.succeeded();
                 let shared = (config.clone(), opener.clone(), listener.clone());
                 let span = crate::logging::session_span(incoming.peer());
                 sessions.spawn(accepted_session(incoming, shared, slots.clone()).instrument(span));
             }
-            Err(e) => pause_after_accept_error(e).await,
+            Err(e) => accept_errors.failed(e).await,
         }
     }
     // Stop accepting, then let the running sessions finish: each has seen the shutdown token,
@@ -129,6 +132,20 @@ async fn serve(
     }
     sessions.shutdown().await;
     Ok(())
+}
+
+/// `--max-conns`, or else as many sessions as the descriptor limit allows (logged at `-v`):
+/// past it clients are refused (HTTP 503) instead of accepted and left without a backend.
+fn session_cap(config: &Config) -> Option<usize> {
+    if config.listen.max_conns.is_some() {
+        return config.listen.max_conns;
+    }
+    let per = config.right.fds_per_connection();
+    let cap = crate::fdlimit::session_cap(per)?;
+    tracing::info!(
+        "serving at most {cap} sessions at once (the descriptor limit; --max-conns sets another)"
+    );
+    Some(cap)
 }
 
 /// One client of a listener, in its own task (and its own session span, which gets the label
@@ -197,10 +214,12 @@ async fn first_client(
 ) -> Option<((Conn, SessionInfo, Slot), tracing::Span)> {
     let slots = Slots::new(Some(1));
     let mut handshakes = JoinSet::new();
+    let mut accept_errors = AcceptErrors::default();
     let first = loop {
         tokio::select! {
             a = listener.accept() => match a {
                 Ok(incoming) => {
+                    accept_errors.succeeded();
                     let (listener, slots) = (listener.clone(), slots.clone());
                     let span = crate::logging::session_span(incoming.peer());
                     let handshake = async move { listener.establish(incoming, &slots).await };
@@ -208,7 +227,7 @@ async fn first_client(
                         (handshake.instrument(span.clone()).await, span)
                     });
                 }
-                Err(e) => pause_after_accept_error(e).await,
+                Err(e) => accept_errors.failed(e).await,
             },
             Some(done) = handshakes.join_next(), if !handshakes.is_empty() => {
                 if let Ok((Some(established), span)) = done {
@@ -225,19 +244,13 @@ async fn first_client(
     first
 }
 
-/// EMFILE and friends: keep serving, but do not spin.
-async fn pause_after_accept_error(e: std::io::Error) {
-    tracing::warn!("accept failed: {e}");
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-}
-
 /// One accepted client: open the far side for it, then pump until the session ends. When the far
 /// side cannot be opened, a WebSocket client is told so with Close 1011 (not a dropped socket).
 async fn session(local: Conn, info: SessionInfo, opener: &Opener, config: &Config) -> Result<()> {
     if config.uptime.reconnect {
         return Box::pin(reconnecting(local, &info, opener, config)).await;
     }
-    let remote = match Box::pin(opener.open(&config.right, &info)).await {
+    let remote = match Box::pin(open_far_side(opener, config, &info)).await {
         Ok(r) => r,
         Err(e) => {
             if let Conn::Messages(m) = local {
@@ -345,3 +358,25 @@ impl Signals {
         }
     }
 }
+
+/// Open the far side for an accepted client. Out of descriptors (EMFILE/ENFILE), which sessions
+/// ending will soon cure, it tries again for up to [`FD_WAIT`] before giving up.
+async fn open_far_side(opener: &Opener, config: &Config, info: &SessionInfo) -> Result<Conn> {
+    let deadline = tokio::time::Instant::now() + FD_WAIT;
+    let mut pause = std::time::Duration::from_millis(10);
+    loop {
+        match opener.open(&config.right, info).await {
+            Err(e)
+                if crate::fdlimit::is_exhausted(&e) && tokio::time::Instant::now() < deadline =>
+            {
+                tracing::debug!("{e}; trying again in {pause:?}");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// How long opening a backend waits for descriptors to be freed.
+const FD_WAIT: std::time::Duration = std::time::Duration::from_secs(2);

@@ -282,7 +282,8 @@ pub struct Cli {
     pub auth_token_file: Option<PathBuf>,
 
     /// Serve at most N sessions at once; further WebSocket clients get HTTP 503, further TCP
-    /// and Unix clients are closed at once
+    /// and Unix clients are closed at once [default: what the descriptor limit allows, e.g.
+    /// (limit − 32) / 2 in front of tcp:]
     #[arg(long, value_name = "N", help_heading = "Server")]
     pub max_conns: Option<usize>,
 

@@ -26,6 +26,7 @@ pub fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     crate::logging::init(config.log);
+    crate::fdlimit::raise();
     let runtime = if config.left.is_listener() {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()

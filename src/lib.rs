@@ -36,6 +36,7 @@ pub(crate) mod conn;
 pub(crate) mod endpoint;
 pub(crate) mod entry;
 pub(crate) mod error;
+pub(crate) mod fdlimit;
 pub(crate) mod generate;
 pub(crate) mod io;
 pub(crate) mod logging;

@@ -38,6 +38,13 @@ pub(crate) fn spawn(argv: &[String], info: &SessionInfo, tasks: &TaskTracker) ->
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     set_env(&mut cmd, info);
+    if let Some(soft) = crate::fdlimit::original_soft() {
+        // SAFETY: the hook runs in the forked child before exec and only makes two system
+        // calls (getrlimit, setrlimit), which are async-signal-safe; it allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || crate::fdlimit::restore_in_child(soft));
+        }
+    }
     let label = format!("exec:{program}");
     let mut child = cmd.spawn().map_err(|source| Error::Spawn {
         target: label.clone(),

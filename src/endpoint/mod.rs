@@ -245,7 +245,7 @@ impl Listener {
                     }
                 };
                 let Some(slot) = slots.try_take() else {
-                    tracing::warn!("{}: --max-conns reached; closed", conn.label);
+                    tracing::warn!("{}: session limit reached; closed", conn.label);
                     return None;
                 };
                 Some((

@@ -46,7 +46,7 @@ pub fn check_upgrade(
     let key = check_handshake(req, path)?;
     check_access(req, opts)?;
     if at_capacity {
-        return Err(refuse(503, "--max-conns reached"));
+        return Err(refuse(503, "session limit reached"));
     }
     let protocol = choose_protocol(req, &opts.protocols)?;
     let deflate = ws::choose_deflate(req, &opts.deflate);
@@ -194,7 +194,7 @@ impl WsServer {
             slots
                 .try_take()
                 .map(|slot| (u, slot))
-                .ok_or_else(|| refuse(503, "--max-conns reached"))
+                .ok_or_else(|| refuse(503, "session limit reached"))
         });
         let (upgrade, slot) = match checked {
             Ok(u) => u,

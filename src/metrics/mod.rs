@@ -70,6 +70,7 @@ pub(crate) struct Metrics {
     rtt_count: AtomicU64,
     rtt_sum_us: AtomicU64,
     dead_peers: AtomicU64,
+    accept_errors: AtomicU64,
     reconnects: AtomicU64,
     disconnected_us: AtomicU64,
     pub(crate) broadcast_members: AtomicI64,
@@ -99,6 +100,7 @@ pub(crate) static M: Metrics = Metrics {
     rtt_count: Z,
     rtt_sum_us: Z,
     dead_peers: Z,
+    accept_errors: Z,
     reconnects: Z,
     disconnected_us: Z,
     broadcast_members: AtomicI64::new(0),
@@ -176,6 +178,12 @@ impl Metrics {
         }
         self.rtt_count.fetch_add(1, Relaxed);
         self.rtt_sum_us.fetch_add(rtt.as_micros() as u64, Relaxed);
+    }
+
+    pub(crate) fn accept_failed(&self) {
+        if self.on() {
+            self.accept_errors.fetch_add(1, Relaxed);
+        }
     }
 
     pub(crate) fn dead_peer(&self) {
@@ -317,6 +325,12 @@ impl Metrics {
         );
         counter(
             w,
+            "wsbridge_accept_errors_total",
+            "Failed accepts on the listener (out of descriptors, and the like).",
+            self.accept_errors.load(Relaxed),
+        );
+        counter(
+            w,
             "wsbridge_reconnects_total",
             "Reconnections made by --reconnect.",
             self.reconnects.load(Relaxed),
@@ -414,6 +428,32 @@ fn render_process(w: &mut String) {
         "Seconds since the process started.",
     );
     let _ = writeln!(w, "wsbridge_uptime_seconds {}", up.as_secs_f64());
+    render_fds(w);
+}
+
+/// The standard process gauges for descriptors: open now (entries of /proc/self/fd), and the
+/// soft limit (raised to the hard limit at startup: src/fdlimit.rs).
+fn render_fds(w: &mut String) {
+    if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+        // The directory handle itself is one of the entries.
+        let open = dir.count().saturating_sub(1);
+        head(
+            w,
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+        );
+        let _ = writeln!(w, "process_open_fds {open}");
+    }
+    if let Some((soft, _)) = crate::fdlimit::current() {
+        head(
+            w,
+            "process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors.",
+        );
+        let _ = writeln!(w, "process_max_fds {soft}");
+    }
 }
 
 #[cfg(test)]

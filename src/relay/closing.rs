@@ -198,7 +198,10 @@ fn ended(down: Option<Down>, f: &Facts) -> Outcome {
         }
         Some(Down::ReadError(e)) => read_failed(e, f, &mut o),
         Some(Down::WriteError(e)) if f.backend && is_reset(&e) => {
-            o.close = Some((close_frame(CloseCode::Error, BACKEND_RESET), f.close_timeout));
+            o.close = Some((
+                close_frame(CloseCode::Error, BACKEND_RESET),
+                f.close_timeout,
+            ));
             Err(backend_failed(f.local_label, e))
         }
         Some(Down::WriteError(e)) => {

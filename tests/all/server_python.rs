@@ -457,7 +457,9 @@ async fn backend_reset_mid_session_gives_the_client_1011_and_a_warning() {
         .await;
     assert_eq!(out, [open(None), close(1011, "backend reset")]);
     let warning = b
-        .stderr_contains(&format!("backend tcp:127.0.0.1:{port}: peer closed abnormally"))
+        .stderr_contains(&format!(
+            "backend tcp:127.0.0.1:{port}: peer closed abnormally"
+        ))
         .await;
     assert!(warning.contains("WARN"), "{warning}");
     assert!(warning.contains("Close 1011"), "{warning}");

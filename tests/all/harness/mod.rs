@@ -57,8 +57,23 @@ impl Finished {
 /// credential or proxy settings (tests choose their own).
 pub fn command(args: &[&str]) -> Command {
     let mut cmd = Command::new(bin());
-    cmd.args(args)
-        .stdin(Stdio::piped())
+    cmd.args(args);
+    prepare(cmd)
+}
+
+/// [`command`] run by `sh -c 'SETUP && exec wsbridge ARGS'`: for shell set-up such as
+/// `ulimit -n 64`.
+pub fn command_after(setup: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("{setup} && exec \"$0\" \"$@\""))
+        .arg(bin())
+        .args(args);
+    prepare(cmd)
+}
+
+fn prepare(mut cmd: Command) -> Command {
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env_remove("RUST_LOG")
@@ -135,6 +150,17 @@ impl Bridge {
             .expect("announce line");
         let (_, addr) = rest.split_once(' ').expect("KIND ADDR");
         addr.to_string()
+    }
+
+    /// How many stderr lines that arrived so far contain `needle` (no waiting).
+    pub fn stderr_count(&mut self, needle: &str) -> usize {
+        while let Ok(line) = self.stderr_rx.try_recv() {
+            self.stderr_lines.push(line);
+        }
+        self.stderr_lines
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
     }
 
     /// Wait until a stderr line contains `needle`.
