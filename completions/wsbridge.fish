@@ -25,6 +25,7 @@ complete -c wsbridge -l origin-allow -d 'Accept only WebSocket clients whose Ori
 complete -c wsbridge -l require-header -d 'Accept only clients sending this header with this exact, non-empty value (repeatable); others get 401, and a client sending it twice gets 400' -r
 complete -c wsbridge -l auth-token-file -d 'Accept only clients sending \'Authorization: Bearer TOKEN\', TOKEN read from FILE (compared in constant time); others get 401' -r -F
 complete -c wsbridge -l max-conns -d 'Serve at most N sessions at once; further WebSocket clients get HTTP 503, further TCP and Unix clients are closed at once [default: what the descriptor limit allows, e.g. (limit − 32) / 2 in front of tcp:]' -r
+complete -c wsbridge -l backend-timeout -d 'End a session (the client gets Close 1011 "backend not reading") when its backend has taken no data for this long while some was waiting for it (0: never)' -r
 complete -c wsbridge -l handshake-timeout -d 'Drop a client that has not completed its TLS and HTTP handshake within this time, or that takes nothing of a plain HTTP answer (such as a static file) for this long' -r
 complete -c wsbridge -l static -d 'Serve files from DIR to plain HTTP GET and HEAD requests (never outside DIR; hidden files and directories, except .well-known, are not served)' -r -F
 complete -c wsbridge -l pass-header -d 'Pass this client request header on: to exec: children as HTTP_<NAME>, and to a ws:// or wss:// upstream as is (repeatable); a client sending it twice gets 400. Not Proxy (it would set the children\'s HTTP_PROXY)' -r
@@ -51,7 +52,7 @@ complete -c wsbridge -l max-messages-rev -d 'Copy at most N messages ADDR2 -> AD
 complete -c wsbridge -l close-code -d 'Close code sent when the local side ends (default 1000)' -r
 complete -c wsbridge -l close-reason -d 'Close reason sent when the local side ends' -r
 complete -c wsbridge -l max-frame-size -d 'Largest frame (e.g. 16MiB): an oversize incoming frame closes with 1009; outgoing messages larger than this are sent in fragments of this size' -r
-complete -c wsbridge -l ping-interval -d 'Send a ping this often on every WebSocket (e.g. 30, 500ms); 0 turns pings off' -r
+complete -c wsbridge -l ping-interval -d 'Send a ping this often on every WebSocket (e.g. 30, 500ms); 0 turns pings off [default: 30 for the clients of ws-listen:/wss-listen:, off otherwise]' -r
 complete -c wsbridge -l ping-timeout -d 'With --ping-interval: end the session (exit 12) when nothing at all has arrived for this long after a ping [default: the ping interval]' -r
 complete -c wsbridge -l reconnect-min -d 'First reconnect delay' -r
 complete -c wsbridge -l reconnect-max -d 'Longest reconnect delay' -r

@@ -287,6 +287,11 @@ pub struct Cli {
     #[arg(long, value_name = "N", help_heading = "Server")]
     pub max_conns: Option<usize>,
 
+    /// End a session (the client gets Close 1011 "backend not reading") when its backend has
+    /// taken no data for this long while some was waiting for it (0: never)
+    #[arg(long, value_name = "DURATION", default_value = "60", value_parser = parse_duration, help_heading = "Server")]
+    pub backend_timeout: Duration,
+
     /// Drop a client that has not completed its TLS and HTTP handshake within this time, or that
     /// takes nothing of a plain HTTP answer (such as a static file) for this long
     #[arg(long, value_name = "DURATION", default_value = "10", value_parser = parse_duration, help_heading = "Server")]
@@ -446,6 +451,7 @@ pub struct Cli {
     pub max_frame_size: usize,
 
     /// Send a ping this often on every WebSocket (e.g. 30, 500ms); 0 turns pings off
+    /// [default: 30 for the clients of ws-listen:/wss-listen:, off otherwise]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Staying up")]
     pub ping_interval: Option<Duration>,
 

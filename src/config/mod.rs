@@ -58,7 +58,7 @@ impl Config {
         let framing = framing::framing_options(&cli)?;
         rules::limits(&cli, &framing)?;
         Ok(Config {
-            relay: relay_options(&cli, framing),
+            relay: relay_options(&cli, framing, matches!(left, Address::WsListen(_))),
             ws: client_options(&cli, ssl_cert_file)?,
             uptime: uptime_options(&cli),
             listen: ListenOptions {

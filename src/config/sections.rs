@@ -23,7 +23,13 @@ fn message_timeout(cli: &Cli) -> Option<Duration> {
     Some(cli.message_timeout).filter(|d| !d.is_zero())
 }
 
-pub(super) fn relay_options(cli: &Cli, framing: FramingOptions) -> RelayOptions {
+/// `--ping-interval` when not given, for a WebSocket server's clients (as Python `websockets`
+/// servers do): a client that froze or stopped reading is found within a minute. Clients of
+/// other listeners and single sessions are not pinged unless asked.
+pub(crate) const SERVER_PING: Duration = Duration::from_secs(30);
+
+/// `serving`: ADDR1 is a WebSocket server (`ws-listen:`, `wss-listen:`).
+pub(super) fn relay_options(cli: &Cli, framing: FramingOptions, serving: bool) -> RelayOptions {
     let one = |n: Option<u64>| if cli.one_message { Some(1) } else { n };
     RelayOptions {
         framing,
@@ -38,7 +44,10 @@ pub(super) fn relay_options(cli: &Cli, framing: FramingOptions) -> RelayOptions 
         close_code: cli.close_code,
         close_reason: cli.close_reason.clone(),
         max_frame_size: cli.max_frame_size,
-        ping_interval: cli.ping_interval.filter(|d| !d.is_zero()),
+        ping_interval: match cli.ping_interval {
+            None if serving => Some(SERVER_PING),
+            given => given.filter(|d| !d.is_zero()),
+        },
         ping_timeout: cli
             .ping_timeout
             .or(cli.ping_interval)
@@ -46,6 +55,7 @@ pub(super) fn relay_options(cli: &Cli, framing: FramingOptions) -> RelayOptions 
         // Replaced by `app::run` with the run's own handle.
         shutdown: crate::shutdown::Shutdown::default(),
         shutdown_timeout: cli.shutdown_timeout,
+        backend_timeout: Some(cli.backend_timeout).filter(|d| !d.is_zero()),
     }
 }
 

@@ -204,7 +204,7 @@ impl Listener {
         match self {
             Listener::Tcp(l) => {
                 let (s, peer) = l.accept().await?;
-                let _ = s.set_nodelay(true);
+                tcp::tune(&s);
                 Ok(Incoming::Tcp(s, peer))
             }
             Listener::Unix(u) => u.accept().await.map(Incoming::Unix),

@@ -379,7 +379,7 @@ async fn direct(host: &str, port: u16, target: &str, limit: Duration) -> Result<
     for addr in &addrs {
         match within(limit, target, "TCP connect", TcpStream::connect(addr)).await? {
             Ok(s) => {
-                let _ = s.set_nodelay(true);
+                crate::endpoint::tcp::tune(&s);
                 tracing::debug!("{target}: TCP connected to {addr}");
                 return Ok(s);
             }

@@ -161,7 +161,7 @@ impl WsServer {
 
     pub(crate) async fn accept(&self) -> std::io::Result<(TcpStream, SocketAddr)> {
         let (s, peer) = self.tcp.accept().await?;
-        let _ = s.set_nodelay(true);
+        crate::endpoint::tcp::tune(&s);
         Ok((s, peer))
     }
 

@@ -179,6 +179,9 @@ struct Shared {
     replies_done: Notify,
     /// Whether this side has sent a Close (the peer's answer is then expected, bounded).
     close_was_sent: AtomicBool,
+    /// The receiving direction waits for the local side to take a message: the peer's frames
+    /// are not being read, so its silence is not held against it.
+    delivering: AtomicBool,
 }
 
 impl Shared {
@@ -193,12 +196,34 @@ impl Shared {
             last_seen: AtomicU64::new(0),
             replies_done: Notify::new(),
             close_was_sent: AtomicBool::new(false),
+            delivering: AtomicBool::new(false),
         }
     }
 
-    /// When the last frame arrived (`start` if none has).
+    /// When the last frame arrived (`start` if none has); now, while the local side is slow
+    /// to take a message.
     fn seen(&self) -> Instant {
+        if self.delivering.load(Ordering::Relaxed) {
+            return Instant::now();
+        }
         self.start + Duration::from_micros(self.last_seen.load(Ordering::Relaxed))
+    }
+
+    /// Run `f`, a delivery to the local side. When it has to wait and the keepalive is on, the
+    /// wait is marked (see [`Shared::seen`]), and the peer counts as seen when it ends.
+    async fn delivering<T>(&self, track_seen: bool, f: impl Future<Output = T>) -> T {
+        let mut f = pin!(f);
+        if !track_seen {
+            return f.await;
+        }
+        if let Some(r) = futures_util::FutureExt::now_or_never(f.as_mut()) {
+            return r;
+        }
+        self.delivering.store(true, Ordering::Relaxed);
+        let r = f.await;
+        self.last_seen.store(self.now_mark(), Ordering::Relaxed);
+        self.delivering.store(false, Ordering::Relaxed);
+        r
     }
 
     /// Microseconds since `start`, plus one: rounded up (so a frame is never seen as older than
@@ -250,6 +275,9 @@ pub(crate) async fn pump(
         label,
         ..
     } = ws;
+    // Server role: a backend that stops taking data ends the session (--backend-timeout).
+    side.output
+        .set_stall_limit(opts.backend_timeout.filter(|_| plan.backend));
     let shared = Shared::new();
     let (mut sent, mut received) = (Counter::default(), Counter::default());
     let (up_end, down_end, close_sent) = {

@@ -197,6 +197,18 @@ fn ended(down: Option<Down>, f: &Facts) -> Outcome {
             Err(dead_peer(f))
         }
         Some(Down::ReadError(e)) => read_failed(e, f, &mut o),
+        Some(Down::WriteError(e)) if f.backend && stalled(&e).is_some() => {
+            let after = stalled(&e).unwrap_or_default();
+            o.close = Some((
+                close_frame(CloseCode::Error, BACKEND_STALLED),
+                f.close_timeout,
+            ));
+            Err(Error::Timeout {
+                target: format!("backend {}", f.local_label),
+                what: "writing (the backend took no data; the client got Close 1011)",
+                after,
+            })
+        }
         Some(Down::WriteError(e)) if f.backend && is_reset(&e) => {
             o.close = Some((
                 close_frame(CloseCode::Error, BACKEND_RESET),
@@ -471,6 +483,16 @@ pub(crate) async fn await_close(stream: &mut MsgStream, limit: Duration) {
 /// The reason of the Close 1011 a client gets when its backend resets mid-session.
 pub(crate) const BACKEND_RESET: &str = "backend reset";
 
+/// The reason of the Close 1011 a client gets when its backend takes no data for
+/// `--backend-timeout`.
+pub(crate) const BACKEND_STALLED: &str = "backend not reading";
+
+/// A write that failed for taking nothing for its limit (`--backend-timeout`): the limit.
+fn stalled(e: &std::io::Error) -> Option<Duration> {
+    let inner = e.get_ref()?.downcast_ref::<super::localio::Stalled>()?;
+    Some(inner.0)
+}
+
 /// A connection reset by the other end (RST): for a backend, a failure.
 pub(crate) fn is_reset(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
@@ -648,6 +670,7 @@ mod tests {
             ("local write failed", None, write(ErrorKind::StorageFull), PLAIN, "1 stdio: write failed: …", "1001 '' 5s", No, "- -"),
             ("backend reset", None, write(ErrorKind::ConnectionReset), BACKEND, "8 backend stdio: peer closed abnormally: …; the client got Close 1011 \"backend reset\"", "1011 'backend reset' 5s", No, "- -"),
             ("backend went away", None, write(ErrorKind::BrokenPipe), BACKEND, "ok", "1001 '' 5s", No, "- -"),
+            ("backend not reading", None, Some(Down::WriteError(io::Error::new(ErrorKind::TimedOut, crate::relay::localio::Stalled(Duration::from_secs(60))))), BACKEND, "7 backend stdio: writing (the backend took no data; the client got Close 1011) timed out after 60s", "1011 'backend not reading' 5s", No, "- -"),
             ("no Close from the peer", eof(), None, SENT, "7 ws://h/: closing handshake (no Close from the peer) timed out after 5s", "", No, "- no Close from the peer"),
             ("timeout after a local failure", failed(), None, SENT, "11 stdio: line too long", "", No, "- no Close from the peer"),
             ("shutdown", eof(), None, SHUT, "ok", "", No, "- shutting down"),
@@ -671,7 +694,7 @@ mod tests {
     #[test]
     fn bytes_messages_outcome_table() {
         let rows = table();
-        assert_eq!(rows.len(), 42);
+        assert_eq!(rows.len(), 43);
         for (name, up, down, flags, result, close, drain, word) in rows {
             let o = outcome(up, down, &facts(flags));
             let (got_result, got_close, got_word) = show(&o);

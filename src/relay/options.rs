@@ -38,6 +38,9 @@ pub struct RelayOptions {
     pub shutdown: crate::shutdown::Shutdown,
     /// How long sessions may drain after `shutdown`.
     pub shutdown_timeout: Duration,
+    /// Server role: a backend that takes no data for this long while some waits for it ends the
+    /// session (`--backend-timeout`; `None`: never).
+    pub backend_timeout: Option<Duration>,
 }
 
 /// Reconnect and readiness (keepalive and shutdown live in `RelayOptions`).

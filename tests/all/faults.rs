@@ -185,3 +185,274 @@ async fn the_soft_descriptor_limit_is_raised_and_children_get_the_original() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("text \"256\""), "{stdout}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Broken peers: each costs no more than its own session, and is bounded.
+
+/// Open descriptors of a process.
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read fd dir")
+        .count()
+}
+
+/// Wait (bounded) until the process holds `n` descriptors again: what a session held is
+/// released once its end was logged.
+async fn fds_back_to(pid: u32, n: usize) {
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while fd_count(pid) != n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} descriptors open, {n} before the session",
+            fd_count(pid)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A raw WebSocket client: the upgrade by hand, then whatever the test writes.
+async fn raw_upgrade(url: &str) -> TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = url.trim_start_matches("ws://").trim_end_matches('/');
+    let mut tcp = TcpStream::connect(host).await.unwrap();
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        let n = tokio::time::timeout(LIMIT, tcp.read(&mut b)).await.unwrap();
+        assert_eq!(n.unwrap(), 1, "response head cut: {head:?}");
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    tcp
+}
+
+/// A TCP backend that reports on `ended` when each connection it accepted ends (EOF or error
+/// while reading); with `flood`, it writes to each connection as fast as it takes data.
+async fn watched_backend(flood: bool) -> (String, tokio::sync::mpsc::UnboundedReceiver<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let (mut r, mut w) = tcp.into_split();
+                let writer = tokio::spawn(async move {
+                    let chunk = vec![b'x'; 64 * 1024];
+                    while flood && w.write_all(&chunk).await.is_ok() {}
+                    w
+                });
+                let mut buf = vec![0u8; 64 * 1024];
+                while matches!(r.read(&mut buf).await, Ok(n) if n > 0) {}
+                writer.abort();
+                let _ = tx.send(());
+            });
+        }
+    });
+    (format!("tcp:{addr}"), rx)
+}
+
+async fn ended(rx: &mut tokio::sync::mpsc::UnboundedReceiver<()>) {
+    tokio::time::timeout(LIMIT, rx.recv())
+        .await
+        .expect("the backend connection was closed in time");
+}
+
+/// Every accepted connection, and every backend connection, has TCP keepalive on (the kernel's
+/// keepalive timer runs: `tr` 2 in /proc/net/tcp), so a client or backend that vanished without
+/// FIN or RST is found even when the session is idle.
+#[tokio::test]
+async fn accepted_and_backend_sockets_have_tcp_keepalive() {
+    let (backend, _ended) = watched_backend(false).await;
+    let backend_port = backend.rsplit(':').next().unwrap().to_string();
+    let mut b = Bridge::spawn(&["-v", "-b", "ws-listen:127.0.0.1:0", &backend]);
+    let url = b.listening().await;
+    let listen_port = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let _client = raw_upgrade(&url).await;
+    b.stderr_contains("session started").await;
+    let hex_port = |p: &str| format!("{:04X}", p.parse::<u16>().unwrap());
+    let (listen, upstream) = (hex_port(&listen_port), hex_port(&backend_port));
+    // Lines: sl local rem st tx:rx tr:when …; `st` 01 is ESTABLISHED. The session opens its
+    // backend just after it starts: look until both sockets are there (bounded).
+    let timer = |tcp: &str, port: &str, remote: bool| {
+        tcp.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| {
+                let port_of = |a: &str| a.rsplit(':').next().unwrap_or("").to_string();
+                let (l, r) = (port_of(f[1]), port_of(f[2]));
+                f.len() > 5 && f[3] == "01" && if remote { r == port } else { l == port }
+            })
+            .map(|f| f[5].split(':').next().unwrap().to_string())
+    };
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let found = (timer(&tcp, &listen, false), timer(&tcp, &upstream, true));
+        // The options are set just after connect returns: look again until they are.
+        if found.0.as_deref() == Some("02") && found.1.as_deref() == Some("02") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "client and backend keepalive timers {found:?}: {tcp}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A client that never reads while its backend floods it: wsbridge's writes to it stop, the
+/// keepalive finds it silent (here 1 s + 1 s), the session ends, the backend connection is
+/// closed, and every descriptor is released.
+#[tokio::test]
+async fn a_client_that_never_reads_is_ended_by_the_keepalive() {
+    let (backend, mut backend_ended) = watched_backend(true).await;
+    let args = [
+        "-b",
+        "--ping-interval",
+        "1",
+        "--ping-timeout",
+        "1",
+        "ws-listen:127.0.0.1:0",
+        &backend,
+    ];
+    let mut b = Bridge::spawn(&args);
+    let url = b.listening().await;
+    let pid = b.child.id().unwrap();
+    let before = fd_count(pid);
+    let client = raw_upgrade(&url).await;
+    b.stderr_contains("peer not responding").await;
+    ended(&mut backend_ended).await;
+    fds_back_to(pid, before).await;
+    drop(client);
+}
+
+/// A backend that accepts and never reads, while the client keeps sending: after
+/// `--backend-timeout` the client gets Close 1011 "backend not reading" (it is not taken for a
+/// dead peer, though wsbridge stopped reading it: here with pings every second), and the log
+/// names the backend.
+#[tokio::test]
+async fn a_backend_that_never_reads_ends_the_session_with_1011() {
+    let port = servers::silent().await;
+    let backend = format!("tcp:127.0.0.1:{port}");
+    let args = [
+        "-b",
+        "--backend-timeout",
+        "3",
+        "--ping-interval",
+        "1",
+        "--ping-timeout",
+        "1",
+        "ws-listen:127.0.0.1:0",
+        &backend,
+    ];
+    let mut b = Bridge::spawn(&args);
+    let url = b.listening().await;
+    let host = url
+        .trim_start_matches("ws://")
+        .trim_end_matches('/')
+        .to_string();
+    let tcp = TcpStream::connect(host).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async(url.as_str(), tcp)
+        .await
+        .unwrap();
+    let (mut tx, mut rx) = ws.split();
+    let sender = tokio::spawn(async move {
+        let chunk = bytes::Bytes::from(vec![7u8; 64 * 1024]);
+        while tx.send(Message::Binary(chunk.clone())).await.is_ok() {}
+    });
+    let close = tokio::time::timeout(LIMIT, async {
+        while let Some(Ok(m)) = rx.next().await {
+            if let Message::Close(f) = m {
+                return f;
+            }
+        }
+        None
+    })
+    .await
+    .expect("Close in time")
+    .expect("a Close frame");
+    sender.abort();
+    assert_eq!(
+        (u16::from(close.code), close.reason.as_str()),
+        (1011, "backend not reading")
+    );
+    let line = b
+        .stderr_contains(&format!("backend {backend}: writing"))
+        .await;
+    assert!(line.contains("timed out after 3s"), "{line}");
+    assert_eq!(
+        b.stderr_count("peer not responding"),
+        0,
+        "{:?}",
+        b.stderr_lines
+    );
+}
+
+/// A client that sends half a frame and resets its connection: the session ends at once and
+/// its backend connection is closed, descriptors released; other sessions are not touched.
+#[tokio::test]
+async fn a_client_reset_mid_message_releases_its_session() {
+    use tokio::io::AsyncWriteExt;
+    let (backend, mut backend_ended) = watched_backend(false).await;
+    let mut b = Bridge::spawn(&["-v", "-b", "ws-listen:127.0.0.1:0", &backend]);
+    let url = b.listening().await;
+    let pid = b.child.id().unwrap();
+    let before = fd_count(pid);
+    let mut client = raw_upgrade(&url).await;
+    b.stderr_contains("session started").await;
+    // A binary frame announcing 1000 bytes, 10 of them sent, then an RST.
+    let frame = crate::harness::raw::frame_bytes(0x82, &[1u8; 1000], Some([1, 2, 3, 4]));
+    client.write_all(&frame[..18]).await.unwrap();
+    client.set_zero_linger().unwrap();
+    drop(client);
+    ended(&mut backend_ended).await;
+    b.stderr_contains("session ended").await;
+    fds_back_to(pid, before).await;
+}
+
+/// An `exec:` child that ignores SIGTERM is killed (SIGKILL) after the 2 s grace once its
+/// client has gone; it does not outlive its session.
+#[tokio::test]
+async fn an_exec_child_that_ignores_sigterm_is_killed() {
+    let child = "trap '' TERM; echo $$; while :; do sleep 0.2; done";
+    let sh = format!("sh-c:{child}");
+    let mut b = Bridge::spawn(&["-v", "ws-listen:127.0.0.1:0", &sh]);
+    let url = b.listening().await;
+    let host = url
+        .trim_start_matches("ws://")
+        .trim_end_matches('/')
+        .to_string();
+    let tcp = TcpStream::connect(host).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(url.as_str(), tcp)
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(LIMIT, ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let pid: u32 = first.to_text().unwrap().trim().parse().unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    drop(ws);
+    b.stderr_contains("session ended").await;
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    // Gone, or a zombie for a moment: wsbridge reaps it.
+    while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z ")) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "child {pid} still running"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -146,6 +146,8 @@ async fn every_line_of_a_session_carries_its_own_session_number() {
     for l in lines.iter().filter(|l| text_session(l).is_none()) {
         assert!(
             l.starts_with("wsbridge: listening on")
+                || l.contains("descriptor limit: ")
+                || l.contains("serving at most ")
                 || l.contains("signal received")
                 || l.contains("no longer accepting"),
             "a line without a session: {l:?}\n{}",
@@ -263,6 +265,8 @@ async fn json_lines_carry_the_session_fields_and_no_secrets() {
         let m = o["message"].as_str().unwrap();
         assert!(
             m.starts_with("listening on")
+                || m.starts_with("descriptor limit: ")
+                || m.starts_with("serving at most ")
                 || m.contains("signal received")
                 || m.contains("no longer accepting"),
             "a line without a session: {o:?}"

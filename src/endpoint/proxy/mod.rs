@@ -182,7 +182,7 @@ impl Proxy {
                 .map_err(|_| timeout("TCP connect to the proxy"))?
             {
                 Ok(s) => {
-                    let _ = s.set_nodelay(true);
+                    crate::endpoint::tcp::tune(&s);
                     tracing::debug!("{target}: TCP connected to proxy {self} ({addr})");
                     return Ok(s);
                 }

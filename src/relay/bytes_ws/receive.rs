@@ -31,7 +31,7 @@ pub(super) async fn receive(
         let next = match stream.next().now_or_never() {
             Some(n) => n,
             None => {
-                if let Err(e) = output.flush().await {
+                if let Err(e) = shared.delivering(track_seen, output.flush()).await {
                     return Down::WriteError(e);
                 }
                 shared
@@ -55,8 +55,11 @@ pub(super) async fn receive(
                 if received.messages == shared.want.load(Ordering::Relaxed) {
                     shared.replies_in.notify_one();
                 }
-                if recv && let Err(e) = output.feed(LocalEvent::Message(m)).await {
-                    return Down::WriteError(e);
+                if recv {
+                    let fed = output.feed(LocalEvent::Message(m));
+                    if let Err(e) = shared.delivering(track_seen, fed).await {
+                        return Down::WriteError(e);
+                    }
                 }
                 if down_limit.is_some_and(|n| received.messages >= n) {
                     if let Err(e) = output.flush().await {
