@@ -180,8 +180,11 @@ struct Shared {
     /// Whether this side has sent a Close (the peer's answer is then expected, bounded).
     close_was_sent: AtomicBool,
     /// The receiving direction waits for the local side to take a message: the peer's frames
-    /// are not being read, so its silence is not held against it.
+    /// are not being read, so its silence is not held against it (unless `sending_blocked`).
     delivering: AtomicBool,
+    /// The sending direction waits for the WebSocket to take a message: the peer is not
+    /// reading, so a local side that stops taking data (an echo) is not to blame.
+    sending_blocked: AtomicBool,
 }
 
 impl Shared {
@@ -197,32 +200,74 @@ impl Shared {
             replies_done: Notify::new(),
             close_was_sent: AtomicBool::new(false),
             delivering: AtomicBool::new(false),
+            sending_blocked: AtomicBool::new(false),
         }
     }
 
-    /// When the last frame arrived (`start` if none has); now, while the local side is slow
-    /// to take a message.
+    /// When the last frame arrived (`start` if none has). While the local side is slow to take
+    /// a message (and the peer is not, itself, refusing what we send): now.
     fn seen(&self) -> Instant {
-        if self.delivering.load(Ordering::Relaxed) {
+        if self.delivering.load(Ordering::Relaxed) && !self.sending_blocked.load(Ordering::Relaxed)
+        {
             return Instant::now();
         }
         self.start + Duration::from_micros(self.last_seen.load(Ordering::Relaxed))
     }
 
-    /// Run `f`, a delivery to the local side. When it has to wait and the keepalive is on, the
-    /// wait is marked (see [`Shared::seen`]), and the peer counts as seen when it ends.
-    async fn delivering<T>(&self, track_seen: bool, f: impl Future<Output = T>) -> T {
+    /// Run `f`, a delivery to the local side. When it has to wait (and the keepalive is on, or
+    /// `--backend-timeout` applies), the wait is marked (see [`Shared::seen`]), the peer counts
+    /// as seen when it ends, and a backend gets at most `--backend-timeout` to take the data.
+    async fn delivering(
+        &self,
+        plan: &Plan<'_>,
+        f: impl Future<Output = std::io::Result<()>>,
+    ) -> std::io::Result<()> {
         let mut f = pin!(f);
-        if !track_seen {
+        let stall_limit = plan.opts.backend_timeout.filter(|_| plan.backend);
+        if !plan.track_seen && stall_limit.is_none() {
             return f.await;
         }
         if let Some(r) = futures_util::FutureExt::now_or_never(f.as_mut()) {
             return r;
         }
         self.delivering.store(true, Ordering::Relaxed);
-        let r = f.await;
+        let r = match stall_limit {
+            Some(limit) => self.bounded(limit, f).await,
+            None => f.await,
+        };
         self.last_seen.store(self.now_mark(), Ordering::Relaxed);
         self.delivering.store(false, Ordering::Relaxed);
+        r
+    }
+
+    /// `--backend-timeout`: the backend may wait `limit` to take data; longer only while the
+    /// client is not taking ours (an echo backend waits for the client, and is not to blame).
+    async fn bounded(
+        &self,
+        limit: Duration,
+        mut f: Pin<&mut impl Future<Output = std::io::Result<()>>>,
+    ) -> std::io::Result<()> {
+        loop {
+            match tokio::time::timeout(limit, f.as_mut()).await {
+                Ok(r) => return r,
+                Err(_) if self.sending_blocked.load(Ordering::Relaxed) => {}
+                Err(_) => {
+                    let e = closing::Stalled(limit);
+                    return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, e));
+                }
+            }
+        }
+    }
+
+    /// Run `f`, a send to the WebSocket; while it waits, the peer is not reading.
+    async fn sending<T>(&self, f: impl Future<Output = T>) -> T {
+        let mut f = pin!(f);
+        if let Some(r) = futures_util::FutureExt::now_or_never(f.as_mut()) {
+            return r;
+        }
+        self.sending_blocked.store(true, Ordering::Relaxed);
+        let r = f.await;
+        self.sending_blocked.store(false, Ordering::Relaxed);
         r
     }
 
@@ -275,9 +320,6 @@ pub(crate) async fn pump(
         label,
         ..
     } = ws;
-    // Server role: a backend that stops taking data ends the session (--backend-timeout).
-    side.output
-        .set_stall_limit(opts.backend_timeout.filter(|_| plan.backend));
     let shared = Shared::new();
     let (mut sent, mut received) = (Counter::default(), Counter::default());
     let (up_end, down_end, close_sent) = {

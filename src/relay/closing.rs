@@ -487,9 +487,14 @@ pub(crate) const BACKEND_RESET: &str = "backend reset";
 /// `--backend-timeout`.
 pub(crate) const BACKEND_STALLED: &str = "backend not reading";
 
+/// The error of a delivery to the backend that waited for its limit (`--backend-timeout`).
+#[derive(Debug, thiserror::Error)]
+#[error("took no data for {}", crate::error::fmt_duration(*.0))]
+pub(crate) struct Stalled(pub Duration);
+
 /// A write that failed for taking nothing for its limit (`--backend-timeout`): the limit.
 fn stalled(e: &std::io::Error) -> Option<Duration> {
-    let inner = e.get_ref()?.downcast_ref::<super::localio::Stalled>()?;
+    let inner = e.get_ref()?.downcast_ref::<Stalled>()?;
     Some(inner.0)
 }
 
@@ -670,7 +675,7 @@ mod tests {
             ("local write failed", None, write(ErrorKind::StorageFull), PLAIN, "1 stdio: write failed: …", "1001 '' 5s", No, "- -"),
             ("backend reset", None, write(ErrorKind::ConnectionReset), BACKEND, "8 backend stdio: peer closed abnormally: …; the client got Close 1011 \"backend reset\"", "1011 'backend reset' 5s", No, "- -"),
             ("backend went away", None, write(ErrorKind::BrokenPipe), BACKEND, "ok", "1001 '' 5s", No, "- -"),
-            ("backend not reading", None, Some(Down::WriteError(io::Error::new(ErrorKind::TimedOut, crate::relay::localio::Stalled(Duration::from_secs(60))))), BACKEND, "7 backend stdio: writing (the backend took no data; the client got Close 1011) timed out after 60s", "1011 'backend not reading' 5s", No, "- -"),
+            ("backend not reading", None, Some(Down::WriteError(io::Error::new(ErrorKind::TimedOut, Stalled(Duration::from_secs(60))))), BACKEND, "7 backend stdio: writing (the backend took no data; the client got Close 1011) timed out after 60s", "1011 'backend not reading' 5s", No, "- -"),
             ("no Close from the peer", eof(), None, SENT, "7 ws://h/: closing handshake (no Close from the peer) timed out after 5s", "", No, "- no Close from the peer"),
             ("timeout after a local failure", failed(), None, SENT, "11 stdio: line too long", "", No, "- no Close from the peer"),
             ("shutdown", eof(), None, SHUT, "ok", "", No, "- shutting down"),

@@ -4,19 +4,15 @@
 //! These replace tokio-util's `FramedRead`/`FramedWrite` (same codecs) because their buffers
 //! are fixed: a 64 KiB read buffer costs every idle connection a page and caps bulk reads, and
 //! `FramedWrite` copies every payload into its buffer (measured: 12 % of the relay's time in
-//! the ws → tcp bulk direction). docs/performance.md has the numbers. The writer can also fail
-//! a write that takes nothing for too long (`--backend-timeout`).
+//! the ws → tcp bulk direction). docs/performance.md has the numbers.
 
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::{Sink, Stream};
 use tokio::io::AsyncWrite;
-use tokio::time::{Instant, Sleep};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::framing::{FramingError, LocalDecoder, LocalEncoder, LocalEvent};
@@ -112,40 +108,6 @@ pub struct LocalWriter {
     io: BoxWriter,
     encoder: LocalEncoder,
     out: OutQueue,
-    /// `--backend-timeout`: how long a write may take nothing before it fails.
-    stall: Option<Box<Stall>>,
-}
-
-/// A limit on writes that make no progress, with its timer (set while a write waits).
-struct Stall {
-    limit: Duration,
-    timer: Option<Pin<Box<Sleep>>>,
-    /// Bytes were taken since the timer was set.
-    progressed: bool,
-}
-
-/// The error of a write that took nothing for its limit.
-#[derive(Debug, thiserror::Error)]
-#[error("took no data for {}", crate::error::fmt_duration(*.0))]
-pub struct Stalled(pub Duration);
-
-impl Stall {
-    /// A write waits: fail once it has taken nothing for `limit`.
-    fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        let limit = self.limit;
-        match &mut self.timer {
-            None => self.timer = Some(Box::pin(tokio::time::sleep(limit))),
-            Some(t) if self.progressed => t.as_mut().reset(Instant::now() + limit),
-            Some(_) => {}
-        }
-        self.progressed = false;
-        let timer = self.timer.as_mut().expect("set above");
-        if timer.as_mut().poll(cx).is_ready() {
-            self.timer = None;
-            return Err(io::Error::new(io::ErrorKind::TimedOut, Stalled(limit)));
-        }
-        Ok(())
-    }
 }
 
 impl LocalWriter {
@@ -154,19 +116,7 @@ impl LocalWriter {
             io,
             encoder,
             out: OutQueue::default(),
-            stall: None,
         }
-    }
-
-    /// Fail writes that take nothing for `limit` (`None`: wait as long as it takes).
-    pub fn set_stall_limit(&mut self, limit: Option<Duration>) {
-        self.stall = limit.map(|limit| {
-            Box::new(Stall {
-                limit,
-                timer: None,
-                progressed: false,
-            })
-        });
     }
 
     pub fn get_mut(&mut self) -> &mut BoxWriter {
@@ -182,20 +132,9 @@ impl LocalWriter {
     /// Write until at most `keep` bytes are waiting.
     fn poll_write_down(&mut self, cx: &mut Context<'_>, keep: usize) -> Poll<io::Result<()>> {
         while self.out.len() > keep {
-            let n = match self.out.poll_write(Pin::new(&mut self.io), cx) {
-                Poll::Ready(r) => r?,
-                Poll::Pending => {
-                    if let Some(stall) = &mut self.stall {
-                        stall.check(cx)?;
-                    }
-                    return Poll::Pending;
-                }
-            };
+            let n = ready!(self.out.poll_write(Pin::new(&mut self.io), cx))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            if let Some(stall) = &mut self.stall {
-                stall.progressed = true;
             }
             self.out.consume(n);
         }

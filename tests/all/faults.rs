@@ -456,3 +456,38 @@ async fn an_exec_child_that_ignores_sigterm_is_killed() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A client that sends to an echo backend and never reads: the echo backend stops taking data
+/// only because the client does not take its replies, so the client is the one ended (as a
+/// dead peer), not the backend blamed, even with a backend timeout shorter than the keepalive.
+#[tokio::test]
+async fn an_echo_backend_waiting_for_a_non_reading_client_is_not_blamed() {
+    use tokio::io::AsyncWriteExt;
+    let echo = servers::tcp_echo().await;
+    let args = [
+        "-v",
+        "-b",
+        "--backend-timeout",
+        "1",
+        "--ping-interval",
+        "1",
+        "--ping-timeout",
+        "1",
+        "ws-listen:127.0.0.1:0",
+        &echo,
+    ];
+    let mut b = Bridge::spawn(&args);
+    let url = b.listening().await;
+    let mut client = raw_upgrade(&url).await;
+    let frame = crate::harness::raw::frame_bytes(0x82, &[5u8; 60_000], Some([1, 2, 3, 4]));
+    let writer = tokio::spawn(async move { while client.write_all(&frame).await.is_ok() {} });
+    b.stderr_contains("peer not responding").await;
+    writer.abort();
+    assert_eq!(
+        b.stderr_count("backend not reading"),
+        0,
+        "{:?}",
+        b.stderr_lines
+    );
+    assert_eq!(b.stderr_count("took no data"), 0, "{:?}", b.stderr_lines);
+}

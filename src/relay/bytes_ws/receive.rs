@@ -31,7 +31,7 @@ pub(super) async fn receive(
         let next = match stream.next().now_or_never() {
             Some(n) => n,
             None => {
-                if let Err(e) = shared.delivering(track_seen, output.flush()).await {
+                if let Err(e) = shared.delivering(plan, output.flush()).await {
                     return Down::WriteError(e);
                 }
                 shared
@@ -57,7 +57,7 @@ pub(super) async fn receive(
                 }
                 if recv {
                     let fed = output.feed(LocalEvent::Message(m));
-                    if let Err(e) = shared.delivering(track_seen, fed).await {
+                    if let Err(e) = shared.delivering(plan, fed).await {
                         return Down::WriteError(e);
                     }
                 }

@@ -171,10 +171,8 @@ impl Sending<'_> {
                     if msg.is_text() || msg.is_binary() {
                         self.sent.add(&msg);
                     }
-                    if send_data(self.sink, msg, max_frame, websocket)
-                        .await
-                        .is_err()
-                    {
+                    let sent = send_data(self.sink, msg, max_frame, websocket);
+                    if self.shared.sending(sent).await.is_err() {
                         return Err(Up::SendFailed);
                     }
                 }
@@ -186,7 +184,7 @@ impl Sending<'_> {
     /// No input is ready: flush what was fed, then wait for input, the peer's Close (held), the
     /// local side's quiet time after it, a keepalive tick, or shutdown.
     async fn wait_input(&mut self) -> std::result::Result<Waited, Up> {
-        if self.sink.flush().await.is_err() {
+        if self.shared.sending(self.sink.flush()).await.is_err() {
             return Err(Up::SendFailed);
         }
         let holding = self.holding;
