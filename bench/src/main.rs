@@ -10,6 +10,7 @@ mod fanout;
 mod relay;
 mod scenarios;
 mod server;
+mod soak;
 mod sys;
 
 use std::collections::BTreeMap;
@@ -186,6 +187,28 @@ struct Cli {
     #[arg(long, value_name = "CPUS", value_delimiter = ',')]
     pin_relay: Vec<usize>,
 
+    /// Run the soak instead of the scenarios (docs/reliability.md): 2,000 clients through
+    /// ws-listen: → a TCP echo for 2 minutes with faults injected; pass criteria at the end;
+    /// exit 1 when one fails. With --other, both relays in turn
+    #[arg(long)]
+    soak: bool,
+
+    /// The soak's short version (200 clients, 30 s), as the test suite runs it
+    #[arg(long)]
+    soak_short: bool,
+
+    /// Soak clients [default: 2000, or 200 with --soak-short]
+    #[arg(long, value_name = "N")]
+    soak_clients: Option<usize>,
+
+    /// Soak duration in seconds [default: 120, or 30 with --soak-short]
+    #[arg(long, value_name = "SECS")]
+    soak_secs: Option<f64>,
+
+    /// With --soak: also N idle bridged connections (time to bridge them, RSS per connection)
+    #[arg(long, value_name = "N")]
+    soak_idle: Option<usize>,
+
     /// Worker threads of the bench's own runtime (client and servers)
     #[arg(long, value_name = "N", default_value_t = 2)]
     threads: usize,
@@ -354,6 +377,9 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
             );
             return 2;
         }
+    }
+    if cli.soak || cli.soak_short {
+        return run_soak(&cli, &specs, nofile).await;
     }
     let versions: Vec<String> = specs.iter().map(|s| sys::version_of(s.program())).collect();
     let repo: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -732,4 +758,49 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
         }
     }
     if errors.is_empty() { 0 } else { 1 }
+}
+
+/// `--soak`: each relay in turn, then the report; 1 when a criterion failed.
+async fn run_soak(cli: &Cli, specs: &[RelaySpec], nofile: u64) -> i32 {
+    let mut plan = if cli.soak_short {
+        soak::load::Plan::short()
+    } else {
+        soak::load::Plan::full()
+    };
+    if let Some(n) = cli.soak_clients {
+        plan.clients = n.max(1);
+    }
+    if let Some(s) = cli.soak_secs {
+        plan.duration = Duration::from_secs_f64(s.max(1.0));
+    }
+    eprintln!("wsbench: soak; RLIMIT_NOFILE {nofile}");
+    for s in specs {
+        eprintln!("wsbench: {}: {}", s.name, sys::version_of(s.program()));
+    }
+    let mut outcomes = Vec::new();
+    for spec in specs {
+        outcomes.push(soak::soak(spec, &plan).await);
+    }
+    let pass = soak::print(&outcomes, &plan);
+    if let Some(n) = cli.soak_idle {
+        if (4 * n + 256) as u64 > nofile {
+            println!(
+                "\nidle: {n} connections need {} descriptors; RLIMIT_NOFILE is {nofile}",
+                4 * n + 256
+            );
+        } else {
+            for spec in specs {
+                match soak::idle(spec, n).await {
+                    Ok(rows) => {
+                        println!("\n### {}: {n} idle bridged connections\n", spec.name);
+                        for (k, v) in rows {
+                            println!("- {k}: {v}");
+                        }
+                    }
+                    Err(e) => println!("\n{}: idle: FAILED: {e}", spec.name),
+                }
+            }
+        }
+    }
+    if pass { 0 } else { 1 }
 }

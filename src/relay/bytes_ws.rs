@@ -320,6 +320,8 @@ pub(crate) async fn pump(
         label,
         ..
     } = ws;
+    // A program's exit status says how it ended; a socket's failure is the backend's.
+    let program = side.on_eof.is_some();
     let shared = Shared::new();
     let (mut sent, mut received) = (Counter::default(), Counter::default());
     let (up_end, down_end, close_sent) = {
@@ -362,7 +364,7 @@ pub(crate) async fn pump(
         close_reason: &opts.close_reason,
         close_timeout: opts.close_timeout,
         ping_timeout: opts.ping_timeout,
-        backend: plan.backend,
+        backend: plan.backend && !program,
     };
     let outcome = closing::outcome(up_end, down_end, &facts);
     let ws = (&mut sink, &mut stream);

@@ -64,8 +64,9 @@ pub(crate) struct Facts<'a> {
     pub close_reason: &'a str,
     pub close_timeout: Duration,
     pub ping_timeout: Duration,
-    /// Server role: the byte side is the backend opened for the WebSocket's client, so its
-    /// failure is the client's business (Close 1011 "backend reset"), not a normal end.
+    /// Server role, and the byte side is a socket opened for the WebSocket's client (`tcp:`,
+    /// `unix:`; not a program, whose exit status speaks for it): its failure is the client's
+    /// business (Close 1011 "backend reset"), not a normal end.
     pub backend: bool,
 }
 
@@ -197,7 +198,7 @@ fn ended(down: Option<Down>, f: &Facts) -> Outcome {
             Err(dead_peer(f))
         }
         Some(Down::ReadError(e)) => read_failed(e, f, &mut o),
-        Some(Down::WriteError(e)) if f.backend && stalled(&e).is_some() => {
+        Some(Down::WriteError(e)) if stalled(&e).is_some() => {
             let after = stalled(&e).unwrap_or_default();
             o.close = Some((
                 close_frame(CloseCode::Error, BACKEND_STALLED),
@@ -498,10 +499,11 @@ fn stalled(e: &std::io::Error) -> Option<Duration> {
     Some(inner.0)
 }
 
-/// A connection reset by the other end (RST): for a backend, a failure.
+/// A connection the other end reset or closed while data was still going to it: for a
+/// backend socket, a failure.
 pub(crate) fn is_reset(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
-    matches!(e.kind(), ConnectionReset | ConnectionAborted)
+    matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe)
 }
 
 /// The session's error when its backend (`label`) reset mid-session: it names the backend and
@@ -674,7 +676,7 @@ mod tests {
             ("local reader reset", None, write(ErrorKind::ConnectionReset), PLAIN, "ok", "1001 '' 5s", No, "- -"),
             ("local write failed", None, write(ErrorKind::StorageFull), PLAIN, "1 stdio: write failed: …", "1001 '' 5s", No, "- -"),
             ("backend reset", None, write(ErrorKind::ConnectionReset), BACKEND, "8 backend stdio: peer closed abnormally: …; the client got Close 1011 \"backend reset\"", "1011 'backend reset' 5s", No, "- -"),
-            ("backend went away", None, write(ErrorKind::BrokenPipe), BACKEND, "ok", "1001 '' 5s", No, "- -"),
+            ("backend closed while written to", None, write(ErrorKind::BrokenPipe), BACKEND, "8 backend stdio: peer closed abnormally: broken pipe; the client got Close 1011 \"backend reset\"", "1011 'backend reset' 5s", No, "- -"),
             ("backend not reading", None, Some(Down::WriteError(io::Error::new(ErrorKind::TimedOut, Stalled(Duration::from_secs(60))))), BACKEND, "7 backend stdio: writing (the backend took no data; the client got Close 1011) timed out after 60s", "1011 'backend not reading' 5s", No, "- -"),
             ("no Close from the peer", eof(), None, SENT, "7 ws://h/: closing handshake (no Close from the peer) timed out after 5s", "", No, "- no Close from the peer"),
             ("timeout after a local failure", failed(), None, SENT, "11 stdio: line too long", "", No, "- no Close from the peer"),

@@ -30,6 +30,7 @@ mod server_exec;
 mod server_http;
 mod server_python;
 mod server_tls_roles;
+mod soak;
 mod stdio_client;
 mod systemd;
 mod tls_python;
