@@ -161,6 +161,7 @@ async fn accepted_session(
     let Some((local, info, _slot)) = established else {
         return;
     };
+    let _running = Running::start();
     let label = local.label().to_string();
     tracing::Span::current().record("label", label.as_str());
     tracing::info!("{label}: session started");
@@ -171,6 +172,37 @@ async fn accepted_session(
         } else {
             tracing::warn!("{label}: {e}");
         }
+    }
+}
+
+/// Sessions of the listener now running. When the last one ends, the memory the busy time
+/// left in the allocator's free lists is given back to the system (`malloc_trim`), so an idle
+/// server is as small as a fresh one (docs/reliability.md, the soak).
+static RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+struct Running;
+
+impl Running {
+    fn start() -> Running {
+        RUNNING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if RUNNING.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+            give_back_memory();
+        }
+    }
+}
+
+/// Return free heap pages to the system (glibc; elsewhere nothing to do).
+fn give_back_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; any thread may call it.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

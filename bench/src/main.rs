@@ -205,9 +205,25 @@ struct Cli {
     #[arg(long, value_name = "SECS")]
     soak_secs: Option<f64>,
 
-    /// With --soak: also N idle bridged connections (time to bridge them, RSS per connection)
+    /// Run the soak load this many times against the same relay (RSS after each: a leak
+    /// would keep growing)
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    soak_rounds: usize,
+
+    /// N idle bridged connections through ws-listen: -> a TCP echo in a process of its own (time
+    /// to bridge them all, RSS per connection); alone, or after --soak
     #[arg(long, value_name = "N")]
     soak_idle: Option<usize>,
+
+    /// N stalled readers through ws-listen: -> a TCP echo (each sends and never reads): the
+    /// relay's RSS per stalled session; alone, or after --soak
+    #[arg(long, value_name = "N")]
+    soak_stalled: Option<usize>,
+
+    /// Internal: serve the soak's TCP echo backend, print `PORT n`, run until stdin closes
+    /// (for --soak-idle, which keeps the backend's descriptors out of the bench's process)
+    #[arg(long, hide = true)]
+    serve_echo: bool,
 
     /// Worker threads of the bench's own runtime (client and servers)
     #[arg(long, value_name = "N", default_value_t = 2)]
@@ -266,6 +282,9 @@ fn human_bytes(n: u64) -> String {
 }
 
 async fn run(cli: Cli, nofile: u64) -> i32 {
+    if cli.serve_echo {
+        return soak::serve_echo().await;
+    }
     let quick = cli.quick;
     let rounds = cli.rounds.unwrap_or(if quick { 1 } else { 3 }).max(1);
     let mut idle = if cli.idle.is_empty() {
@@ -378,7 +397,7 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
             return 2;
         }
     }
-    if cli.soak || cli.soak_short {
+    if cli.soak || cli.soak_short || cli.soak_idle.is_some() || cli.soak_stalled.is_some() {
         return run_soak(&cli, &specs, nofile).await;
     }
     let versions: Vec<String> = specs.iter().map(|s| sys::version_of(s.program())).collect();
@@ -770,6 +789,7 @@ async fn run_soak(cli: &Cli, specs: &[RelaySpec], nofile: u64) -> i32 {
     if let Some(n) = cli.soak_clients {
         plan.clients = n.max(1);
     }
+    plan.rounds = cli.soak_rounds.max(1);
     if let Some(s) = cli.soak_secs {
         plan.duration = Duration::from_secs_f64(s.max(1.0));
     }
@@ -777,16 +797,19 @@ async fn run_soak(cli: &Cli, specs: &[RelaySpec], nofile: u64) -> i32 {
     for s in specs {
         eprintln!("wsbench: {}: {}", s.name, sys::version_of(s.program()));
     }
-    let mut outcomes = Vec::new();
-    for spec in specs {
-        outcomes.push(soak::soak(spec, &plan).await);
+    let mut pass = true;
+    if cli.soak || cli.soak_short {
+        let mut outcomes = Vec::new();
+        for spec in specs {
+            outcomes.push(soak::soak(spec, &plan).await);
+        }
+        pass = soak::print(&outcomes, &plan);
     }
-    let pass = soak::print(&outcomes, &plan);
     if let Some(n) = cli.soak_idle {
-        if (4 * n + 256) as u64 > nofile {
+        if (n + 256) as u64 > nofile {
             println!(
                 "\nidle: {n} connections need {} descriptors; RLIMIT_NOFILE is {nofile}",
-                4 * n + 256
+                n + 256
             );
         } else {
             for spec in specs {
@@ -799,6 +822,19 @@ async fn run_soak(cli: &Cli, specs: &[RelaySpec], nofile: u64) -> i32 {
                     }
                     Err(e) => println!("\n{}: idle: FAILED: {e}", spec.name),
                 }
+            }
+        }
+    }
+    if let Some(n) = cli.soak_stalled {
+        for spec in specs {
+            match soak::stalled(spec, n).await {
+                Ok(rows) => {
+                    println!("\n### {}: {n} stalled readers\n", spec.name);
+                    for (k, v) in rows {
+                        println!("- {k}: {v}");
+                    }
+                }
+                Err(e) => println!("\n{}: stalled: FAILED: {e}", spec.name),
             }
         }
     }

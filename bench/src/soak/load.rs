@@ -39,6 +39,8 @@ pub struct Plan {
     pub garbage: usize,
     pub slowloris: usize,
     pub seed: u64,
+    /// Times the load is run against the same relay (`wsbench --soak-rounds`).
+    pub rounds: usize,
 }
 
 impl Plan {
@@ -56,6 +58,7 @@ impl Plan {
             garbage: 200,
             slowloris: 50,
             seed: 17,
+            rounds: 1,
         }
     }
 

@@ -102,21 +102,8 @@ pub async fn soak(spec: &RelaySpec, plan: &Plan) -> Outcome {
         out.failures.push(died);
         return out;
     }
-    // Every session has ended on the client side: wait (bounded) for the relay to let go.
     let settle = Instant::now();
-    let limit = Duration::from_secs(60);
-    let mut active = None;
-    while settle.elapsed() < limit {
-        active = match metrics {
-            Some(p) => sessions_active(p).await,
-            None => None,
-        };
-        let quiet = active.is_none_or(|a| a == 0);
-        if quiet && fds(relay.pid) <= fds0 + 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let active = let_go(&relay, metrics, fds0).await;
     let (fds1, rss1, cpu1) = (fds(relay.pid), relay.rss_kib(), relay.cpu_secs());
     let kib = |v: Option<u64>| v.map_or("–".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
     out.rows.extend([
@@ -163,17 +150,51 @@ pub async fn soak(spec: &RelaySpec, plan: &Plan) -> Outcome {
             kib(Some(b - a))
         ));
     }
+    // More rounds against the same relay: RSS that keeps growing would be a leak.
+    for round in 2..=plan.rounds {
+        let counts = load::run(plan, &url, &backend).await;
+        for f in load::failures(plan, &counts) {
+            out.failures.push(format!("round {round}: {f}"));
+        }
+        let active = let_go(&relay, metrics, fds0).await;
+        let after = format!(
+            "{} ({} descriptors, {} sessions active)",
+            kib(relay.rss_kib()),
+            fds(relay.pid),
+            active.unwrap_or(-1)
+        );
+        out.rows
+            .push((format!("relay RSS after round {round}"), after));
+    }
     let _ = tokio::task::spawn_blocking(move || drop(relay)).await;
     out
+}
+
+/// Every session has ended on the client side: wait (bounded) until the relay has let go of
+/// them (sessions active 0 when it has /metrics, descriptors back to `fds0`); the last count.
+async fn let_go(relay: &RelayProc, metrics: Option<u16>, fds0: usize) -> Option<i64> {
+    let settle = Instant::now();
+    let mut active = None;
+    while settle.elapsed() < Duration::from_secs(60) {
+        active = match metrics {
+            Some(p) => sessions_active(p).await,
+            None => None,
+        };
+        if active.is_none_or(|a| a == 0) && fds(relay.pid) <= fds0 + 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    active
 }
 
 /// `n` idle bridged connections (`ws-listen:` → TCP echo, one message each, then quiet): the
 /// time to accept and bridge them all, and the relay's RSS per connection.
 pub async fn idle(spec: &RelaySpec, n: usize) -> Result<Vec<(String, String)>, String> {
-    let backend = Backend::start()
-        .await
-        .map_err(|e| format!("backend: {e}"))?;
-    let (relay, _) = start_relay(spec, backend.port).await?;
+    // The backend's descriptors in a process of their own: with 10,000 connections, clients
+    // and backend together would pass a 20,000 descriptor limit.
+    let (_echo, port) = echo_process().await?;
+    let (relay, _) = start_relay(spec, port).await?;
     let url = format!("ws://127.0.0.1:{}/", relay.port);
     let rss0 = relay.rss_kib().unwrap_or(0);
     let t0 = Instant::now();
@@ -283,4 +304,129 @@ pub fn print(outcomes: &[Outcome], plan: &Plan) -> bool {
         }
     }
     all
+}
+
+/// `wsbench --serve-echo`: the soak's backend alone; `PORT n` on stdout; until stdin closes.
+pub async fn serve_echo() -> i32 {
+    let Ok(backend) = Backend::start().await else {
+        return 1;
+    };
+    println!("PORT {}", backend.port);
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+    0
+}
+
+/// This program again, as `--serve-echo`: the child (killed when dropped) and its port.
+async fn echo_process() -> Result<(tokio::process::Child, u16), String> {
+    use tokio::io::AsyncBufReadExt;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = tokio::process::Command::new(exe)
+        .arg("--serve-echo")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("echo backend: {e}"))?;
+    let out = child.stdout.take().ok_or("echo backend: no stdout")?;
+    let mut lines = tokio::io::BufReader::new(out).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .map_err(|_| "echo backend: not ready".to_string())?
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    let port = line
+        .strip_prefix("PORT ")
+        .and_then(|p| p.trim().parse().ok())
+        .ok_or_else(|| format!("echo backend said {line:?}"))?;
+    Ok((child, port))
+}
+
+/// `n` stalled readers: each connects (receive buffer 16 KiB), sends 64 KiB messages to the echo
+/// backend and never reads, until its writes stop moving; then the relay's RSS per stalled
+/// session, and the kernel's TCP memory (/proc/net/sockstat).
+pub async fn stalled(spec: &RelaySpec, n: usize) -> Result<Vec<(String, String)>, String> {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+    let (_echo, port) = echo_process().await?;
+    let (relay, _) = start_relay(spec, port).await?;
+    let url = format!("ws://127.0.0.1:{}/", relay.port);
+    let (rss0, tcp0) = (relay.rss_kib().unwrap_or(0), tcp_mem_kib());
+    let moved = Arc::new(AtomicU64::new(0));
+    let mut writers = Vec::new();
+    for _ in 0..n {
+        let ws = stalled_client(&url).await?;
+        let moved = moved.clone();
+        writers.push(tokio::spawn(async move {
+            let (mut sink, _never_read) = ws.split();
+            let chunk = bytes::Bytes::from(vec![9u8; 64 * 1024]);
+            for _ in 0..32 {
+                if sink.send(Message::Binary(chunk.clone())).await.is_err() {
+                    break;
+                }
+                moved.fetch_add(1, Relaxed);
+            }
+            std::future::pending::<()>().await;
+        }));
+    }
+    // Until no writer has moved for 2 s (every one is stuck, or done).
+    let mut last = u64::MAX;
+    while moved.load(Relaxed) != last {
+        last = moved.load(Relaxed);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let (rss1, tcp1) = (relay.rss_kib().unwrap_or(0), tcp_mem_kib());
+    for w in writers {
+        w.abort();
+    }
+    let _ = tokio::task::spawn_blocking(move || drop(relay)).await;
+    let per = rss1.saturating_sub(rss0) as f64 / n as f64;
+    let mib = |k: u64| format!("{:.1} MiB", k as f64 / 1024.0);
+    Ok(vec![
+        (
+            format!("{n} stalled readers: messages sent before stuck"),
+            format!("{last} × 64 KiB"),
+        ),
+        (
+            "relay RSS before / with them".into(),
+            format!("{} / {}", mib(rss0), mib(rss1)),
+        ),
+        (
+            "relay RSS per stalled session".into(),
+            format!("{per:.1} KiB"),
+        ),
+        (
+            "kernel TCP memory before / with them (all sockets)".into(),
+            format!("{} / {}", mib(tcp0), mib(tcp1)),
+        ),
+    ])
+}
+
+/// A WebSocket client with a 16 KiB receive buffer (set before connecting).
+async fn stalled_client(url: &str) -> Result<Ws, String> {
+    let host: std::net::SocketAddr = url
+        .trim_start_matches("ws://")
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let s = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    let _ = s.set_recv_buffer_size(16 * 1024);
+    let tcp = s.connect(host).await.map_err(|e| e.to_string())?;
+    let (ws, _) = tokio_tungstenite::client_async(url, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ws)
+}
+
+/// The kernel's memory for TCP buffers, all sockets (`mem` pages in /proc/net/sockstat).
+fn tcp_mem_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
+    let pages: u64 = s
+        .lines()
+        .find(|l| l.starts_with("TCP:"))
+        .and_then(|l| l.split_whitespace().skip_while(|w| *w != "mem").nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    pages * 4
 }
