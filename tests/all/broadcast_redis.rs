@@ -821,6 +821,61 @@ async fn sessions_survive_redis_going_away_and_rooms_span_instances_again_when_i
     }
 }
 
+/// A Redis that stalls (SIGSTOP: connections open, nothing answered) costs the sessions
+/// nothing: members of one instance keep reaching each other at once; publishing gives up (the
+/// client's 0.5 s response timeout) with one warning, and works again once Redis does; nobody
+/// is disconnected.
+#[tokio::test]
+async fn a_stalled_redis_does_not_hold_up_local_delivery() {
+    let redis = Redis::start().await;
+    let via = redis.url();
+    let mut i1 = Instance::start(&["--broadcast-via", &via]).await;
+    let mut a1 = i1.join("/chat").await;
+    let mut a2 = i1.join("/chat").await;
+    redis.wait_numsub("wsbridge:room:/chat", 1).await;
+    let pid = redis
+        .child
+        .as_ref()
+        .and_then(|c| c.id())
+        .expect("redis pid");
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} redis-server");
+    };
+    signal("-STOP");
+    for i in 0..50 {
+        let m = text(&format!("stalled {i}"));
+        send(&mut a1, m.clone()).await;
+        expect(&mut a2, "a2 (Redis stalled)", &m).await;
+    }
+    let failed = format!("broadcast: publishing to {via} failed (");
+    let line = i1.bridge.stderr_contains(&failed).await;
+    signal("-CONT");
+    let back = format!("broadcast: publishing to {via} again; ");
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let mut i = 0;
+    while i1.bridge.stderr_count(&back) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "publishing never resumed"
+        );
+        let m = text(&format!("after {i}"));
+        send(&mut a1, m.clone()).await;
+        expect(&mut a2, "a2 (Redis back)", &m).await;
+        i += 1;
+    }
+    assert_eq!(i1.bridge.stderr_count(&failed), 1, "{line}");
+    assert_eq!(
+        i1.bridge.stderr_count("left ("),
+        0,
+        "{:#?}",
+        i1.bridge.stderr_lines
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Startup and usage errors
 
