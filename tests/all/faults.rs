@@ -421,42 +421,6 @@ async fn a_client_reset_mid_message_releases_its_session() {
     fds_back_to(pid, before).await;
 }
 
-/// An `exec:` child that ignores SIGTERM is killed (SIGKILL) after the 2 s grace once its
-/// client has gone; it does not outlive its session.
-#[tokio::test]
-async fn an_exec_child_that_ignores_sigterm_is_killed() {
-    let child = "trap '' TERM; echo $$; while :; do sleep 0.2; done";
-    let sh = format!("sh-c:{child}");
-    let mut b = Bridge::spawn(&["-v", "ws-listen:127.0.0.1:0", &sh]);
-    let url = b.listening().await;
-    let host = url
-        .trim_start_matches("ws://")
-        .trim_end_matches('/')
-        .to_string();
-    let tcp = TcpStream::connect(host).await.unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async(url.as_str(), tcp)
-        .await
-        .unwrap();
-    let first = tokio::time::timeout(LIMIT, ws.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let pid: u32 = first.to_text().unwrap().trim().parse().unwrap();
-    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
-    drop(ws);
-    b.stderr_contains("session ended").await;
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    // Gone, or a zombie for a moment: wsbridge reaps it.
-    while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z ")) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "child {pid} still running"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// A client that sends to an echo backend and never reads: the echo backend stops taking data
 /// only because the client does not take its replies, so the client is the one ended (as a
 /// dead peer), not the backend blamed, even with a backend timeout shorter than the keepalive.
