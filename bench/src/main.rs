@@ -12,6 +12,7 @@ mod scenarios;
 mod server;
 mod soak;
 mod sys;
+mod wss;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,9 +47,12 @@ enum Scenario {
     /// one broadcast room, many clients (relay A only): one wsbridge with the in-process hub,
     /// and two sharing the room through the bench's own redis-server (deliveries/s, latency)
     Fanout,
+    /// bulk over TLS (certificate from `openssl req -x509`): -b tcp-listen → wss:// sink and
+    /// back, -b wss-listen → tcp: sink and back (MB/s, CPU s/GB); baseline rustls ↔ rustls
+    Wss,
 }
 
-const ALL: [Scenario; 9] = [
+const ALL: [Scenario; 10] = [
     Scenario::Lines,
     Scenario::Bulk,
     Scenario::ServerBulk,
@@ -58,6 +62,7 @@ const ALL: [Scenario; 9] = [
     Scenario::Stall,
     Scenario::Deflate,
     Scenario::Fanout,
+    Scenario::Wss,
 ];
 
 /// Benchmark wsbridge (and optionally another relay) over loopback.
@@ -415,6 +420,17 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
         }
     };
     let ctx = Ctx { servers, sizes };
+    let wss_ctx = if scenarios.contains(&Scenario::Wss) {
+        match wss::WssCtx::start().await {
+            Ok(w) => Some(w),
+            Err(e) => {
+                notes.push(format!("wss: skipped: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
     let fanout_redis_missing =
         scenarios.contains(&Scenario::Fanout) && fanout::redis_server().is_none();
     if fanout_redis_missing {
@@ -511,6 +527,12 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
                         let r = scenarios::startup_baseline(&ctx).await;
                         record(round, sc, Col::Baseline, r);
                     }
+                    Scenario::Wss => {
+                        if let Some(w) = &wss_ctx {
+                            let r = wss::baseline(&ctx, w).await;
+                            record(round, sc, Col::Baseline, r);
+                        }
+                    }
                     Scenario::Idle | Scenario::Stall | Scenario::Deflate | Scenario::Fanout => {}
                 }
             }
@@ -554,6 +576,14 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
                                 let r = deflate::idle(&ctx, spec, v).await;
                                 record(round, sc, col, r);
                             }
+                        }
+                    }
+                    Scenario::Wss => {
+                        if let Some(w) = &wss_ctx {
+                            record(round, sc, col, wss::client_up(&ctx, w, spec).await);
+                            record(round, sc, col, wss::client_down(&ctx, w, spec).await);
+                            record(round, sc, col, wss::server_up(&ctx, w, spec).await);
+                            record(round, sc, col, wss::server_down(&ctx, w, spec).await);
                         }
                     }
                     // One or two processes of relay A; relay B is not run.

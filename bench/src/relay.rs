@@ -29,6 +29,16 @@ pub enum Role {
     WsToTcp { port: u16 },
     /// standard input/output ↔ `ws://URL`, text lines.
     Stdio { url: String },
+    /// `-b tcp-listen:` → `wss://URL`, trusting the certificate in `ca` (PEM; websocat: `-k`).
+    TcpToWss { url: String, ca: String },
+    /// `-b wss-listen:` (PEM `cert` and `key`; websocat 1.x: the PKCS#12 `p12`) →
+    /// `tcp:127.0.0.1:PORT`.
+    WssToTcp {
+        port: u16,
+        cert: String,
+        key: String,
+        p12: String,
+    },
     /// The arguments as given, in wsbridge's syntax (listening on port 0); for scenarios that
     /// only wsbridge runs (deflate).
     Raw(Vec<String>),
@@ -104,6 +114,45 @@ impl RelaySpec {
                 format!("tcp:127.0.0.1:{to}"),
             ],
             (Syntax::Websocat, Role::Stdio { url }) => vec!["-t".into(), url.clone()],
+            (Syntax::Websocat, Role::TcpToWss { url, .. }) => vec![
+                "-b".into(),
+                "-E".into(),
+                "-k".into(),
+                format!("tcp-l:127.0.0.1:{p}"),
+                url.clone(),
+            ],
+            (Syntax::Websocat, Role::WssToTcp { port: to, p12, .. }) => vec![
+                "-b".into(),
+                "-E".into(),
+                "--pkcs12-der".into(),
+                p12.clone(),
+                format!("wss-l:127.0.0.1:{p}"),
+                format!("tcp:127.0.0.1:{to}"),
+            ],
+            (_, Role::TcpToWss { url, ca }) => vec![
+                "-b".into(),
+                "--ca-file".into(),
+                ca.clone(),
+                format!("tcp-listen:127.0.0.1:{p}"),
+                url.clone(),
+            ],
+            (
+                _,
+                Role::WssToTcp {
+                    port: to,
+                    cert,
+                    key,
+                    ..
+                },
+            ) => vec![
+                "-b".into(),
+                "--tls-cert".into(),
+                cert.clone(),
+                "--tls-key".into(),
+                key.clone(),
+                format!("wss-listen:127.0.0.1:{p}"),
+                format!("tcp:127.0.0.1:{to}"),
+            ],
             (_, Role::TcpToWs { binary, url }) => vec![
                 if *binary { "-b" } else { "--text" }.into(),
                 format!("tcp-listen:127.0.0.1:{p}"),

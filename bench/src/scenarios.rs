@@ -45,6 +45,8 @@ pub enum Row {
     DeflateIdle(Variant, Side),
     /// One broadcast room, many clients, on one instance or two sharing it via Redis.
     Fanout(fanout::Setup, fanout::Load, fanout::Measure),
+    /// Bulk over TLS, one role and direction (see `wss`).
+    Wss(crate::wss::Flow, crate::wss::Measure),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -87,6 +89,7 @@ impl Row {
                 s.label()
             ),
             Row::Fanout(s, l, m) => fanout::label(s, l, m),
+            Row::Wss(f, m) => crate::wss::label(f, m),
         }
     }
 
@@ -108,6 +111,7 @@ impl Row {
             Row::Deflate(_, _, m) => m.unit(),
             Row::DeflateIdle(..) => "KiB / conn",
             Row::Fanout(_, _, m) => m.unit(),
+            Row::Wss(_, m) => crate::wss::unit(m),
         }
     }
 
@@ -121,6 +125,7 @@ impl Row {
             | Row::RawTcp => Better::Higher,
             Row::Deflate(_, _, m) => m.better(),
             Row::Fanout(_, _, m) => m.better(),
+            Row::Wss(_, m) => crate::wss::better(m),
             Row::StallSent => Better::Neither,
             _ => Better::Lower,
         }
@@ -173,7 +178,7 @@ pub(crate) async fn start(spec: &RelaySpec, role: Role) -> R<RelayProc> {
 }
 
 /// Stop the relay; on failure, say whether it died and what it last printed.
-async fn finish<T>(mut r: RelayProc, res: R<T>) -> R<T> {
+pub(crate) async fn finish<T>(mut r: RelayProc, res: R<T>) -> R<T> {
     let res = res.map_err(|e| match r.check_alive() {
         Err(died) => format!("{e}; {died}"),
         Ok(()) => format!("{e}; relay stderr: {}", r.stderr_tail()),
@@ -234,7 +239,7 @@ pub(crate) async fn read_lines<Rd: AsyncReadExt + Unpin>(
     Ok(bytes)
 }
 
-async fn read_bytes<Rd: AsyncReadExt + Unpin>(rd: &mut Rd, n: u64) -> R<()> {
+pub(crate) async fn read_bytes<Rd: AsyncReadExt + Unpin>(rd: &mut Rd, n: u64) -> R<()> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut got = 0u64;
     while got < n {
@@ -263,7 +268,7 @@ pub(crate) fn cpu_delta(r: &RelayProc, before: Option<f64>) -> f64 {
     }
 }
 
-fn rate_mb(bytes: u64, dt: Duration) -> f64 {
+pub(crate) fn rate_mb(bytes: u64, dt: Duration) -> f64 {
     bytes as f64 / dt.as_secs_f64() / 1e6
 }
 
@@ -420,7 +425,11 @@ pub async fn lines_baseline(ctx: &Ctx) -> R<Metrics> {
 // ---------------------------------------------------------------------------------------------
 // bulk
 
-async fn write_n(w: &mut (impl AsyncWriteExt + Unpin), total: u64, size: usize) -> R<()> {
+pub(crate) async fn write_n(
+    w: &mut (impl AsyncWriteExt + Unpin),
+    total: u64,
+    size: usize,
+) -> R<()> {
     let buf = vec![b'x'; size];
     let mut left = total;
     while left > 0 {
