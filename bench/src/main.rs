@@ -7,6 +7,7 @@
 
 mod deflate;
 mod fanout;
+mod handshakes;
 mod relay;
 mod scenarios;
 mod server;
@@ -50,9 +51,15 @@ enum Scenario {
     /// bulk over TLS (certificate from `openssl req -x509`): -b tcp-listen → wss:// sink and
     /// back, -b wss-listen → tcp: sink and back (MB/s, CPU s/GB); baseline rustls ↔ rustls
     Wss,
+    /// new wss-listen: → mirror: sessions per second from 32 concurrent clients, each one
+    /// message and a clean close; full TLS handshakes and resumed ones (sessions/s, CPU µs each)
+    Handshakes,
+    /// 1,000 clients on -b ws-listen: → TCP echo, a 100 B message every 100 ms each
+    /// (round trip p50/p99/p99.9, relay CPU per message)
+    FanIn,
 }
 
-const ALL: [Scenario; 10] = [
+const ALL: [Scenario; 12] = [
     Scenario::Lines,
     Scenario::Bulk,
     Scenario::ServerBulk,
@@ -63,6 +70,8 @@ const ALL: [Scenario; 10] = [
     Scenario::Deflate,
     Scenario::Fanout,
     Scenario::Wss,
+    Scenario::Handshakes,
+    Scenario::FanIn,
 ];
 
 /// Benchmark wsbridge (and optionally another relay) over loopback.
@@ -188,6 +197,18 @@ struct Cli {
     #[arg(long, value_name = "BYTES", default_value_t = 100)]
     fanout_size: usize,
 
+    /// Seconds of each handshake run [default: 5; --quick 2]
+    #[arg(long, value_name = "SECS")]
+    handshake_secs: Option<f64>,
+
+    /// Fan-in clients [default: 1000; --quick 200]
+    #[arg(long, value_name = "N")]
+    fanin_clients: Option<usize>,
+
+    /// Fan-in seconds [default: 120; --quick 5]
+    #[arg(long, value_name = "SECS")]
+    fanin_secs: Option<f64>,
+
     /// Pin the relays to these CPUs (comma-separated CPU numbers; sched_setaffinity)
     #[arg(long, value_name = "CPUS", value_delimiter = ',')]
     pin_relay: Vec<usize>,
@@ -311,6 +332,9 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
         ok
     });
     let sizes = Sizes {
+        handshake_secs: cli.handshake_secs.unwrap_or(if quick { 2.0 } else { 5.0 }),
+        fanin_clients: cli.fanin_clients.unwrap_or(if quick { 200 } else { 1000 }),
+        fanin_secs: cli.fanin_secs.unwrap_or(if quick { 5.0 } else { 120.0 }),
         lines: cli.lines.unwrap_or(if quick { 20_000 } else { 200_000 }),
         line_len: 100,
         bulk_bytes: cli.bulk_mib.unwrap_or(if quick { 64 } else { 1024 }) << 20,
@@ -420,7 +444,8 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
         }
     };
     let ctx = Ctx { servers, sizes };
-    let wss_ctx = if scenarios.contains(&Scenario::Wss) {
+    let wss_ctx = if scenarios.contains(&Scenario::Wss) || scenarios.contains(&Scenario::Handshakes)
+    {
         match wss::WssCtx::start().await {
             Ok(w) => Some(w),
             Err(e) => {
@@ -533,6 +558,16 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
                             record(round, sc, Col::Baseline, r);
                         }
                     }
+                    Scenario::Handshakes => {
+                        if let Some(w) = &wss_ctx {
+                            let r = handshakes::handshakes_baseline(&ctx, w).await;
+                            record(round, sc, Col::Baseline, r);
+                        }
+                    }
+                    Scenario::FanIn => {
+                        let r = handshakes::fanin_baseline(&ctx).await;
+                        record(round, sc, Col::Baseline, r);
+                    }
                     Scenario::Idle | Scenario::Stall | Scenario::Deflate | Scenario::Fanout => {}
                 }
             }
@@ -585,6 +620,15 @@ async fn run(cli: Cli, nofile: u64) -> i32 {
                             record(round, sc, col, wss::server_up(&ctx, w, spec).await);
                             record(round, sc, col, wss::server_down(&ctx, w, spec).await);
                         }
+                    }
+                    Scenario::Handshakes => {
+                        if let Some(w) = &wss_ctx {
+                            let r = handshakes::handshakes_relay(&ctx, w, spec).await;
+                            record(round, sc, col, r);
+                        }
+                    }
+                    Scenario::FanIn => {
+                        record(round, sc, col, handshakes::fanin_relay(&ctx, spec).await)
                     }
                     // One or two processes of relay A; relay B is not run.
                     Scenario::Fanout if i != 0 || spec.syntax != Syntax::Wsbridge => {}

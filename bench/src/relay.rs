@@ -39,6 +39,12 @@ pub enum Role {
         key: String,
         p12: String,
     },
+    /// `-b wss-listen:` (as `WssToTcp`) → `mirror:`.
+    WssToMirror {
+        cert: String,
+        key: String,
+        p12: String,
+    },
     /// The arguments as given, in wsbridge's syntax (listening on port 0); for scenarios that
     /// only wsbridge runs (deflate).
     Raw(Vec<String>),
@@ -128,6 +134,22 @@ impl RelaySpec {
                 p12.clone(),
                 format!("wss-l:127.0.0.1:{p}"),
                 format!("tcp:127.0.0.1:{to}"),
+            ],
+            (Syntax::Websocat, Role::WssToMirror { p12, .. }) => vec![
+                "-b".into(),
+                "--pkcs12-der".into(),
+                p12.clone(),
+                format!("wss-l:127.0.0.1:{p}"),
+                "mirror:".into(),
+            ],
+            (_, Role::WssToMirror { cert, key, .. }) => vec![
+                "-b".into(),
+                "--tls-cert".into(),
+                cert.clone(),
+                "--tls-key".into(),
+                key.clone(),
+                format!("wss-listen:127.0.0.1:{p}"),
+                "mirror:".into(),
             ],
             (_, Role::TcpToWss { url, ca }) => vec![
                 "-b".into(),

@@ -47,6 +47,9 @@ pub enum Row {
     Fanout(fanout::Setup, fanout::Load, fanout::Measure),
     /// Bulk over TLS, one role and direction (see `wss`).
     Wss(crate::wss::Flow, crate::wss::Measure),
+    /// A row described in place: label, unit, and whether higher is better (the handshake and
+    /// fan-in scenarios).
+    Named(&'static str, &'static str, bool),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -90,6 +93,7 @@ impl Row {
             ),
             Row::Fanout(s, l, m) => fanout::label(s, l, m),
             Row::Wss(f, m) => crate::wss::label(f, m),
+            Row::Named(label, ..) => label.into(),
         }
     }
 
@@ -112,6 +116,7 @@ impl Row {
             Row::DeflateIdle(..) => "KiB / conn",
             Row::Fanout(_, _, m) => m.unit(),
             Row::Wss(_, m) => crate::wss::unit(m),
+            Row::Named(_, unit, _) => unit,
         }
     }
 
@@ -126,6 +131,7 @@ impl Row {
             Row::Deflate(_, _, m) => m.better(),
             Row::Fanout(_, _, m) => m.better(),
             Row::Wss(_, m) => crate::wss::better(m),
+            Row::Named(_, _, true) => Better::Higher,
             Row::StallSent => Better::Neither,
             _ => Better::Lower,
         }
@@ -136,6 +142,11 @@ pub type Metrics = Vec<(Row, f64)>;
 pub(crate) type R<T> = Result<T, String>;
 
 pub struct Sizes {
+    /// Seconds each handshake run lasts.
+    pub handshake_secs: f64,
+    /// Fan-in clients and seconds.
+    pub fanin_clients: usize,
+    pub fanin_secs: f64,
     pub lines: u64,
     pub line_len: usize,
     pub bulk_bytes: u64,

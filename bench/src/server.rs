@@ -6,7 +6,8 @@
 //!   - `/source/N/SIZE`: sends N bytes as binary messages of SIZE bytes, then Close;
 //! - a TCP sink that counts bytes and reports the instant the target number arrived;
 //! - a TCP source that sends `Shared::tcp_source_bytes` bytes in 64 KiB writes to whoever
-//!   connects, then closes.
+//!   connects, then closes;
+//! - a TCP echo.
 //!
 //! Completion reports go through one channel (`Shared::done`); the bench runs one scenario at a
 //! time, so there is never more than one transfer in flight.
@@ -41,6 +42,8 @@ pub struct Servers {
     pub ws_port: u16,
     pub tcp_sink_port: u16,
     pub tcp_source_port: u16,
+    /// A TCP echo (the fan-in scenario's backend).
+    pub tcp_echo_port: u16,
     pub shared: Arc<Shared>,
     done_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Instant>>,
 }
@@ -75,10 +78,20 @@ impl Servers {
         accept_each(tcp, move |s| {
             tokio::spawn(tcp_sink(s, sh.clone()));
         });
+        let echo = TcpListener::bind("127.0.0.1:0").await?;
+        let tcp_echo_port = echo.local_addr()?.port();
+        accept_each(echo, |mut s| {
+            let _ = s.set_nodelay(true);
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        });
         Ok(Servers {
             ws_port,
             tcp_sink_port,
             tcp_source_port,
+            tcp_echo_port,
             shared,
             done_rx: tokio::sync::Mutex::new(done_rx),
         })

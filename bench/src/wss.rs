@@ -84,7 +84,8 @@ pub struct Tls {
     pub key: PathBuf,
     pub p12: PathBuf,
     acceptor: TlsAcceptor,
-    connector: TlsConnector,
+    pub connector: TlsConnector,
+    client: Arc<rustls::ClientConfig>,
 }
 
 /// A directory removed when dropped.
@@ -138,19 +139,25 @@ impl Tls {
             dir.0.join("key.pem"),
             dir.0.join("cert.p12"),
         );
-        let (acceptor, connector) = configs(&cert, &key)?;
+        let (acceptor, client) = configs(&cert, &key)?;
         Ok(Tls {
             _dir: dir,
             cert,
             key,
             p12,
             acceptor,
-            connector,
+            connector: TlsConnector::from(client.clone()),
+            client,
         })
+    }
+
+    /// The bench's client configuration (resumption on, as rustls has it by default).
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        self.client.clone()
     }
 }
 
-fn configs(cert: &Path, key: &Path) -> R<(TlsAcceptor, TlsConnector)> {
+fn configs(cert: &Path, key: &Path) -> R<(TlsAcceptor, Arc<rustls::ClientConfig>)> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
@@ -167,10 +174,7 @@ fn configs(cert: &Path, key: &Path) -> R<(TlsAcceptor, TlsConnector)> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(pinned))
         .with_no_client_auth();
-    Ok((
-        TlsAcceptor::from(Arc::new(server)),
-        TlsConnector::from(Arc::new(client)),
-    ))
+    Ok((TlsAcceptor::from(Arc::new(server)), Arc::new(client)))
 }
 
 /// The bench's client trusts exactly the bench's certificate (an `openssl req -x509` one is a CA
@@ -306,7 +310,14 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(s: S, done: mpsc::UnboundedSen
                 .await;
             }
         }
-        _ => {}
+        // Anything else: echo (the handshake scenario's baseline).
+        _ => {
+            while let Some(Ok(m)) = ws.next().await {
+                if (m.is_binary() || m.is_text()) && ws.send(m).await.is_err() {
+                    return;
+                }
+            }
+        }
     }
 }
 
