@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -185,10 +186,18 @@ struct Shared {
     /// The sending direction waits for the WebSocket to take a message: the peer is not
     /// reading, so a local side that stops taking data (an echo) is not to blame.
     sending_blocked: AtomicBool,
+    /// Whether the two flags above are read (keepalive or `--backend-timeout`); when not, they
+    /// are not kept (the per-message path stays as short as it was).
+    pub(super) watch: bool,
+}
+
+/// Poll `f` once, with the task's own waker: its result if it is ready at once.
+async fn poll_once<F: Future>(mut f: Pin<&mut F>) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(f.as_mut().poll(cx))).await
 }
 
 impl Shared {
-    fn new() -> Self {
+    fn new(watch: bool) -> Self {
         Shared {
             start: Instant::now(),
             received: AtomicU64::new(0),
@@ -201,6 +210,7 @@ impl Shared {
             close_was_sent: AtomicBool::new(false),
             delivering: AtomicBool::new(false),
             sending_blocked: AtomicBool::new(false),
+            watch,
         }
     }
 
@@ -222,12 +232,12 @@ impl Shared {
         plan: &Plan<'_>,
         f: impl Future<Output = std::io::Result<()>>,
     ) -> std::io::Result<()> {
-        let mut f = pin!(f);
         let stall_limit = plan.opts.backend_timeout.filter(|_| plan.backend);
-        if !plan.track_seen && stall_limit.is_none() {
+        if !self.watch {
             return f.await;
         }
-        if let Some(r) = futures_util::FutureExt::now_or_never(f.as_mut()) {
+        let mut f = pin!(f);
+        if let Poll::Ready(r) = poll_once(f.as_mut()).await {
             return r;
         }
         self.delivering.store(true, Ordering::Relaxed);
@@ -261,8 +271,11 @@ impl Shared {
 
     /// Run `f`, a send to the WebSocket; while it waits, the peer is not reading.
     async fn sending<T>(&self, f: impl Future<Output = T>) -> T {
+        if !self.watch {
+            return f.await;
+        }
         let mut f = pin!(f);
-        if let Some(r) = futures_util::FutureExt::now_or_never(f.as_mut()) {
+        if let Poll::Ready(r) = poll_once(f.as_mut()).await {
             return r;
         }
         self.sending_blocked.store(true, Ordering::Relaxed);
@@ -322,7 +335,7 @@ pub(crate) async fn pump(
     } = ws;
     // A program's exit status says how it ended; a socket's failure is the backend's.
     let program = side.on_eof.is_some();
-    let shared = Shared::new();
+    let shared = Shared::new(plan.track_seen || plan.backend);
     let (mut sent, mut received) = (Counter::default(), Counter::default());
     let (up_end, down_end, close_sent) = {
         let mut sending = Sending {

@@ -31,7 +31,12 @@ pub(super) async fn receive(
         let next = match stream.next().now_or_never() {
             Some(n) => n,
             None => {
-                if let Err(e) = shared.delivering(plan, output.flush()).await {
+                let flushed = if shared.watch {
+                    shared.delivering(plan, output.flush()).await
+                } else {
+                    output.flush().await
+                };
+                if let Err(e) = flushed {
                     return Down::WriteError(e);
                 }
                 shared
@@ -57,7 +62,12 @@ pub(super) async fn receive(
                 }
                 if recv {
                     let fed = output.feed(LocalEvent::Message(m));
-                    if let Err(e) = shared.delivering(plan, fed).await {
+                    let fed = if shared.watch {
+                        shared.delivering(plan, fed).await
+                    } else {
+                        fed.await
+                    };
+                    if let Err(e) = fed {
                         return Down::WriteError(e);
                     }
                 }

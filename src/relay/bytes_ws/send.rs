@@ -172,7 +172,12 @@ impl Sending<'_> {
                         self.sent.add(&msg);
                     }
                     let sent = send_data(self.sink, msg, max_frame, websocket);
-                    if self.shared.sending(sent).await.is_err() {
+                    let sent = if self.shared.watch {
+                        self.shared.sending(sent).await
+                    } else {
+                        sent.await
+                    };
+                    if sent.is_err() {
                         return Err(Up::SendFailed);
                     }
                 }
