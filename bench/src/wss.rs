@@ -417,57 +417,63 @@ pub async fn baseline(ctx: &Ctx, w: &WssCtx) -> R<Metrics> {
     Ok(m)
 }
 
-pub async fn client_up(ctx: &Ctx, w: &WssCtx, spec: &RelaySpec) -> R<Metrics> {
+/// Start the relay for `role`, then time `run` (given the relay's port) and the relay's CPU
+/// meanwhile: the rows for `flow`. The relay is stopped afterwards.
+async fn measured<'a, F, Fut>(
+    ctx: &Ctx,
+    spec: &RelaySpec,
+    role: Role,
+    flow: Flow,
+    run: F,
+) -> R<Metrics>
+where
+    F: FnOnce(u16) -> Fut,
+    Fut: std::future::Future<Output = R<()>> + 'a,
+{
     let n = ctx.sizes.bulk_bytes;
-    w.server.clear().await;
-    let role = Role::TcpToWss {
-        url: w.server.url(&format!("/sink/{n}")),
-        ca: w.tls.cert.display().to_string(),
-    };
     let r = start(spec, role).await?;
     let res = async {
-        let mut s = tcp(r.port).await?;
         let cpu0 = r.cpu_secs();
         let t0 = Instant::now();
-        within(limit_for(n), "wss bulk", async {
-            write_n(&mut s, n, ctx.sizes.write_size).await?;
-            w.server.wait().await.ok_or("no report")?;
-            Ok(())
-        })
+        within(
+            limit_for(n),
+            label(flow, Measure::Rate).as_str(),
+            run(r.port),
+        )
         .await?;
-        Ok(rows(
-            Flow::ClientUp,
-            n,
-            t0.elapsed(),
-            Some(cpu_delta(&r, cpu0)),
-        ))
+        Ok(rows(flow, n, t0.elapsed(), Some(cpu_delta(&r, cpu0))))
     }
     .await;
     finish(r, res).await
 }
 
+fn client_role(w: &WssCtx, path: &str) -> Role {
+    Role::TcpToWss {
+        url: w.server.url(path),
+        ca: w.tls.cert.display().to_string(),
+    }
+}
+
+pub async fn client_up(ctx: &Ctx, w: &WssCtx, spec: &RelaySpec) -> R<Metrics> {
+    let n = ctx.sizes.bulk_bytes;
+    w.server.clear().await;
+    let role = client_role(w, &format!("/sink/{n}"));
+    measured(ctx, spec, role, Flow::ClientUp, |port| async move {
+        let mut s = tcp(port).await?;
+        write_n(&mut s, n, ctx.sizes.write_size).await?;
+        w.server.wait().await.ok_or("no report")?;
+        Ok(())
+    })
+    .await
+}
+
 pub async fn client_down(ctx: &Ctx, w: &WssCtx, spec: &RelaySpec) -> R<Metrics> {
     let n = ctx.sizes.bulk_bytes;
-    let path = format!("/source/{n}/{}", ctx.sizes.write_size);
-    let role = Role::TcpToWss {
-        url: w.server.url(&path),
-        ca: w.tls.cert.display().to_string(),
-    };
-    let r = start(spec, role).await?;
-    let res = async {
-        let cpu0 = r.cpu_secs();
-        let t0 = Instant::now();
-        let mut s = tcp(r.port).await?;
-        within(limit_for(n), "wss bulk reverse", read_bytes(&mut s, n)).await?;
-        Ok(rows(
-            Flow::ClientDown,
-            n,
-            t0.elapsed(),
-            Some(cpu_delta(&r, cpu0)),
-        ))
-    }
-    .await;
-    finish(r, res).await
+    let role = client_role(w, &format!("/source/{n}/{}", ctx.sizes.write_size));
+    measured(ctx, spec, role, Flow::ClientDown, |port| async move {
+        read_bytes(&mut tcp(port).await?, n).await
+    })
+    .await
 }
 
 fn server_role(w: &WssCtx, port: u16) -> Role {
@@ -482,48 +488,28 @@ fn server_role(w: &WssCtx, port: u16) -> Role {
 pub async fn server_up(ctx: &Ctx, w: &WssCtx, spec: &RelaySpec) -> R<Metrics> {
     let n = ctx.sizes.bulk_bytes;
     ctx.servers.clear_done().await;
-    let shared = &ctx.servers.shared;
-    shared
-        .tcp_target
-        .store(n, std::sync::atomic::Ordering::SeqCst);
-    let r = start(spec, server_role(w, ctx.servers.tcp_sink_port)).await?;
-    let res = async {
-        let mut ws = wss(&w.tls, r.port, "/").await?;
-        let cpu0 = r.cpu_secs();
-        let t0 = Instant::now();
-        within(limit_for(n), "wss server bulk", async {
-            send_n(&mut ws, n, ctx.sizes.write_size).await?;
-            ctx.servers.wait_done().await.ok_or("no report")?;
-            Ok(())
-        })
-        .await?;
-        let m = rows(Flow::ServerUp, n, t0.elapsed(), Some(cpu_delta(&r, cpu0)));
-        let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
-        Ok(m)
-    }
+    let target = &ctx.servers.shared.tcp_target;
+    target.store(n, std::sync::atomic::Ordering::SeqCst);
+    let role = server_role(w, ctx.servers.tcp_sink_port);
+    let m = measured(ctx, spec, role, Flow::ServerUp, |port| async move {
+        let mut ws = wss(&w.tls, port, "/").await?;
+        send_n(&mut ws, n, ctx.sizes.write_size).await?;
+        ctx.servers.wait_done().await.ok_or("no report")?;
+        Ok(())
+    })
     .await;
-    shared
-        .tcp_target
-        .store(0, std::sync::atomic::Ordering::SeqCst);
-    finish(r, res).await
+    target.store(0, std::sync::atomic::Ordering::SeqCst);
+    m
 }
 
 pub async fn server_down(ctx: &Ctx, w: &WssCtx, spec: &RelaySpec) -> R<Metrics> {
     let n = ctx.sizes.bulk_bytes;
-    let shared = &ctx.servers.shared;
-    shared
-        .tcp_source_bytes
-        .store(n, std::sync::atomic::Ordering::SeqCst);
-    let r = start(spec, server_role(w, ctx.servers.tcp_source_port)).await?;
-    let res = async {
-        let cpu0 = r.cpu_secs();
-        let t0 = Instant::now();
-        let mut ws = wss(&w.tls, r.port, "/").await?;
-        within(limit_for(n), "wss server bulk reverse", recv_n(&mut ws, n)).await?;
-        let m = rows(Flow::ServerDown, n, t0.elapsed(), Some(cpu_delta(&r, cpu0)));
-        let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
-        Ok(m)
-    }
-    .await;
-    finish(r, res).await
+    let source = &ctx.servers.shared.tcp_source_bytes;
+    source.store(n, std::sync::atomic::Ordering::SeqCst);
+    let role = server_role(w, ctx.servers.tcp_source_port);
+    measured(ctx, spec, role, Flow::ServerDown, |port| async move {
+        let mut ws = wss(&w.tls, port, "/").await?;
+        recv_n(&mut ws, n).await
+    })
+    .await
 }

@@ -210,27 +210,6 @@ async fn fds_back_to(pid: u32, n: usize) {
     }
 }
 
-/// A raw WebSocket client: the upgrade by hand, then whatever the test writes.
-async fn raw_upgrade(url: &str) -> TcpStream {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = url.trim_start_matches("ws://").trim_end_matches('/');
-    let mut tcp = TcpStream::connect(host).await.unwrap();
-    let req = format!(
-        "GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    tcp.write_all(req.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut b = [0u8; 1];
-        let n = tokio::time::timeout(LIMIT, tcp.read(&mut b)).await.unwrap();
-        assert_eq!(n.unwrap(), 1, "response head cut: {head:?}");
-        head.push(b[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
-    tcp
-}
-
 /// A TCP backend that reports on `ended` when each connection it accepted ends (EOF or error
 /// while reading); with `flood`, it writes to each connection as fast as it takes data.
 async fn watched_backend(flood: bool) -> (String, tokio::sync::mpsc::UnboundedReceiver<()>) {
@@ -279,7 +258,7 @@ async fn accepted_and_backend_sockets_have_tcp_keepalive() {
         .next()
         .unwrap()
         .to_string();
-    let _client = raw_upgrade(&url).await;
+    let _client = crate::harness::raw::upgrade(&url).await;
     b.stderr_contains("session started").await;
     let hex_port = |p: &str| format!("{:04X}", p.parse::<u16>().unwrap());
     let (listen, upstream) = (hex_port(&listen_port), hex_port(&backend_port));
@@ -330,7 +309,7 @@ async fn a_client_that_never_reads_is_ended_by_the_keepalive() {
     let url = b.listening().await;
     let pid = b.child.id().unwrap();
     let before = fd_count(pid);
-    let client = raw_upgrade(&url).await;
+    let client = crate::harness::raw::upgrade(&url).await;
     b.stderr_contains("peer not responding").await;
     ended(&mut backend_ended).await;
     fds_back_to(pid, before).await;
@@ -409,7 +388,7 @@ async fn a_client_reset_mid_message_releases_its_session() {
     let url = b.listening().await;
     let pid = b.child.id().unwrap();
     let before = fd_count(pid);
-    let mut client = raw_upgrade(&url).await;
+    let mut client = crate::harness::raw::upgrade(&url).await;
     b.stderr_contains("session started").await;
     // A binary frame announcing 1000 bytes, 10 of them sent, then an RST.
     let frame = crate::harness::raw::frame_bytes(0x82, &[1u8; 1000], Some([1, 2, 3, 4]));
@@ -442,7 +421,7 @@ async fn an_echo_backend_waiting_for_a_non_reading_client_is_not_blamed() {
     ];
     let mut b = Bridge::spawn(&args);
     let url = b.listening().await;
-    let mut client = raw_upgrade(&url).await;
+    let mut client = crate::harness::raw::upgrade(&url).await;
     let frame = crate::harness::raw::frame_bytes(0x82, &[5u8; 60_000], Some([1, 2, 3, 4]));
     let writer = tokio::spawn(async move { while client.write_all(&frame).await.is_ok() {} });
     b.stderr_contains("peer not responding").await;

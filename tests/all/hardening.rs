@@ -35,26 +35,9 @@ struct Raw {
 
 impl Raw {
     async fn connect(url: &str) -> Raw {
-        let mut tcp = TcpStream::connect(addr(url)).await.unwrap();
-        let req = format!(
-            "GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            addr(url)
-        );
-        tcp.write_all(req.as_bytes()).await.unwrap();
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            let mut b = [0u8; 1];
-            let n = tokio::time::timeout(LIMIT, tcp.read(&mut b)).await.unwrap();
-            assert_eq!(n.unwrap(), 1, "response head cut: {head:?}");
-            head.push(b[0]);
+        Raw {
+            tcp: crate::harness::raw::upgrade(url).await,
         }
-        assert!(
-            head.starts_with(b"HTTP/1.1 101"),
-            "{:?}",
-            String::from_utf8_lossy(&head)
-        );
-        Raw { tcp }
     }
 
     /// One masked frame; `len` may promise more payload than `payload` holds.

@@ -1,7 +1,8 @@
 //! A raw RFC 6455 peer: does the server handshake by hand and then reads and writes frames byte
 //! by byte, so tests can send what a library never would (bad UTF-8, reserved opcodes, bad codes).
 //! Its frame writing and reading ([`frame_bytes`], [`read_frame`]) also serve raw peers of
-//! either role that need the whole first byte (RSV1 in deflate.rs).
+//! either role that need the whole first byte (RSV1 in deflate.rs); [`upgrade`] is the client
+//! side's handshake by hand, for clients that then misbehave.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -9,6 +10,36 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use super::LIMIT;
+
+/// A raw client: connect to `url` (`ws://HOST:PORT/…`), send the upgrade request by hand and
+/// read the `101` answer (bounded); the connection, ready for frames.
+pub async fn upgrade(url: &str) -> TcpStream {
+    let host = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut tcp = TcpStream::connect(&host).await.unwrap();
+    let req = format!(
+        "GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        let n = tokio::time::timeout(LIMIT, tcp.read(&mut b)).await.unwrap();
+        assert_eq!(n.unwrap(), 1, "response head cut: {head:?}");
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{:?}",
+        String::from_utf8_lossy(&head)
+    );
+    tcp
+}
 
 pub const TEXT: u8 = 0x1;
 pub const BINARY: u8 = 0x2;
