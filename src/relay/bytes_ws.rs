@@ -128,6 +128,9 @@ struct Plan<'a> {
     hold_mode: bool,
     /// Server role: the local side is the backend opened for the WebSocket's client.
     backend: bool,
+    /// ... and a socket (`tcp:`, `unix:`), not a program, whose exit status speaks for it: its
+    /// reset is a failure the client is told of (Close 1011 "backend reset").
+    socket_backend: bool,
     /// Arriving frames are timestamped (only the keepalive reads the time).
     track_seen: bool,
 }
@@ -155,6 +158,7 @@ impl<'a> Plan<'a> {
             backend_quiet,
             hold_mode: ws.holds_close && send && backend_quiet.is_some(),
             backend: ws.holds_close,
+            socket_backend: false,
             track_seen: opts.ping_interval.is_some() && ws.websocket,
         }
     }
@@ -322,10 +326,12 @@ pub(crate) async fn pump(
     opts: &RelayOptions,
     reconnecting: bool,
 ) -> Ended {
+    let plan = Plan::new(&ws, &side.label, (send, recv), opts);
     let plan = Plan {
         up_limit,
         down_limit,
-        ..Plan::new(&ws, &side.label, (send, recv), opts)
+        socket_backend: plan.backend && side.on_eof.is_none(),
+        ..plan
     };
     let MsgConn {
         mut stream,
@@ -333,8 +339,6 @@ pub(crate) async fn pump(
         label,
         ..
     } = ws;
-    // A program's exit status says how it ended; a socket's failure is the backend's.
-    let program = side.on_eof.is_some();
     let shared = Shared::new(plan.track_seen || plan.backend);
     let (mut sent, mut received) = (Counter::default(), Counter::default());
     let (up_end, down_end, close_sent) = {
@@ -377,7 +381,7 @@ pub(crate) async fn pump(
         close_reason: &opts.close_reason,
         close_timeout: opts.close_timeout,
         ping_timeout: opts.ping_timeout,
-        backend: plan.backend && !program,
+        backend: plan.socket_backend,
     };
     let outcome = closing::outcome(up_end, down_end, &facts);
     let ws = (&mut sink, &mut stream);

@@ -255,11 +255,6 @@ impl Sending<'_> {
         }
     }
 
-    /// Server role with a socket backend (not a program: its exit status speaks for it).
-    fn socket_backend(&self) -> bool {
-        self.plan.backend && self.on_eof.is_none()
-    }
-
     /// Bad local input or a read error: a Close that says so, and the error.
     async fn input_failed(&mut self, e: FramingError) -> Up {
         let local_label = self.plan.local_label;
@@ -272,7 +267,7 @@ impl Sending<'_> {
                 close(CloseCode::Error, "bad local input"),
                 Error::Input(format!("{local_label}: {e}")),
             ),
-            FramingError::Io(io) if self.socket_backend() && closing::is_reset(&io) => (
+            FramingError::Io(io) if self.plan.socket_backend && closing::is_reset(&io) => (
                 close(CloseCode::Error, closing::BACKEND_RESET),
                 closing::backend_failed(local_label, io),
             ),
