@@ -176,8 +176,9 @@ async fn accepted_session(
 }
 
 /// Sessions of the listener now running. When the last one ends, the memory the busy time
-/// left in the allocator's free lists is given back to the system (`malloc_trim`), so an idle
-/// server is as small as a fresh one (docs/reliability.md, the soak).
+/// left in the allocator's free lists is given back to the system (`malloc_trim`): after the
+/// soak, 17.6 MiB instead of 47 (docs/reliability.md). It takes a few milliseconds, at a moment
+/// when nothing else is running.
 static RUNNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 struct Running;
