@@ -11,7 +11,7 @@ use tokio::process::Command;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::harness::{Bridge, LIMIT, command_after, peers, servers};
+use crate::harness::{Bridge, LIMIT, command_after, open_fds, peers, servers};
 
 type Client = WebSocketStream<TcpStream>;
 
@@ -189,22 +189,15 @@ async fn the_soft_descriptor_limit_is_raised_and_children_get_the_original() {
 // ---------------------------------------------------------------------------------------------
 // Broken peers: each costs no more than its own session, and is bounded.
 
-/// Open descriptors of a process.
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("read fd dir")
-        .count()
-}
-
 /// Wait (bounded) until the process holds `n` descriptors again: what a session held is
 /// released once its end was logged.
 async fn fds_back_to(pid: u32, n: usize) {
     let deadline = tokio::time::Instant::now() + LIMIT;
-    while fd_count(pid) != n {
+    while open_fds(pid) != n {
         assert!(
             tokio::time::Instant::now() < deadline,
             "{} descriptors open, {n} before the session",
-            fd_count(pid)
+            open_fds(pid)
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -308,7 +301,7 @@ async fn a_client_that_never_reads_is_ended_by_the_keepalive() {
     let mut b = Bridge::spawn(&args);
     let url = b.listening().await;
     let pid = b.child.id().unwrap();
-    let before = fd_count(pid);
+    let before = open_fds(pid);
     let client = crate::harness::raw::upgrade(&url).await;
     b.stderr_contains("peer not responding").await;
     ended(&mut backend_ended).await;
@@ -387,7 +380,7 @@ async fn a_client_reset_mid_message_releases_its_session() {
     let mut b = Bridge::spawn(&["-v", "-b", "ws-listen:127.0.0.1:0", &backend]);
     let url = b.listening().await;
     let pid = b.child.id().unwrap();
-    let before = fd_count(pid);
+    let before = open_fds(pid);
     let mut client = crate::harness::raw::upgrade(&url).await;
     b.stderr_contains("session started").await;
     // A binary frame announcing 1000 bytes, 10 of them sent, then an RST.

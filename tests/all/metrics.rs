@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use crate::harness::{self, Bridge, LIMIT, peers, servers};
 
 /// `GET path` on the metrics listener: (status, body).
-async fn get(addr: &str, path: &str) -> (u16, String) {
+pub(crate) async fn get(addr: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).await.expect("metrics listener");
     let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
@@ -35,7 +35,7 @@ async fn get(addr: &str, path: &str) -> (u16, String) {
 }
 
 /// The value of one series (`name{labels}` exactly as exposed).
-fn value(text: &str, series: &str) -> f64 {
+pub(crate) fn value(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
@@ -44,7 +44,7 @@ fn value(text: &str, series: &str) -> f64 {
 }
 
 /// `--metrics 127.0.0.1:0 ARGS…`: the bridge, its metrics address and its listening address.
-async fn with_metrics(args: &[&str]) -> (Bridge, String, String) {
+pub(crate) async fn with_metrics(args: &[&str]) -> (Bridge, String, String) {
     let mut all = vec!["-v", "--metrics", "127.0.0.1:0"];
     all.extend_from_slice(args);
     let mut b = Bridge::spawn(&all);

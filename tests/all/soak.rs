@@ -12,55 +12,17 @@ mod load;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-use crate::harness::{Bridge, LIMIT};
-
-fn fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
-/// `wsbridge_sessions_active` from /metrics.
-async fn sessions_active(addr: &str) -> i64 {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("metrics");
-    tcp.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    tokio::time::timeout(LIMIT, tcp.read_to_string(&mut body))
-        .await
-        .expect("metrics in time")
-        .unwrap();
-    body.lines()
-        .find_map(|l| l.strip_prefix("wsbridge_sessions_active "))
-        .expect("sessions gauge")
-        .trim()
-        .parse()
-        .unwrap()
-}
+use crate::harness::{LIMIT, open_fds};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_200_clients_with_faults_loses_nothing_and_leaks_nothing() {
     let backend = load::Backend::start().await.unwrap();
     let upstream = format!("tcp:127.0.0.1:{}", backend.port);
-    let args = [
-        "-b",
-        "--metrics",
-        "127.0.0.1:0",
-        "ws-listen:127.0.0.1:0",
-        &upstream,
-    ];
-    let mut b = Bridge::spawn(&args);
-    let metrics = b.stderr_contains("metrics on http://").await;
-    let metrics = metrics
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap()
-        .to_string();
-    let url = b.listening().await;
+    let (mut b, metrics, listening) =
+        crate::metrics::with_metrics(&["-b", "ws-listen:127.0.0.1:0", &upstream]).await;
+    let url = format!("ws://{listening}/");
     let pid = b.child.id().unwrap();
-    let before = fds(pid);
+    let before = open_fds(pid);
 
     let plan = load::Plan::short();
     let counts = load::run(&plan, &url, &backend).await;
@@ -80,8 +42,10 @@ async fn soak_200_clients_with_faults_loses_nothing_and_leaks_nothing() {
     // The relay lets go of every session: none active, descriptors as before.
     let deadline = tokio::time::Instant::now() + LIMIT;
     loop {
-        let (active, now) = (sessions_active(&metrics).await, fds(pid));
-        if active == 0 && now == before {
+        let (_, text) = crate::metrics::get(&metrics, "/metrics").await;
+        let active = crate::metrics::value(&text, "wsbridge_sessions_active");
+        let now = open_fds(pid);
+        if active == 0.0 && now == before {
             break;
         }
         assert!(

@@ -26,6 +26,13 @@ use tokio::sync::mpsc;
 /// Upper bound for anything a test waits for; a hang fails the test instead of blocking CI.
 pub const LIMIT: Duration = Duration::from_secs(20);
 
+/// File descriptors process `pid` has open now.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read /proc/PID/fd")
+        .count()
+}
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_wsbridge"))
 }
