@@ -78,7 +78,7 @@ impl Stream for LocalReader {
                 }
             }
             // Reclaims the buffer when the messages cut from it are gone, else allocates.
-            this.buf.reserve(this.read_size.get());
+            sizing::reserve(&mut this.buf, this.read_size.get());
             let want = this.buf.capacity() - this.buf.len();
             let n = match tokio_util::io::poll_read_buf(Pin::new(&mut this.io), cx, &mut this.buf) {
                 Poll::Pending => {

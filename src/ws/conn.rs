@@ -409,8 +409,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                     let want = h.map_or(0, |h| h.header_len + h.len - self.rbuf.len());
                     let spare = self.rbuf.capacity() - self.rbuf.len();
                     if spare < 1024 || spare < want.min(READ_MAX) {
-                        self.rbuf
-                            .reserve(self.read_size.get().max(want.min(4 * READ_MAX)));
+                        let want = self.read_size.get().max(want.min(4 * READ_MAX));
+                        sizing::reserve(&mut self.rbuf, want);
                     }
                     let spare = self.rbuf.capacity() - self.rbuf.len();
                     let n = match tokio_util::io::poll_read_buf(
@@ -483,7 +483,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     /// `None` (a fragment, or nothing to report).
     fn take_frame(&mut self, h: Header) -> Result<Option<Message>, WsError> {
         self.rbuf.advance(h.header_len);
-        let mut payload = self.rbuf.split_to(h.len);
+        let mut payload = sizing::take(&mut self.rbuf, h.len);
         if !self.state.can_read() {
             return Err(WsError::Protocol(ProtocolError::ReceivedAfterClosing));
         }

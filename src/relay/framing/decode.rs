@@ -1,6 +1,7 @@
 //! Local bytes → messages: `LocalDecoder`, one decoder for every framing (lines, nul, webfs,
 //! length-prefixed, jsonl, raw), with the message limit, `--split-long` and the line options.
 
+use crate::io::sizing;
 use base64::Engine;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -346,7 +347,7 @@ impl Decoder for LocalDecoder {
                     return Ok(None);
                 }
                 let n = buf.len().min(self.opts.max_message_size);
-                Ok(Some(Message::Binary(buf.split_to(n).freeze())))
+                Ok(Some(Message::Binary(sizing::take(buf, n).freeze())))
             }
             Framing::Lines | Framing::Nul | Framing::Jsonl => loop {
                 let sep = self.opts.separator().expect("delimited framing");
@@ -372,7 +373,7 @@ impl Decoder for LocalDecoder {
                 let end = self.scanned + i;
                 self.scanned = 0;
                 self.counted = (0, 0);
-                let mut frame = buf.split_to(end + 1);
+                let mut frame = sizing::take(buf, end + 1);
                 frame.truncate(end);
                 if frame.len() > self.max_buffered() && !self.opts.split_long {
                     return Err(self.too_long());
@@ -415,7 +416,7 @@ impl Decoder for LocalDecoder {
                     return Ok(None);
                 }
                 buf.advance(22);
-                let payload = buf.split_to(len).freeze();
+                let payload = sizing::take(buf, len).freeze();
                 Ok(Some(self.typed(payload, text)))
             }
             Framing::LengthPrefixed => {
@@ -433,7 +434,7 @@ impl Decoder for LocalDecoder {
                     return Ok(None);
                 }
                 buf.advance(4);
-                let payload = buf.split_to(len).freeze();
+                let payload = sizing::take(buf, len).freeze();
                 Ok(Some(self.typed(payload, text)))
             }
         }
