@@ -27,4 +27,10 @@ impl Shutdown {
     pub async fn cancelled(&self) {
         self.0.cancelled().await;
     }
+
+    /// [`Shutdown::cancelled`] as a nameable future, for a loop to keep across its turns (it
+    /// registers with the token once, not at every wait).
+    pub fn waiter(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.0.cancelled()
+    }
 }

@@ -84,14 +84,19 @@ impl Keepalive {
 
     /// Resolves when there is something to do (never without an interval).
     pub(crate) async fn due(&self) {
-        let Some(_) = self.interval else {
-            return std::future::pending().await;
-        };
-        let at = match self.outstanding {
+        match self.due_at() {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// When there is something to do next (`None`: never, there is no interval).
+    pub(crate) fn due_at(&self) -> Option<Instant> {
+        self.interval?;
+        Some(match self.outstanding {
             Some(sent) => self.next_ping.min(sent + self.timeout),
             None => self.next_ping,
-        };
-        tokio::time::sleep_until(at).await;
+        })
     }
 
     /// `last_seen`: when the last frame of any kind arrived.

@@ -4,15 +4,18 @@
 
 use std::collections::VecDeque;
 use std::future::pending;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio::time::Instant;
+use tokio::sync::futures::Notified;
+use tokio::time::{Instant, Sleep};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_util::sync::WaitForCancellationFuture;
 
 use super::{OnEof, Plan, Shared};
 use crate::conn::MsgSink;
@@ -70,6 +73,45 @@ async fn hold_close(
     }
 }
 
+/// What waiting for local input also watches, kept from one wait to the next: made afresh at
+/// every wait, each registered and deregistered itself (with the Notify, the cancellation token
+/// and the timer wheel) once per message, which showed in the fan-in profile.
+struct Waits<'a> {
+    peer_closed: Pin<Box<Notified<'a>>>,
+    shutdown: Pin<Box<WaitForCancellationFuture<'a>>>,
+    /// The keepalive's timer, moved only when the keepalive's next due time changes.
+    tick: Option<Pin<Box<Sleep>>>,
+}
+
+impl<'a> Waits<'a> {
+    fn new(
+        shared: &'a Shared,
+        opts: &'a crate::relay::RelayOptions,
+        keepalive: &Keepalive,
+    ) -> Self {
+        Waits {
+            peer_closed: Box::pin(shared.peer_closed.notified()),
+            shutdown: Box::pin(opts.shutdown.waiter()),
+            tick: keepalive
+                .due_at()
+                .map(|at| Box::pin(tokio::time::sleep_until(at))),
+        }
+    }
+}
+
+/// Resolves when the keepalive has something to do (never without one), on `timer`.
+async fn tick(timer: &mut Option<Pin<Box<Sleep>>>, keepalive: &Keepalive) {
+    match (timer, keepalive.due_at()) {
+        (Some(sleep), Some(at)) => {
+            if sleep.deadline() != at {
+                sleep.as_mut().reset(at);
+            }
+            sleep.await;
+        }
+        _ => pending().await,
+    }
+}
+
 /// Why local input stopped being sent.
 enum Stop {
     /// Input ended, `--max-messages` was reached, or the local side went quiet after the peer's
@@ -110,7 +152,7 @@ pub(super) struct Sending<'a> {
     pub(super) holding: bool,
 }
 
-impl Sending<'_> {
+impl<'a> Sending<'a> {
     pub(super) async fn run(&mut self) -> Up {
         if !self.plan.send {
             // Local input is not read; pings and shutdown still are this side's job.
@@ -144,6 +186,7 @@ impl Sending<'_> {
         let (up_limit, websocket) = (self.plan.up_limit, self.plan.websocket);
         let max_frame = opts.max_frame_size;
         let mut polls = 0u32;
+        let mut waits = Waits::new(self.shared, opts, &self.keepalive);
         loop {
             // Checked every 64 messages while input keeps coming (a waiting loop sees the
             // token through `select!` in `wait_input`).
@@ -157,7 +200,7 @@ impl Sending<'_> {
             }
             let next = match self.input.next().now_or_never() {
                 Some(n) => n,
-                None => match self.wait_input().await? {
+                None => match self.wait_input(&mut waits).await? {
                     Waited::Input(n) => n,
                     Waited::Again => continue,
                     Waited::ShutDown => return Ok(Stop::ShutDown),
@@ -188,21 +231,26 @@ impl Sending<'_> {
 
     /// No input is ready: flush what was fed, then wait for input, the peer's Close (held), the
     /// local side's quiet time after it, a keepalive tick, or shutdown.
-    async fn wait_input(&mut self) -> std::result::Result<Waited, Up> {
+    async fn wait_input(&mut self, waits: &mut Waits<'a>) -> std::result::Result<Waited, Up> {
         if self.shared.sending(self.sink.flush()).await.is_err() {
             return Err(Up::SendFailed);
         }
         let holding = self.holding;
         let quiet = self.plan.backend_quiet.unwrap_or_default();
+        let Waits {
+            peer_closed,
+            shutdown,
+            tick: timer,
+        } = waits;
         tokio::select! {
             n = self.input.next() => Ok(Waited::Input(n)),
-            () = self.shared.peer_closed.notified(), if !holding => {
+            () = peer_closed.as_mut(), if !holding => {
                 self.holding = true;
                 Ok(Waited::Again)
             }
             // The local side went quiet after the peer's Close: answer it.
             () = tokio::time::sleep(quiet), if holding => Ok(Waited::Input(None)),
-            () = self.keepalive.due(), if !holding => {
+            () = tick(timer, &self.keepalive), if !holding => {
                 match self.keepalive.act(self.shared.seen()) {
                     Keep::Ping => {
                         if self.sink.send(Message::Ping(Bytes::new())).await.is_err() {
@@ -214,7 +262,7 @@ impl Sending<'_> {
                 }
                 Ok(Waited::Again)
             }
-            () = self.plan.opts.shutdown.cancelled() => Ok(Waited::ShutDown),
+            () = shutdown.as_mut() => Ok(Waited::ShutDown),
         }
     }
 
