@@ -25,6 +25,7 @@ complete -c wsbridge -l origin-allow -d 'Accept only WebSocket clients whose Ori
 complete -c wsbridge -l require-header -d 'Accept only clients sending this header with this exact, non-empty value (repeatable); others get 401, and a client sending it twice gets 400' -r
 complete -c wsbridge -l auth-token-file -d 'Accept only clients sending \'Authorization: Bearer TOKEN\', TOKEN read from FILE (compared in constant time); others get 401' -r -F
 complete -c wsbridge -l max-conns -d 'Serve at most N sessions at once; further WebSocket clients get HTTP 503, further TCP and Unix clients are closed at once [default: what the descriptor limit allows, e.g. (limit − 32) / 2 in front of tcp:]' -r
+complete -c wsbridge -l threads -d 'Run a listener\'s sessions on N threads, each session on one of them from start to end [default: the CPUs this process may use (affinity, cgroup quota)]' -r
 complete -c wsbridge -l backend-timeout -d 'End a session (the client gets Close 1011 "backend not reading") when its backend has taken no data for this long while some was waiting for it (0: never)' -r
 complete -c wsbridge -l handshake-timeout -d 'Drop a client that has not completed its TLS and HTTP handshake within this time, or that takes nothing of a plain HTTP answer (such as a static file) for this long' -r
 complete -c wsbridge -l static -d 'Serve files from DIR to plain HTTP GET and HEAD requests (never outside DIR; hidden files and directories, except .well-known, are not served)' -r -F

@@ -84,6 +84,10 @@ async fn serve(
     opener: Arc<Opener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
+    // Started before the listener is announced: whoever counts our descriptors then sees them.
+    let workers = crate::workers::Workers::start(config.listen.threads)
+        .map_err(|e| crate::error::Error::io("starting the session threads", e))?;
+    tracing::debug!("sessions run on {} threads", workers.len());
     let listener = Arc::new(Listener::bind(&config.left, &config.listen, &config.server).await?);
     let socket_file = listener.socket_file();
     announce(&config, &listener.describe());
@@ -109,7 +113,8 @@ async fn serve(
                 accept_errors.succeeded();
                 let shared = (config.clone(), opener.clone(), listener.clone());
                 let span = crate::logging::session_span(incoming.peer());
-                sessions.spawn(accepted_session(incoming, shared, slots.clone()).instrument(span));
+                let session = moved_session(incoming, shared, slots.clone());
+                workers.spawn(&mut sessions, session.instrument(span));
             }
             Err(e) => accept_errors.failed(e).await,
         }
@@ -141,11 +146,27 @@ fn session_cap(config: &Config) -> Option<usize> {
         return config.listen.max_conns;
     }
     let per = config.right.fds_per_connection();
-    let cap = crate::fdlimit::session_cap(per)?;
+    let cap = crate::fdlimit::session_cap(per, config.listen.threads)?;
     tracing::info!(
         "serving at most {cap} sessions at once (the descriptor limit; --max-conns sets another)"
     );
     Some(cap)
+}
+
+/// [`accepted_session`] on another runtime than the one that accepted the client: its socket
+/// is moved over first (src/workers.rs).
+fn moved_session(
+    incoming: Incoming,
+    shared: (Arc<Config>, Arc<Opener>, Arc<Listener>),
+    slots: Slots,
+) -> impl Future<Output = ()> + Send + 'static {
+    let detached = incoming.detach();
+    async move {
+        match detached.and_then(|d| d.attach()) {
+            Ok(incoming) => accepted_session(incoming, shared, slots).await,
+            Err(e) => tracing::warn!("could not hand the client to a session thread: {e}"),
+        }
+    }
 }
 
 /// One client of a listener, in its own task (and its own session span, which gets the label

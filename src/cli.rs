@@ -287,6 +287,11 @@ pub struct Cli {
     #[arg(long, value_name = "N", help_heading = "Server")]
     pub max_conns: Option<usize>,
 
+    /// Run a listener's sessions on N threads, each session on one of them from start to end
+    /// [default: the CPUs this process may use (affinity, cgroup quota)]
+    #[arg(long, value_name = "N", help_heading = "Server")]
+    pub threads: Option<usize>,
+
     /// End a session (the client gets Close 1011 "backend not reading") when its backend has
     /// taken no data for this long while some was waiting for it (0: never)
     #[arg(long, value_name = "DURATION", default_value = "60", value_parser = parse_duration, help_heading = "Server")]

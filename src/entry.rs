@@ -27,15 +27,10 @@ pub fn main() -> ExitCode {
     };
     crate::logging::init(config.log);
     crate::fdlimit::raise();
-    let runtime = if config.left.is_listener() {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    };
+    // One thread; a listener adds one runtime per further CPU for its sessions (src/workers.rs).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
     let runtime = match runtime {
         Ok(r) => r,
         Err(e) => return fail(&crate::error::Error::io("starting the runtime", e)),

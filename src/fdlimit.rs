@@ -79,18 +79,22 @@ pub(crate) fn restore_in_child(soft: u64) -> std::io::Result<()> {
     set_soft(soft, hard)
 }
 
-/// Descriptors kept for everything that is not a session: the runtime, listeners, metrics,
-/// Redis, certificate and credential files read later, DNS.
-const RESERVE: u64 = 32;
+/// Descriptors kept for everything that is not a session: the main runtime, listeners,
+/// metrics, Redis, certificate and credential files read later, DNS; and per session thread
+/// (its runtime's epoll and wake-up descriptors).
+const RESERVE: u64 = 26;
+const PER_THREAD: u64 = 3;
 
 /// Sessions that fit under the soft limit when each holds its client's descriptor and
-/// `per_session` more; `None` when the limit is too high to matter.
-pub(crate) fn session_cap(per_session: usize) -> Option<usize> {
+/// `per_session` more, with `threads` session threads; `None` when the limit is too high to
+/// matter.
+pub(crate) fn session_cap(per_session: usize, threads: usize) -> Option<usize> {
     let (soft, _) = current()?;
     if soft == libc::RLIM_INFINITY {
         return None;
     }
-    let cap = soft.saturating_sub(RESERVE) / (1 + per_session as u64);
+    let reserve = RESERVE + PER_THREAD * threads as u64;
+    let cap = soft.saturating_sub(reserve) / (1 + per_session as u64);
     usize::try_from(cap.max(1)).ok()
 }
 

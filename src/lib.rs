@@ -25,7 +25,8 @@
 //! socket activation), [`budget`] (the process-wide limit for buffered message bytes),
 //! [`text`] (network text made safe to print), [`logging`] (the log setup, and the filter that
 //! keeps secrets out of it), [`shutdown`] (the one shutdown handle of a run), [`secret`]
-//! (what counts as a secret, and redaction), [`units`] (durations and sizes as users write them).
+//! (what counts as a secret, and redaction), [`units`] (durations and sizes as users write
+//! them), [`workers`] (the threads a listener's sessions run on).
 
 pub(crate) mod addr;
 pub(crate) mod app;
@@ -47,6 +48,7 @@ pub(crate) mod shutdown;
 pub(crate) mod systemd;
 pub(crate) mod text;
 pub(crate) mod units;
+pub(crate) mod workers;
 pub(crate) mod ws;
 
 pub use entry::main;

@@ -64,6 +64,7 @@ impl Config {
             listen: ListenOptions {
                 oneshot,
                 max_conns: cli.max_conns,
+                threads: crate::workers::count(cli.threads),
                 unix_mode: cli.unix_mode,
                 announce_stdout: cli.announce_stdout,
             },

@@ -72,7 +72,7 @@ pub(super) fn needs(cli: &Cli, left: &Address, right: &Address) -> Result<()> {
         .broadcast_via
         .as_deref()
         .is_some_and(|u| u.to_ascii_lowercase().starts_with("rediss:"));
-    let rows: [(Needs, bool, &str); 30] = [
+    let rows: [(Needs, bool, &str); 31] = [
         (ws, !cli.headers.is_empty(), "-H/--header"),
         (ws, cli.protocol.is_some(), "--protocol"),
         (ws, cli.origin.is_some(), "--origin"),
@@ -123,6 +123,11 @@ pub(super) fn needs(cli: &Cli, left: &Address, right: &Address) -> Result<()> {
             cli.max_conns.is_some(),
             "--max-conns",
         ),
+        (
+            (left.is_listener(), "a listener"),
+            cli.threads.is_some(),
+            "--threads",
+        ),
     ];
     match rows.iter().find(|((ok, _), set, _)| *set && !*ok) {
         Some(((_, what), _, flag)) => usage(format!("{flag} needs {what}")),
@@ -161,8 +166,8 @@ pub(super) fn options(cli: &Cli, left: &Address, right: &Address) -> Result<()> 
     if cli.no_close && cli.unidirectional_reverse {
         return usage("--no-close has no effect with -U (local input is not read)".into());
     }
-    if cli.max_conns == Some(0) || cli.broadcast_queue == Some(0) {
-        return usage("--max-conns and --broadcast-queue must be at least 1".into());
+    if cli.max_conns == Some(0) || cli.broadcast_queue == Some(0) || cli.threads == Some(0) {
+        return usage("--max-conns, --threads and --broadcast-queue must be at least 1".into());
     }
     if let Some(auth) = &cli.basic_auth
         && !auth.contains(':')

@@ -146,7 +146,33 @@ pub(crate) enum Incoming {
     Unix(tokio::net::UnixStream),
 }
 
+/// An accepted client on its way to the runtime that will run its session: its socket is
+/// registered with no reactor (src/workers.rs).
+pub(crate) enum Detached {
+    Tcp(std::net::TcpStream, SocketAddr),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl Detached {
+    /// Register the socket with the current runtime.
+    pub(crate) fn attach(self) -> std::io::Result<Incoming> {
+        Ok(match self {
+            Detached::Tcp(s, peer) => Incoming::Tcp(tokio::net::TcpStream::from_std(s)?, peer),
+            Detached::Unix(s) => Incoming::Unix(tokio::net::UnixStream::from_std(s)?),
+        })
+    }
+}
+
 impl Incoming {
+    /// Take the socket off the current runtime (it stays non-blocking), to be attached on
+    /// another.
+    pub(crate) fn detach(self) -> std::io::Result<Detached> {
+        Ok(match self {
+            Incoming::Tcp(s, peer) => Detached::Tcp(s.into_std()?, peer),
+            Incoming::Unix(s) => Detached::Unix(s.into_std()?),
+        })
+    }
+
     /// The client's address (TCP), for the session's logs.
     pub(crate) fn peer(&self) -> Option<SocketAddr> {
         match self {

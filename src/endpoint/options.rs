@@ -101,6 +101,8 @@ pub struct WsClientOptions {
 pub struct ListenOptions {
     pub oneshot: bool,
     pub max_conns: Option<usize>,
+    /// `--threads`: the session threads of a listener (src/workers.rs).
+    pub threads: usize,
     pub unix_mode: Option<u32>,
     pub announce_stdout: bool,
 }

@@ -80,14 +80,15 @@ fn hex(b: &[u8]) -> String {
 }
 
 /// `ulimit -n 64` and 100 clients through `ws-listen:` → `tcp:` (two descriptors per session):
-/// the sessions that fit under the limit are served (16: (64 − 32 reserved) / 2), later clients
+/// the sessions that fit under the limit are served (16: (64 − 26 − 3 × 2 threads reserved) / 2;
+/// `--threads 2` makes it the same on any machine), later clients
 /// get HTTP 503; 60 connections that never say anything use up the rest, so `accept` fails with
 /// EMFILE: the server warns once, does not spin, keeps serving the sessions it holds, and serves
 /// new clients again once descriptors are free.
 #[tokio::test]
 async fn out_of_descriptors_the_server_waits_warns_once_and_recovers() {
     let echo = servers::tcp_echo().await;
-    let args = ["-v", "-b", "ws-listen:127.0.0.1:0", &echo];
+    let args = ["-v", "-b", "--threads", "2", "ws-listen:127.0.0.1:0", &echo];
     let mut b = Bridge::spawn_cmd(command_after("ulimit -n 64", &args));
     let url = b.listening().await;
     b.stderr_contains("serving at most 16 sessions at once")

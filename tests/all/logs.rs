@@ -148,6 +148,7 @@ async fn every_line_of_a_session_carries_its_own_session_number() {
             l.starts_with("wsbridge: listening on")
                 || l.contains("descriptor limit: ")
                 || l.contains("serving at most ")
+                || l.contains("sessions run on ")
                 || l.contains("signal received")
                 || l.contains("no longer accepting"),
             "a line without a session: {l:?}\n{}",
@@ -267,6 +268,7 @@ async fn json_lines_carry_the_session_fields_and_no_secrets() {
             m.starts_with("listening on")
                 || m.starts_with("descriptor limit: ")
                 || m.starts_with("serving at most ")
+                || m.starts_with("sessions run on ")
                 || m.contains("signal received")
                 || m.contains("no longer accepting"),
             "a line without a session: {o:?}"

@@ -383,6 +383,42 @@ async fn tcp_backend_answers_each_client_line_by_line() {
     stop(b).await;
 }
 
+/// `--threads 3`: the sessions run on three threads of their own, named `wsbridge-0` to
+/// `wsbridge-2`; six Python clients at once, spread over them, each get their own answers.
+#[tokio::test]
+async fn sessions_run_on_the_threads_asked_for() {
+    let port = uppercase_server().await;
+    let tcp = format!("tcp:127.0.0.1:{port}");
+    let mut b = Bridge::spawn(&["--threads", "3", "ws-listen:127.0.0.1:0", &tcp]);
+    let url = b.listening().await;
+    let pid = b.child.id().unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_string())
+        .filter(|n| n.starts_with("wsbridge-"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["wsbridge-0", "wsbridge-1", "wsbridge-2"]);
+    let clients: Vec<_> = (0..6)
+        .map(|i| {
+            let script = Script::new()
+                .text(&format!("client {i}"))
+                .recv(1)
+                .close(1000, "");
+            Py::new(&url).spawn(&script)
+        })
+        .collect();
+    for (i, c) in clients.into_iter().enumerate() {
+        let want = format!("CLIENT {i}");
+        assert_eq!(
+            c.finish().await,
+            [open(None), text(&want), closed(1000, "")]
+        );
+    }
+    stop(b).await;
+}
+
 /// A TCP server that sends `data` in writes of `chunk` bytes to each client, then closes.
 async fn source_server(data: Vec<u8>, chunk: usize) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
