@@ -5,6 +5,7 @@
 //! session ends is decided by [`closing::outcome`]; `conclude` carries it out.
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Poll;
@@ -413,9 +414,11 @@ async fn run_both(
     let mut deadline: Option<Instant> = None;
     // The peer's Close, held until the local side has finished (`hold_mode`).
     let mut held: Option<Option<CloseFrame>> = None;
+    // Each direction polled only when woken (src/relay/woken.rs).
+    let pair = super::woken::Pair::new();
     let down_end = loop {
         tokio::select! {
-            u = &mut up, if up_end.is_none() => {
+            u = poll_fn(|cx| pair.poll(0, up.as_mut(), cx)), if up_end.is_none() => {
                 if matches!(u, Up::DeadPeer) {
                     break Some(Down::DeadPeer);
                 }
@@ -429,7 +432,7 @@ async fn run_both(
                 deadline = Some(Instant::now() + limit);
                 up_end = Some(u);
             }
-            d = &mut down, if held.is_none() => match d {
+            d = poll_fn(|cx| pair.poll(1, down.as_mut(), cx)), if held.is_none() => match d {
                 Down::Closed(frame) if plan.hold_mode && up_end.is_none() => {
                     held = Some(frame);
                     shared.peer_closed.notify_one();

@@ -10,9 +10,9 @@
 //! - `reconnect`: `--reconnect`, a byte stream bridged to WebSockets opened again.
 //!
 //! Shared by them: `closing` (how a session ends: pure rules, table-tested, and the steps that
-//! carry them out), `keepalive` (pings, the dead peer), and here `Counter` and `send_data`. Both
-//! directions of a pump run concurrently in one task; writes are batched (`feed` while input is
-//! ready, then one `flush`).
+//! carry them out), `keepalive` (pings, the dead peer), `woken` (a pump's two directions polled
+//! only when woken), and here `Counter` and `send_data`. Both directions of a pump run
+//! concurrently in one task; writes are batched (`feed` while input is ready, then one `flush`).
 //!
 //! Closing (bytes↔messages): local EOF → send Close 1000 (unless `--no-close`) and keep
 //! delivering incoming messages until the peer's Close or `--close-timeout`. Peer Close → flush
@@ -28,6 +28,7 @@ mod localio;
 mod mirror;
 mod options;
 mod reconnect;
+mod woken;
 mod ws_ws;
 
 pub use linger::Linger;
