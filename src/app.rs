@@ -17,6 +17,7 @@ use crate::fdlimit::AcceptErrors;
 use crate::metrics::M;
 use crate::relay;
 use crate::shutdown::Shutdown;
+use crate::workers::Workers;
 
 /// Run until done, or until the first SIGTERM/SIGINT: this creates the run's [`Shutdown`]
 /// handle, which listeners and every session watch (Close 1001, bounded drain). A second
@@ -38,8 +39,18 @@ pub async fn run(mut config: Config) -> Result<()> {
     opener.start(&config.server).await?;
     crate::systemd::spawn_watchdog(); // systemd
     let shutdown = crate::systemd::on_shutdown(async move { handle.cancelled().await }); // systemd
-    let result = if config.left.is_listener() {
-        serve(config, opener.clone(), shutdown).await
+    // A listener's session threads: started before the listener is announced (whoever counts
+    // our descriptors then sees them), and kept until the exec: children's reapers, which run
+    // on them, are done (below).
+    let workers = match config.left.is_listener() {
+        true => Some(
+            crate::workers::Workers::start(config.listen.threads)
+                .map_err(|e| crate::error::Error::io("starting the session threads", e))?,
+        ),
+        false => None,
+    };
+    let result = if let Some(workers) = &workers {
+        serve(config, opener.clone(), workers, shutdown).await
     } else {
         // The session itself sees the shutdown token (Close 1001, bounded drain); keep
         // watching for the signal while it runs.
@@ -61,6 +72,7 @@ pub async fn run(mut config: Config) -> Result<()> {
     {
         tracing::warn!("some child processes did not end in time");
     }
+    drop(workers);
     result
 }
 
@@ -82,11 +94,9 @@ async fn single(config: &Config, opener: &Opener) -> Result<()> {
 async fn serve(
     config: Arc<Config>,
     opener: Arc<Opener>,
+    workers: &Workers,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    // Started before the listener is announced: whoever counts our descriptors then sees them.
-    let workers = crate::workers::Workers::start(config.listen.threads)
-        .map_err(|e| crate::error::Error::io("starting the session threads", e))?;
     tracing::debug!("sessions run on {} threads", workers.len());
     let listener = Arc::new(Listener::bind(&config.left, &config.listen, &config.server).await?);
     let socket_file = listener.socket_file();

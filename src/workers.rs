@@ -1,7 +1,7 @@
 //! Where a listener's sessions run: one thread with a single-threaded tokio runtime per CPU,
 //! each session kept on one of them from accept to end. Both directions of a session, its
 //! timers and its backend then share one thread and one epoll: no work stealing, no
-//! cross-thread wake-ups inside a session (docs/performance.md, "One runtime per CPU"). The main
+//! cross-thread wake-ups inside a session (docs/performance.md, "A runtime per CPU"). The main
 //! thread's runtime keeps what all sessions share: accepting, signals, metrics, the Redis bus
 //! (whose publisher must not wait behind a session flooding a room).
 
@@ -15,7 +15,8 @@ use tokio::runtime::Handle;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// The runtimes sessions are spread over. Dropping it stops the extra threads' runtimes.
+/// The runtimes sessions are spread over. Dropping it stops them, with whatever still runs on
+/// them: `app::run` keeps it until the exec: children's reapers are done.
 pub(crate) struct Workers {
     all: Vec<Worker>,
     stop: CancellationToken,
@@ -43,8 +44,8 @@ impl Workers {
         self.all.len()
     }
 
-    /// Run `session` in `set` on the runtime with the fewest sessions. `session` gets the
-    /// runtime it runs on to make its sockets there (see [`crate::endpoint::Detached`]).
+    /// Run `session` in `set` on the runtime with the fewest sessions. It registers its sockets
+    /// with that runtime (see [`crate::endpoint::Detached`]).
     pub(crate) fn spawn<F>(&self, set: &mut JoinSet<()>, session: F)
     where
         F: Future<Output = ()> + Send + 'static,

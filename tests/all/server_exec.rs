@@ -281,6 +281,26 @@ async fn child_ignoring_sigterm_is_killed_after_the_grace_period_when_the_client
     assert!(children(pid).is_empty(), "{:?}", children(pid));
 }
 
+/// SIGTERM to wsbridge while a child that ignores SIGTERM runs: the child is killed after the
+/// grace period before wsbridge exits (its reaper runs on a session thread, which must outlive
+/// the listener), and wsbridge exits 0.
+#[tokio::test]
+async fn on_shutdown_a_child_ignoring_sigterm_is_killed_before_wsbridge_exits() {
+    let (b, url) = start(&["-v", "ws-listen:127.0.0.1:0", STUBBORN]).await;
+    let pid = b.child.id().unwrap();
+    let (_ws, child) = connect_to_stubborn_child(&url, pid).await;
+    b.signal("TERM");
+    let f = b.finish().await;
+    assert_eq!(f.code, Some(0), "{}", f.stderr);
+    assert!(f.stderr.contains("sending SIGKILL"), "{}", f.stderr);
+    // Reaped by wsbridge before it exited: nothing left to wait for.
+    let path = format!("/proc/{}", child.pid);
+    assert!(
+        !std::path::Path::new(&path).exists(),
+        "child {child:?} outlived wsbridge"
+    );
+}
+
 #[tokio::test]
 async fn broadcast_kicks_a_member_that_stopped_reading_and_the_room_goes_on() {
     const QUEUE: usize = 8;
