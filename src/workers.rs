@@ -93,20 +93,28 @@ impl Drop for Load {
     }
 }
 
-/// A thread running a current-thread runtime until `stop`; its handle. The runtime is let go
-/// without waiting for blocking work (as the main one is at exit).
+/// A thread running a current-thread runtime until `stop`; its handle, once the thread runs
+/// (named, its runtime built). The runtime is let go without waiting for blocking work (as the
+/// main one is at exit).
 fn spawn_thread(n: usize, stop: CancellationToken) -> io::Result<Handle> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let handle = runtime.handle().clone();
+    let (started, handle) = std::sync::mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name(format!("wsbridge-{n}"))
         .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let runtime = match runtime {
+                Ok(r) => r,
+                Err(e) => return drop(started.send(Err(e))),
+            };
+            let _ = started.send(Ok(runtime.handle().clone()));
             runtime.block_on(stop.cancelled());
             runtime.shutdown_background();
         })?;
-    Ok(handle)
+    handle
+        .recv()
+        .map_err(|_| io::Error::other("a session thread ended as it started"))?
 }
 
 /// How many session threads to run: `requested` (`--threads`), or the CPUs this process may

@@ -403,10 +403,16 @@ impl Instance {
 
 /// A Redis and two `-v` instances sharing their rooms through it.
 async fn two_instances() -> (Redis, Instance, Instance) {
+    two_instances_with(&[]).await
+}
+
+/// [`two_instances`], each also given `args`.
+async fn two_instances_with(args: &[&str]) -> (Redis, Instance, Instance) {
     let redis = Redis::start().await;
     let via = redis.url();
-    let i1 = Instance::start(&["--broadcast-via", &via]).await;
-    let i2 = Instance::start(&["--broadcast-via", &via]).await;
+    let args = [&["--broadcast-via", via.as_str()][..], args].concat();
+    let i1 = Instance::start(&args).await;
+    let i2 = Instance::start(&args).await;
     (redis, i1, i2)
 }
 
@@ -562,7 +568,10 @@ async fn foreign_messages_on_a_room_channel_are_ignored() {
 #[tokio::test]
 async fn messages_from_one_sender_arrive_in_order_on_another_instance() {
     const N: usize = 1000;
-    let (redis, mut i1, mut i2) = two_instances().await;
+    // Room for all of them in the receiver's queue: this is about order, and a receiver more
+    // than twice its queue behind on messages from other instances is disconnected (a slow
+    // debug build can be, against a sender that does not wait).
+    let (redis, mut i1, mut i2) = two_instances_with(&["--broadcast-queue", "1000"]).await;
     let mut sender = i1.join("/seq").await;
     let mut receiver = i2.join("/seq").await;
     redis.wait_numsub("wsbridge:room:/seq", 2).await;
