@@ -323,6 +323,10 @@ fn inflate_into(
             .map_err(|e| InflateError::Corrupt(e.to_string()))?;
         if status == Status::StreamEnd {
             d.reset(false);
+            // A final block can end the stream at max + 1 bytes: still over the limit.
+            if out.len() > max {
+                return Err(InflateError::TooBig { size: out.len() });
+            }
             return Ok(true);
         }
         let used = (d.total_in() - start) as usize;

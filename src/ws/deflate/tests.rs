@@ -238,6 +238,26 @@ fn a_bomb_stops_at_the_limit_without_producing_the_whole_output() {
     assert_eq!(out.len(), max);
 }
 
+/// Found by the deflate_frames fuzz target: a stream that ends with a final block one byte past
+/// the limit was let through (the end of the stream skipped the size check).
+#[test]
+fn a_final_block_one_byte_over_the_limit_is_too_big() {
+    let max = 1000;
+    for (len, ok) in [(max, true), (max + 1, false)] {
+        let mut c = Compress::new_with_window_bits(Compression::best(), false, 15);
+        let mut packed = Vec::with_capacity(4096);
+        c.compress_vec(&vec![7u8; len], &mut packed, FlushCompress::Finish)
+            .unwrap();
+        let mut inf = Inflater::new(&negotiated(15, true, 6));
+        let mut out = Vec::new();
+        match inf.inflate(&packed, true, &mut out, max) {
+            Ok(()) if ok => assert_eq!(out.len(), max),
+            Err(InflateError::TooBig { size }) if !ok => assert_eq!(size, max + 1),
+            other => panic!("{len} bytes: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn corrupt_data_is_an_error_and_the_next_connection_state_is_clean() {
     let mut inf = Inflater::new(&negotiated(15, true, 6));
