@@ -32,6 +32,8 @@ pub enum Address {
     Exec(String),
     /// `sh-c:COMMAND`: `/bin/sh -c COMMAND` per connection.
     ShC(String),
+    /// `exec-dir:DIR` (or `--exec-dir DIR`): the program `DIR/<request path>` per connection.
+    ExecDir(PathBuf),
     /// `broadcast:`: a room; every message goes to every other member.
     Broadcast,
     /// `sd-listen:NAME` or `sd-listen:` (the first): accept clients on a listening socket passed
@@ -84,6 +86,7 @@ enum Kind {
     WssListen,
     Exec,
     ShC,
+    ExecDir,
     Broadcast,
     SdListen,
     Inetd,
@@ -191,6 +194,11 @@ const KINDS: &[KindInfo] = &[
         ..row(Kind::ShC, &["sh-c", "cmd"], "sh-c:COMMAND")
     },
     KindInfo {
+        parse: |r, c| command(r, c).map(|d| Address::ExecDir(PathBuf::from(d))),
+        help: "after ws-listen:, run DIR/<request path> per client (also: --exec-dir)",
+        ..row(Kind::ExecDir, &["exec-dir"], "exec-dir:DIR")
+    },
+    KindInfo {
         messages: true,
         parse: |r, c| no_arg(r, c, Address::Broadcast),
         help: "a room: each message goes to every other client (room = URL path)",
@@ -294,6 +302,7 @@ impl Address {
             Address::WsListen(_) => Kind::WsListen,
             Address::Exec(_) => Kind::Exec,
             Address::ShC(_) => Kind::ShC,
+            Address::ExecDir(_) => Kind::ExecDir,
             Address::Broadcast => Kind::Broadcast,
             Address::SdListen(_) => Kind::SdListen,
             Address::Inetd => Kind::Inetd,
@@ -306,10 +315,11 @@ impl Address {
     }
 
     /// File descriptors one connection to this address holds (an `exec:` child: its stdin,
-    /// its stdout and the handle to wait for it), for the session cap (src/fdlimit.rs).
+    /// its stdout, its stderr and the handle to wait for it), for the session cap
+    /// (src/fdlimit.rs).
     pub fn fds_per_connection(&self) -> usize {
         match self {
-            Address::Exec(_) | Address::ShC(_) => 3,
+            Address::Exec(_) | Address::ShC(_) | Address::ExecDir(_) => 4,
             Address::Tcp(_) | Address::Unix(_) | Address::Ws(_) => 1,
             _ => 0,
         }
@@ -618,6 +628,7 @@ impl fmt::Display for Address {
             }
             Address::Exec(c) => write!(f, "exec:{c}"),
             Address::ShC(c) => write!(f, "sh-c:{c}"),
+            Address::ExecDir(d) => write!(f, "exec-dir:{}", d.display()),
             Address::Broadcast => f.write_str("broadcast:"),
             Address::SdListen(name) => write!(f, "sd-listen:{}", name.as_deref().unwrap_or("")),
             Address::Inetd => f.write_str("inetd:"),
@@ -643,6 +654,7 @@ mod tests {
             "wss-l:h:1",
             "exec:x",
             "sh-c:x",
+            "exec-dir:/d",
             "broadcast:",
             "sd-listen:",
             "inetd:",
@@ -748,6 +760,11 @@ mod tests {
                 "sh-c:echo hi | tr a-z A-Z",
             ),
             ("cmd:date", Address::ShC("date".into()), "sh-c:date"),
+            (
+                "exec-dir:./bin",
+                Address::ExecDir("./bin".into()),
+                "exec-dir:./bin",
+            ),
             (
                 "ws-l:127.0.0.1:8080",
                 Address::WsListen(WsListen {

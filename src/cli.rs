@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 
+pub use crate::endpoint::ExecStderr;
 pub use crate::endpoint::tls::TlsRoots;
 pub use crate::logging::LogFormat;
 pub use crate::units::{parse_duration, parse_size};
@@ -359,8 +360,49 @@ pub struct Cli {
     pub broadcast_prefix: String,
 
     /// Arguments for exec:PROGRAM; takes everything after it, so put it last
-    #[arg(long, value_name = "ARG", num_args = 1.., allow_hyphen_values = true, help_heading = "Server")]
+    #[arg(long, value_name = "ARG", num_args = 1.., allow_hyphen_values = true, help_heading = "Programs")]
     pub exec_args: Vec<String>,
+
+    /// Behind ws-listen: (in place of ADDR2), run DIR/<request path> for each client, as
+    /// websocketd's --dir: /chat runs DIR/chat, /a/b/c runs DIR/a/b with PATH_INFO=/c.
+    /// Executable regular files only, never outside DIR, no hidden names; 404 otherwise
+    #[arg(long, value_name = "DIR", help_heading = "Programs")]
+    pub exec_dir: Option<PathBuf>,
+
+    /// Run exec:/sh-c: children on a pseudo-terminal (stdin and stdout), so that programs
+    /// which buffer a pipe (C stdio, Python) write each line at once. Raw, no echo, TERM=dumb
+    #[arg(long, help_heading = "Programs")]
+    pub pty: bool,
+
+    /// The terminal size a --pty child sees
+    #[arg(long, value_name = "COLSxROWS", default_value = "80x24", value_parser = parse_pty_size, help_heading = "Programs")]
+    pub pty_size: (u16, u16),
+
+    /// Where children's standard error goes: log (each line to wsbridge's log, with the
+    /// session), inherit (wsbridge's own stderr), client (text messages to the client,
+    /// prefixed by --stderr-prefix)
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHERE",
+        default_value = "log",
+        help_heading = "Programs"
+    )]
+    pub exec_stderr: ExecStderr,
+
+    /// Prefix of the stderr lines sent with --exec-stderr client
+    #[arg(
+        long,
+        value_name = "TEXT",
+        default_value = "stderr: ",
+        help_heading = "Programs"
+    )]
+    pub stderr_prefix: String,
+
+    /// Pass this variable of wsbridge's environment on to children (repeatable), or set it:
+    /// NAME=VALUE. Children get only the CGI variables, PATH, HOME, LANG, LC_*, TZ and these
+    #[arg(long, value_name = "NAME[=VALUE]", action = ArgAction::Append, help_heading = "Programs")]
+    pub pass_env: Vec<String>,
 
     /// How local bytes are cut into messages [default: lines with -t, raw with -b]
     #[arg(long, value_enum, value_name = "NAME", help_heading = "Framing")]
@@ -553,6 +595,14 @@ fn parse_mode(s: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("'{s}' is not an octal file mode (e.g. 0660)"))
 }
 
+/// `COLSxROWS`, each 1 to 9999.
+fn parse_pty_size(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("'{s}' is not a terminal size COLSxROWS (e.g. 80x24)");
+    let (c, r) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let n = |v: &str| v.parse::<u16>().ok().filter(|n| (1..=9999).contains(n));
+    Ok((n(c).ok_or_else(bad)?, n(r).ok_or_else(bad)?))
+}
+
 /// The clap command, for man page and completion generation.
 /// The command with its full `--help` (the ADDRESSES list comes from `addr`'s table).
 pub fn command() -> clap::Command {
@@ -587,6 +637,15 @@ mod tests {
         assert_eq!(parse_size("1g").unwrap(), 1 << 30);
         assert!(parse_size("0").is_err());
         assert!(parse_size("12 parsecs").is_err());
+    }
+
+    #[test]
+    fn pty_sizes() {
+        assert_eq!(parse_pty_size("80x24").unwrap(), (80, 24));
+        assert_eq!(parse_pty_size("132X43").unwrap(), (132, 43));
+        for bad in ["80", "0x24", "80x", "x24", "80x24x1", "-1x5", "10000x10"] {
+            assert!(parse_pty_size(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct ByteConn {
     pub on_eof: Option<Pin<Box<dyn Future<Output = EofNote> + Send>>>,
     /// Kept alive as long as the connection (e.g. terminates a child process when dropped).
     pub guard: Option<Box<dyn std::any::Any + Send>>,
+    /// Messages to send besides what `reader` yields (a child's stderr lines under
+    /// `--exec-stderr client`); the input ends when both have ended.
+    pub side: Option<tokio::sync::mpsc::Receiver<Message>>,
 }
 
 /// What a byte stream says when its input ends.
@@ -46,6 +49,7 @@ impl ByteConn {
             label,
             on_eof: None,
             guard: None,
+            side: None,
         }
     }
 }
@@ -95,6 +99,18 @@ pub struct SessionInfo {
     pub request_uri: Option<String>,
     /// The client's request headers named by `--pass-header`.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// With `exec-dir:`, the program the request path names.
+    pub script: Option<Script>,
+}
+
+/// A program under `exec-dir:`, and how the request path splits around it (as CGI does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Script {
+    pub program: std::path::PathBuf,
+    /// The URL path of the program (`/a/b`).
+    pub script_name: String,
+    /// What follows it (`/c`, or empty).
+    pub path_info: String,
 }
 
 impl SessionInfo {

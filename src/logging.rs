@@ -86,7 +86,8 @@ fn priority(level: Level) -> u8 {
 pub fn init(level: LogLevel) {
     let default = match level {
         LogLevel::Quiet => "error",
-        LogLevel::Normal => "warn",
+        // exec: children's stderr lines (--exec-stderr log) are info, and shown by default.
+        LogLevel::Normal => "warn,wsbridge::child=info",
         LogLevel::Verbose(1) => "info",
         LogLevel::Verbose(2) => "debug",
         LogLevel::Verbose(_) => "trace",

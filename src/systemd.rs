@@ -20,7 +20,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Variables set by systemd for wsbridge only; `exec:` children must not see them.
+/// Variables set by systemd for wsbridge only; `exec:` children must not see them (they get a
+/// clean environment, and `--pass-env` does not pass these).
 pub const CHILD_ENV_REMOVE: &[&str] = &[
     "NOTIFY_SOCKET",
     "LISTEN_FDS",

@@ -24,12 +24,15 @@ pub(super) fn addresses(cli: &Cli) -> Result<(Address, Address, bool)> {
             format!("127.0.0.1:{server}")
         };
         let left = parse(&format!("ws-listen:{hp}"))?;
-        let right = cli
-            .addr1
-            .as_deref()
-            .map(parse)
-            .transpose()?
-            .unwrap_or(Address::Stdio);
+        let right = match (&cli.exec_dir, cli.addr1.as_deref()) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Usage(
+                    "--exec-dir takes the place of the address to serve".into(),
+                ));
+            }
+            (Some(dir), None) => Address::ExecDir(dir.clone()),
+            (None, a) => a.map(parse).transpose()?.unwrap_or(Address::Stdio),
+        };
         let oneshot = cli.oneshot || right.uses_stdio();
         return Ok((left, right, oneshot));
     }
@@ -38,6 +41,14 @@ pub(super) fn addresses(cli: &Cli) -> Result<(Address, Address, bool)> {
             .as_deref()
             .ok_or_else(|| Error::Usage("no address given".into()))?,
     )?;
+    if let Some(dir) = &cli.exec_dir {
+        if cli.addr2.is_some() {
+            return Err(Error::Usage(
+                "--exec-dir takes the place of ADDR2: give one address (ws-listen:…)".into(),
+            ));
+        }
+        return Ok((first, Address::ExecDir(dir.clone()), cli.oneshot));
+    }
     match cli.addr2.as_deref() {
         Some(second) => Ok((first, parse(second)?, cli.oneshot)),
         None => match first {

@@ -14,10 +14,10 @@ mod headers;
 mod rules;
 mod sections;
 
-pub use crate::endpoint::{Header, ListenOptions, ServerOptions, WsClientOptions};
+pub use crate::endpoint::{ExecOptions, Header, ListenOptions, ServerOptions, WsClientOptions};
 use crate::relay::{RelayOptions, UptimeOptions};
 use sections::{
-    client_options, exec_argv, log_level, relay_options, server_options, uptime_options,
+    client_options, exec_options, log_level, relay_options, server_options, uptime_options,
 };
 
 /// A validated run: two addresses and the options each layer needs.
@@ -32,8 +32,8 @@ pub struct Config {
     pub listen: ListenOptions,
     pub server: ServerOptions,
     pub uptime: UptimeOptions,
-    /// argv of the program for exec: / sh-c: (empty otherwise).
-    pub exec: Vec<String>,
+    /// How exec: / sh-c: / exec-dir: children run (argv empty without a program).
+    pub exec: ExecOptions,
     pub log: LogLevel,
     /// `--max-buffered`: the process-wide budget for incoming message bytes (see `budget`).
     pub max_buffered: usize,
@@ -55,8 +55,12 @@ impl Config {
         rules::pairing(&left, &right, oneshot)?;
         rules::needs(&cli, &left, &right)?;
         rules::options(&cli, &left, &right)?;
+        rules::exec(&cli, &left, &right)?;
         let framing = framing::framing_options(&cli)?;
         rules::limits(&cli, &framing)?;
+        let exec = exec_options(&cli, &left, &right)?;
+        let mut server = server_options(&cli)?;
+        server.exec_dir = exec.dir.clone();
         Ok(Config {
             relay: relay_options(&cli, framing, matches!(left, Address::WsListen(_))),
             ws: client_options(&cli, ssl_cert_file)?,
@@ -68,8 +72,8 @@ impl Config {
                 unix_mode: cli.unix_mode,
                 announce_stdout: cli.announce_stdout,
             },
-            server: server_options(&cli)?,
-            exec: exec_argv(&cli, &left, &right)?,
+            server,
+            exec,
             log: log_level(&cli),
             max_buffered: cli.max_buffered,
             metrics: sections::metrics_addr(&cli)?,
@@ -407,9 +411,9 @@ mod tests {
             "--y",
         ])
         .unwrap();
-        assert_eq!(c.exec, ["my prog", "a b", "c d", "-x", "--y"]);
+        assert_eq!(c.exec.argv, ["my prog", "a b", "c d", "-x", "--y"]);
         let c = config(&["ws-l:127.0.0.1:0", "sh-c:echo $X | wc"]).unwrap();
-        assert_eq!(c.exec, ["/bin/sh", "-c", "echo $X | wc"]);
+        assert_eq!(c.exec.argv, ["/bin/sh", "-c", "echo $X | wc"]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::addr::Address;
-use crate::cli::Cli;
+use crate::cli::{Cli, ExecStderr};
 use crate::error::{Error, Result};
 use crate::relay::framing::{Framing, FramingOptions};
 
@@ -175,6 +175,50 @@ pub(super) fn options(cli: &Cli, left: &Address, right: &Address) -> Result<()> 
         return usage("--basic-auth expects USER:PASS".into());
     }
     Ok(())
+}
+
+/// The options of children (`exec:`, `sh-c:`, `exec-dir:`) need one, and `exec-dir:` needs the
+/// whole request path of a WebSocket server.
+pub(super) fn exec(cli: &Cli, left: &Address, right: &Address) -> Result<()> {
+    let is_exec =
+        |a: &Address| matches!(a, Address::Exec(_) | Address::ShC(_) | Address::ExecDir(_));
+    let flags = [
+        (cli.pty, "--pty"),
+        (cli.pty_size != (80, 24), "--pty-size"),
+        (cli.exec_stderr != ExecStderr::Log, "--exec-stderr"),
+        (cli.stderr_prefix != "stderr: ", "--stderr-prefix"),
+        (!cli.pass_env.is_empty(), "--pass-env"),
+    ];
+    if let Some((_, flag)) = flags.iter().find(|(set, _)| *set)
+        && !is_exec(left)
+        && !is_exec(right)
+    {
+        return usage(format!("{flag} needs exec:, sh-c: or exec-dir:"));
+    }
+    if cli.pty_size != (80, 24) && !cli.pty {
+        return usage("--pty-size needs --pty".into());
+    }
+    let websocket = |a: &Address| matches!(a, Address::Ws(_) | Address::WsListen(_));
+    if cli.exec_stderr == ExecStderr::Client && !websocket(left) && !websocket(right) {
+        return usage(
+            "--exec-stderr client needs a WebSocket on the other side (ws-listen:, ws://)".into(),
+        );
+    }
+    if cli.stderr_prefix != "stderr: " && cli.exec_stderr != ExecStderr::Client {
+        return usage("--stderr-prefix needs --exec-stderr client".into());
+    }
+    match (left, right) {
+        (Address::ExecDir(_), _) => usage("exec-dir: must be ADDR2, behind ws-listen:".into()),
+        (Address::WsListen(w), Address::ExecDir(_)) if w.path.is_some() => usage(format!(
+            "exec-dir: maps the whole request path to a program: drop '{}' from ws-listen:",
+            w.path.as_deref().unwrap_or_default()
+        )),
+        (Address::WsListen(_), Address::ExecDir(_)) => Ok(()),
+        (_, Address::ExecDir(_)) => usage(
+            "exec-dir: (--exec-dir) needs ws-listen: or wss-listen: as ADDR1 (the request path picks the program)".into(),
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Checks that need the framing options.

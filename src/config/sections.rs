@@ -11,8 +11,8 @@ use super::headers::{
     read_secret_file, require_headers,
 };
 use super::{
-    DEFAULT_MAX_MESSAGE, DEFAULT_SERVER_MAX_MESSAGE, LogLevel, RelayOptions, ServerOptions,
-    UptimeOptions, WsClientOptions,
+    DEFAULT_MAX_MESSAGE, DEFAULT_SERVER_MAX_MESSAGE, ExecOptions, LogLevel, RelayOptions,
+    ServerOptions, UptimeOptions, WsClientOptions,
 };
 use crate::addr::Address;
 use crate::cli::Cli;
@@ -184,6 +184,7 @@ pub(super) fn server_options(cli: &Cli) -> Result<ServerOptions> {
         handshake_timeout: cli.handshake_timeout,
         console: cli.console,
         static_dir: cli.static_dir.clone(),
+        exec_dir: None,
         pass_headers: pass_headers(&cli.pass_header)?,
         broadcast_queue: cli.broadcast_queue.unwrap_or(256),
         broadcast_queue_bytes: cli.broadcast_queue_bytes,
@@ -223,8 +224,45 @@ fn broadcast_via(cli: &Cli) -> Result<Option<crate::endpoint::BroadcastVia>> {
     }))
 }
 
+/// How children of `exec:`, `sh-c:` and `exec-dir:` run (the program is empty without one).
+pub(super) fn exec_options(cli: &Cli, left: &Address, right: &Address) -> Result<ExecOptions> {
+    let pass_env = cli
+        .pass_env
+        .iter()
+        .map(|v| pass_env(v))
+        .collect::<Result<Vec<_>>>()?;
+    let dir = match (left, right) {
+        (_, Address::ExecDir(d)) => Some(d.clone()),
+        _ => None,
+    };
+    Ok(ExecOptions {
+        argv: exec_argv(cli, left, right)?,
+        dir,
+        pty: cli.pty.then_some(cli.pty_size),
+        stderr: cli.exec_stderr,
+        stderr_prefix: cli.stderr_prefix.clone(),
+        pass_env,
+    })
+}
+
+/// `--pass-env NAME` or `NAME=VALUE`.
+fn pass_env(v: &str) -> Result<(String, Option<String>)> {
+    let (name, value) = match v.split_once('=') {
+        Some((n, val)) => (n, Some(val.to_string())),
+        None => (v, None),
+    };
+    let ok = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ok {
+        return Err(Error::Usage(format!(
+            "--pass-env {v}: expected NAME or NAME=VALUE (a variable name: letters, digits, _)"
+        )));
+    }
+    Ok((name.to_string(), value))
+}
+
 /// The program of `exec:` / `sh-c:` and its arguments (empty without one).
-pub(super) fn exec_argv(cli: &Cli, left: &Address, right: &Address) -> Result<Vec<String>> {
+fn exec_argv(cli: &Cli, left: &Address, right: &Address) -> Result<Vec<String>> {
     Ok(match (left, right) {
         (Address::Exec(cmd), _) | (_, Address::Exec(cmd)) => {
             let mut argv = super::addresses::split_command(cmd)

@@ -24,21 +24,23 @@ use crate::error::{Error, Result};
 // The connection shapes live in `crate::conn`; named here too, where endpoints have always found
 // them.
 pub(crate) use crate::conn::*;
-pub use options::{BroadcastVia, Header, ListenOptions, ServerOptions, WsClientOptions};
+pub use options::{
+    BroadcastVia, ExecOptions, ExecStderr, Header, ListenOptions, ServerOptions, WsClientOptions,
+};
 
 /// Opens connecting endpoints; shared by every session of a listener.
 pub(crate) struct Opener {
     ws: ws_client::WsConnector,
     connect_timeout: std::time::Duration,
-    exec: Vec<String>,
+    exec: ExecOptions,
     hub: Arc<broadcast::Hub>,
     /// Background work that must finish before the process exits (ending exec children).
     pub(crate) tasks: tokio_util::task::TaskTracker,
 }
 
 impl Opener {
-    /// `exec` is the argv of `exec:`/`sh-c:` (empty otherwise); `server` sizes broadcast rooms.
-    pub(crate) fn new(ws: WsClientOptions, exec: Vec<String>, server: &ServerOptions) -> Self {
+    /// `exec` says how `exec:`/`sh-c:`/`exec-dir:` children run; `server` sizes broadcast rooms.
+    pub(crate) fn new(ws: WsClientOptions, exec: ExecOptions, server: &ServerOptions) -> Self {
         Opener {
             connect_timeout: ws.connect_timeout,
             ws: ws_client::WsConnector::new(ws),
@@ -79,7 +81,7 @@ impl Opener {
                 .await
                 .map(Conn::Messages),
             Address::Mirror => Ok(Conn::Mirror),
-            Address::Exec(_) | Address::ShC(_) => {
+            Address::Exec(_) | Address::ShC(_) | Address::ExecDir(_) => {
                 exec::spawn(&self.exec, info, &self.tasks).map(Conn::Bytes)
             }
             Address::Broadcast => Ok(Conn::Messages(self.hub.join(info.room()))),

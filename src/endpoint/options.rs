@@ -20,6 +20,8 @@ pub struct ServerOptions {
     pub handshake_timeout: Duration,
     pub console: bool,
     pub static_dir: Option<PathBuf>,
+    /// `exec-dir:DIR`: upgrades are refused (404) unless the path names a program under DIR.
+    pub exec_dir: Option<PathBuf>,
     /// Request headers passed on to exec: children and ws upstreams.
     pub pass_headers: Vec<HeaderName>,
     pub broadcast_queue: usize,
@@ -94,6 +96,34 @@ pub struct WsClientOptions {
     pub deflate: crate::ws::DeflateOptions,
     /// `--on-connect`: messages sent first on every new connection.
     pub on_connect: Vec<tokio_tungstenite::tungstenite::Message>,
+}
+
+/// Where an `exec:` child's standard error goes (`--exec-stderr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ExecStderr {
+    /// Each line to wsbridge's log (info), with the session.
+    #[default]
+    Log,
+    /// wsbridge's own standard error, unchanged.
+    Inherit,
+    /// Text messages to the client, each line prefixed.
+    Client,
+}
+
+/// How `exec:`, `sh-c:` and `exec-dir:` children are run.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// The program and its arguments (empty with `exec-dir:`).
+    pub argv: Vec<String>,
+    /// `exec-dir:DIR` / `--exec-dir`: the request path picks the program under DIR.
+    pub dir: Option<PathBuf>,
+    /// `--pty`: stdin and stdout on a pseudo-terminal of this size (columns, rows).
+    pub pty: Option<(u16, u16)>,
+    pub stderr: ExecStderr,
+    /// `--stderr-prefix`, for `--exec-stderr client`.
+    pub stderr_prefix: String,
+    /// `--pass-env`: names, each with the value to set or `None` for wsbridge's own.
+    pub pass_env: Vec<(String, Option<String>)>,
 }
 
 /// Options for listeners.

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_util::either::Either;
 
 use super::ServerOptions;
-use super::{MsgConn, SessionInfo, Slot, Slots, tls};
+use super::{MsgConn, Script, SessionInfo, Slot, Slots, tls};
 use crate::addr::WsListen;
 use crate::error::{Error, Result};
 use crate::ws::{self, Refusal, RequestHead, Upgrade, check_handshake, choose_protocol, refuse};
@@ -191,12 +191,13 @@ impl WsServer {
         // Capacity is decided last, atomically: a slot is taken only by a client that passed every
         // other check, and it is held until the session ends.
         let checked = check_upgrade(&req, &self.opts, self.path.as_deref(), false).and_then(|u| {
+            let script = self.script_for(&req)?;
             slots
                 .try_take()
-                .map(|slot| (u, slot))
+                .map(|slot| (u, script, slot))
                 .ok_or_else(|| refuse(503, "session limit reached"))
         });
-        let (upgrade, slot) = match checked {
+        let (upgrade, script, slot) = match checked {
             Ok(u) => u,
             Err(r) => {
                 self.refuse_upgrade(&mut stream, &req, &who, &r).await;
@@ -237,6 +238,7 @@ impl WsServer {
             peer: Some(peer),
             request_uri: Some(req.uri.clone()),
             headers: self.passed_headers(&req),
+            script,
         };
         Some((
             MsgConn {
@@ -250,6 +252,17 @@ impl WsServer {
             info,
             slot,
         ))
+    }
+
+    /// With `exec-dir:`, the program the request path names (404 when none, before anything is
+    /// started).
+    fn script_for(&self, req: &RequestHead) -> std::result::Result<Option<Script>, Refusal> {
+        let Some(dir) = &self.opts.exec_dir else {
+            return Ok(None);
+        };
+        super::exec::resolve(dir, req.path())
+            .map(Some)
+            .ok_or_else(|| refuse(404, "no program for this path"))
     }
 
     /// A plain HTTP answer. A client that stops reading it must not hold a task forever; one that
@@ -430,7 +443,7 @@ fn is_hidden(name: &std::ffi::OsStr) -> bool {
 
 /// A request path percent-decoded, strictly: None when a `%` starts no escape of two hex digits
 /// or the result is not UTF-8 (such a path names no file).
-fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let escape = |i: usize| {
         b.get(i + 1..i + 3)

@@ -60,9 +60,11 @@ impl LocalSide {
             label,
             on_eof,
             guard,
+            side,
         } = local;
         LocalSide {
-            input: LocalReader::new(reader, LocalDecoder::new(opts.framing.clone())),
+            input: LocalReader::new(reader, LocalDecoder::new(opts.framing.clone()))
+                .with_side(side),
             output: LocalWriter::new(writer, LocalEncoder::new(opts.framing.clone())),
             label,
             on_eof,

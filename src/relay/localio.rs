@@ -13,6 +13,8 @@ use std::task::{Context, Poll, ready};
 use bytes::BytesMut;
 use futures_util::{Sink, Stream};
 use tokio::io::AsyncWrite;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::framing::{FramingError, LocalDecoder, LocalEncoder, LocalEvent};
@@ -35,6 +37,8 @@ pub struct LocalReader {
     read_size: ReadSize,
     eof: bool,
     done: bool,
+    /// Messages from elsewhere, passed on as they come (`ByteConn::side`).
+    side: Option<mpsc::Receiver<Message>>,
 }
 
 impl LocalReader {
@@ -46,7 +50,26 @@ impl LocalReader {
             read_size: ReadSize::default(),
             eof: false,
             done: false,
+            side: None,
         }
+    }
+
+    /// Also pass on what `side` yields; the stream ends when both have ended.
+    pub fn with_side(mut self, side: Option<mpsc::Receiver<Message>>) -> Self {
+        self.side = side;
+        self
+    }
+
+    /// A message from the side channel, if one is ready; Ready(None) once it has ended.
+    fn poll_side(&mut self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        let Some(rx) = &mut self.side else {
+            return Poll::Ready(None);
+        };
+        let next = ready!(rx.poll_recv(cx));
+        if next.is_none() {
+            self.side = None;
+        }
+        Poll::Ready(next)
     }
 
     pub fn decoder(&self) -> &LocalDecoder {
@@ -55,13 +78,18 @@ impl LocalReader {
 }
 
 impl Stream for LocalReader {
-    type Item = Result<tokio_tungstenite::tungstenite::Message, FramingError>;
+    type Item = Result<Message, FramingError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        let side = this.poll_side(cx);
+        if let Poll::Ready(Some(m)) = side {
+            return Poll::Ready(Some(Ok(m)));
+        }
         loop {
             if this.done {
-                return Poll::Ready(None);
+                // The side channel's last messages (a child's last stderr lines) still go.
+                return side.map(|_| None);
             }
             let decoded = if this.eof {
                 this.decoder.decode_eof(&mut this.buf)

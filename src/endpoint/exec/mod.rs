@@ -1,21 +1,29 @@
-//! `exec:` / `sh-c:`: one child process per connection. Its stdin/stdout are the byte side; it
-//! gets the request as CGI-style environment variables (like websocketd). When its stdout ends,
+//! `exec:` / `sh-c:` / `exec-dir:`: one child process per connection. Its stdin/stdout (pipes,
+//! or a pty with `--pty`) are the byte side; its stderr goes where `--exec-stderr` says; it gets
+//! a clean environment with the request as CGI-style variables (like websocketd). When its stdout ends,
 //! the Close sent is 1000 if it exited 0, 1011 otherwise (at once once it has exited; while it
 //! runs, the Close waits for replies as `--linger` says). When the session ends, a child still
 //! running gets SIGTERM, then SIGKILL after a grace period — the child and everything it started
 //! (it runs in its own process group); it is always reaped (no zombies).
 //! Every descriptor wsbridge opens is close-on-exec, so children inherit only stdio.
 
+mod dir;
+mod env;
+mod pty;
+mod stderr;
+
+pub(crate) use dir::resolve;
+
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 use tokio::sync::{oneshot, watch};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::task::TaskTracker;
 
-use super::{ByteConn, EofNote, SessionInfo};
+use super::{BoxReader, BoxWriter, ByteConn, EofNote, ExecOptions, ExecStderr, SessionInfo};
 use crate::error::{Error, Result};
 
 /// Time between SIGTERM and SIGKILL for a child whose connection has ended.
@@ -25,19 +33,28 @@ const EXIT_WAIT: Duration = Duration::from_secs(2);
 
 /// Start the child for one connection. Its reaper runs on `tasks`, so the caller can wait for
 /// every child to be ended and reaped before the process exits.
-pub(crate) fn spawn(argv: &[String], info: &SessionInfo, tasks: &TaskTracker) -> Result<ByteConn> {
+pub(crate) fn spawn(
+    opts: &ExecOptions,
+    info: &SessionInfo,
+    tasks: &TaskTracker,
+) -> Result<ByteConn> {
+    let argv = match (&opts.dir, &info.script) {
+        (Some(_), Some(s)) => vec![s.program.to_string_lossy().into_owned()],
+        (Some(_), None) => return Err(Error::Internal("exec-dir: no program chosen".into())),
+        (None, _) => opts.argv.clone(),
+    };
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| Error::Internal("exec: empty command".into()))?;
+    let label = format!("exec:{program}");
+    let spawn_error = |source| Error::Spawn {
+        target: label.clone(),
+        source,
+    };
     let mut cmd = Command::new(program);
-    // Its own process group, so that ending the connection ends everything the child started
-    // (a `sh -c` pipeline, background jobs), not just the child.
-    cmd.process_group(0);
-    cmd.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    set_env(&mut cmd, info);
+    cmd.args(args);
+    env::set(&mut cmd, opts, info);
+    let pty_master = stdio(&mut cmd, opts).map_err(spawn_error)?;
     if let Some(soft) = crate::fdlimit::original_soft() {
         // SAFETY: the hook runs in the forked child before exec and only makes two system
         // calls (getrlimit, setrlimit), which are async-signal-safe; it allocates nothing.
@@ -45,14 +62,12 @@ pub(crate) fn spawn(argv: &[String], info: &SessionInfo, tasks: &TaskTracker) ->
             cmd.pre_exec(move || crate::fdlimit::restore_in_child(soft));
         }
     }
-    let label = format!("exec:{program}");
-    let mut child = cmd.spawn().map_err(|source| Error::Spawn {
-        target: label.clone(),
-        source,
-    })?;
+    let mut child = cmd.spawn().map_err(spawn_error)?;
+    // Our copies of the pty's slave end go with `cmd`: the child's exit is then seen as EOF.
+    drop(cmd);
+    let (reader, writer) = io_halves(&mut child, pty_master).map_err(spawn_error)?;
+    let side = child_stderr(&mut child, opts, &label, tasks);
     let pid = child.id();
-    let stdin = child.stdin.take().expect("stdin piped");
-    let stdout = child.stdout.take().expect("stdout piped");
     let (status_tx, status_rx) = watch::channel::<Option<ExitStatus>>(None);
     let (kill_tx, kill_rx) = oneshot::channel::<()>();
     let task_label = label.clone();
@@ -97,64 +112,78 @@ pub(crate) fn spawn(argv: &[String], info: &SessionInfo, tasks: &TaskTracker) ->
         }
     });
     Ok(ByteConn {
-        reader: Box::new(stdout),
-        writer: Box::new(stdin),
+        reader,
+        writer,
         label,
         on_eof: Some(close),
         guard: Some(Box::new(kill_tx)),
+        side,
     })
 }
 
-/// Proxy variables: a child keeps them unless they carry a user name or password.
-const PROXY_ENV: &[&str] = &[
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-];
-
-/// The child's environment: wsbridge's, without what is meant for wsbridge alone, plus the
-/// CGI-style variables of the request.
-fn set_env(cmd: &mut Command, info: &SessionInfo) {
-    cmd.env(
-        "SERVER_SOFTWARE",
-        concat!("wsbridge/", env!("CARGO_PKG_VERSION")),
-    );
-    // systemd's variables are for wsbridge, not its children (their sockets are close-on-exec);
-    // so are wsbridge's secrets.
-    let secrets = secret_env(|name| std::env::var_os(name));
-    for var in crate::systemd::CHILD_ENV_REMOVE.iter().chain(&secrets) {
-        cmd.env_remove(var);
+/// The child's stdin and stdout: pipes, or the slave of a new pty (whose master is returned);
+/// its stderr as `--exec-stderr` says. A child on a pty leads a session of its own with the
+/// pty as its controlling terminal; otherwise it gets a process group of its own. Either way
+/// ending the connection ends everything it started (a `sh -c` pipeline, background jobs).
+fn stdio(cmd: &mut Command, opts: &ExecOptions) -> std::io::Result<Option<std::os::fd::OwnedFd>> {
+    cmd.stderr(match opts.stderr {
+        ExecStderr::Inherit => Stdio::inherit(),
+        ExecStderr::Log | ExecStderr::Client => Stdio::piped(),
+    });
+    let Some(size) = opts.pty else {
+        cmd.process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        return Ok(None);
+    };
+    let p = pty::Pty::open(size)?;
+    cmd.stdin(Stdio::from(p.slave.try_clone()?))
+        .stdout(Stdio::from(p.slave));
+    // SAFETY: runs in the forked child before exec; setsid(2) and ioctl(2) are
+    // async-signal-safe, and rustix makes them without allocating.
+    unsafe {
+        cmd.pre_exec(|| {
+            rustix::process::setsid()?;
+            rustix::process::ioctl_tiocsctty(std::os::fd::BorrowedFd::borrow_raw(0))?;
+            Ok(())
+        });
     }
-    if let Some(peer) = info.peer {
-        cmd.env("REMOTE_ADDR", peer.ip().to_string())
-            .env("REMOTE_PORT", peer.port().to_string());
-    }
-    if let Some(uri) = &info.request_uri {
-        let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
-        cmd.env("REQUEST_URI", uri)
-            .env("PATH_INFO", path)
-            .env("QUERY_STRING", query);
-    }
-    for (name, value) in &info.headers {
-        let var = format!(
-            "HTTP_{}",
-            name.as_str().to_ascii_uppercase().replace('-', "_")
-        );
-        cmd.env(var, String::from_utf8_lossy(value.as_bytes()).as_ref());
-    }
+    Ok(Some(p.master))
 }
 
-/// Variables of wsbridge's environment (read through `get`) that hold its secrets: the
-/// `--basic-auth` password, and proxy URLs with a user name or password (an `@`).
-fn secret_env(get: impl Fn(&str) -> Option<std::ffi::OsString>) -> Vec<&'static str> {
-    let with_userinfo =
-        |name: &&str| get(name).is_some_and(|v| v.as_encoded_bytes().contains(&b'@'));
-    std::iter::once("WSBRIDGE_BASIC_AUTH")
-        .chain(PROXY_ENV.iter().copied().filter(with_userinfo))
-        .collect()
+/// The connection's halves: the pty master's, or the pipes'.
+fn io_halves(
+    child: &mut Child,
+    pty_master: Option<std::os::fd::OwnedFd>,
+) -> std::io::Result<(BoxReader, BoxWriter)> {
+    Ok(match pty_master {
+        Some(master) => {
+            let (r, w) = pty::halves(master)?;
+            (Box::new(r), Box::new(w))
+        }
+        None => (
+            Box::new(child.stdout.take().expect("stdout piped")),
+            Box::new(child.stdin.take().expect("stdin piped")),
+        ),
+    })
+}
+
+/// Start passing the child's stderr on (log or client); the client's messages when it goes there.
+fn child_stderr(
+    child: &mut Child,
+    opts: &ExecOptions,
+    label: &str,
+    tasks: &TaskTracker,
+) -> Option<tokio::sync::mpsc::Receiver<tokio_tungstenite::tungstenite::Message>> {
+    let err = child.stderr.take()?;
+    match opts.stderr {
+        ExecStderr::Log => {
+            stderr::log(err, label.to_string(), tasks);
+            None
+        }
+        ExecStderr::Client => Some(stderr::to_client(err, opts.stderr_prefix.clone(), tasks)),
+        ExecStderr::Inherit => None,
+    }
 }
 
 /// SIGTERM the child's process group, reap the child, give the group `KILL_GRACE` to go, then
@@ -179,36 +208,4 @@ async fn end_group(pgid: libc::pid_t, child: &mut tokio::process::Child, label: 
         signal(libc::SIGKILL);
     }
     let _ = child.wait().await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_and_proxy_credentials_are_kept_from_children() {
-        let env = [
-            ("WSBRIDGE_BASIC_AUTH", "alice:pw"),
-            ("HTTP_PROXY", "http://u:pw@proxy:3128"),
-            ("http_proxy", "http://proxy:3128"),
-            ("HTTPS_PROXY", "u:pw@proxy:3128"),
-            ("https_proxy", ""),
-            ("ALL_PROXY", "socks5://bob@proxy:1080"),
-        ];
-        let get = |n: &str| {
-            env.iter()
-                .find(|(k, _)| *k == n)
-                .map(|(_, v)| std::ffi::OsString::from(v))
-        };
-        assert_eq!(
-            secret_env(get),
-            [
-                "WSBRIDGE_BASIC_AUTH",
-                "HTTP_PROXY",
-                "HTTPS_PROXY",
-                "ALL_PROXY"
-            ]
-        );
-        assert_eq!(secret_env(|_| None), ["WSBRIDGE_BASIC_AUTH"]);
-    }
 }
