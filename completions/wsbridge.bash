@@ -23,7 +23,7 @@ _wsbridge() {
 
     case "${cmd}" in
         wsbridge)
-            opts="-t -b -E -n -u -U -H -k -q -v -s -0 -1 -L -h -V --text --binary --exit-on-eof --no-close --unidirectional --unidirectional-reverse --header --protocol --origin --basic-auth --insecure --ca-file --oneshot --unix-mode --announce-stdout --close-timeout --linger --connect-timeout --max-message-size --max-buffered --message-timeout --on-connect --no-compress --deflate-window-bits --deflate-no-context-takeover --deflate-level --metrics --metrics-public --quiet --verbose --log-format --server --tls-cert --tls-key --tls-client-ca --server-protocol --origin-allow --require-header --auth-token-file --max-conns --threads --backend-timeout --handshake-timeout --console --no-console --static --pass-header --broadcast-queue --broadcast-queue-bytes --broadcast-via --broadcast-via-password-file --broadcast-via-ca-file --broadcast-prefix --exec-args --framing --null-terminated --newline-policy --text-prefix --binary-prefix --base64 --split-long --jsonl-events --jsonrpc --ready-line --one-message --max-messages --max-messages-rev --close-code --close-reason --max-frame-size --ping-interval --ping-timeout --follow-redirects --reconnect --reconnect-min --reconnect-max --reconnect-buffer --shutdown-timeout --proxy --basic-auth-file --header-credential --client-cert --client-key --tls-roots --ready-after-connect --generate --help --version"
+            opts="-t -b -E -n -u -U -H -k -q -v -s -0 -1 -L -h -V --text --binary --exit-on-eof --no-close --unidirectional --unidirectional-reverse --header --protocol --origin --basic-auth --insecure --ca-file --oneshot --unix-mode --announce-stdout --close-timeout --linger --connect-timeout --max-message-size --max-buffered --message-timeout --on-connect --no-compress --deflate-window-bits --deflate-no-context-takeover --deflate-level --metrics --metrics-public --quiet --verbose --log-format --server --tls-cert --tls-key --tls-client-ca --server-protocol --origin-allow --require-header --auth-token-file --max-conns --threads --backend-timeout --handshake-timeout --console --no-console --static --pass-header --broadcast-queue --broadcast-queue-bytes --broadcast-via --broadcast-via-password-file --broadcast-via-ca-file --broadcast-prefix --exec-args --exec-dir --pty --pty-size --exec-stderr --stderr-prefix --pass-env --framing --null-terminated --newline-policy --text-prefix --binary-prefix --base64 --split-long --jsonl-events --jsonrpc --ready-line --one-message --max-messages --max-messages-rev --close-code --close-reason --max-frame-size --ping-interval --ping-timeout --follow-redirects --reconnect --reconnect-min --reconnect-max --reconnect-buffer --shutdown-timeout --proxy --basic-auth-file --header-credential --client-cert --client-key --tls-roots --ready-after-connect --generate --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -186,6 +186,26 @@ _wsbridge() {
                     return 0
                     ;;
                 --exec-args)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exec-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pty-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exec-stderr)
+                    COMPREPLY=($(compgen -W "log inherit client" -- "${cur}"))
+                    return 0
+                    ;;
+                --stderr-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pass-env)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

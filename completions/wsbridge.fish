@@ -37,6 +37,13 @@ complete -c wsbridge -l broadcast-via-password-file -d 'Redis password for --bro
 complete -c wsbridge -l broadcast-via-ca-file -d 'Trust only this CA (PEM) for a rediss:// --broadcast-via (default: the webpki roots)' -r -F
 complete -c wsbridge -l broadcast-prefix -d 'Prefix of the Redis channel names of rooms: PREFIX + the request path; lets deployments share one Redis' -r
 complete -c wsbridge -l exec-args -d 'Arguments for exec:PROGRAM; takes everything after it, so put it last' -r
+complete -c wsbridge -l exec-dir -d 'Behind ws-listen: (in place of ADDR2), run DIR/<request path> for each client, as websocketd\'s --dir: /chat runs DIR/chat, /a/b/c runs DIR/a/b with PATH_INFO=/c. Executable regular files only, never outside DIR, no hidden names; 404 otherwise' -r -F
+complete -c wsbridge -l pty-size -d 'The terminal size a --pty child sees' -r
+complete -c wsbridge -l exec-stderr -d 'Where children\'s standard error goes: log (each line to wsbridge\'s log, with the session), inherit (wsbridge\'s own stderr), client (text messages to the client, prefixed by --stderr-prefix)' -r -f -a "log\t'Each line to wsbridge\'s log (info), with the session'
+inherit\t'wsbridge\'s own standard error, unchanged'
+client\t'Text messages to the client, each line prefixed'"
+complete -c wsbridge -l stderr-prefix -d 'Prefix of the stderr lines sent with --exec-stderr client' -r
+complete -c wsbridge -l pass-env -d 'Pass this variable of wsbridge\'s environment on to children (repeatable), or set it: NAME=VALUE. Children get only the CGI variables, PATH, HOME, LANG, LC_*, TZ and these' -r
 complete -c wsbridge -l framing -d 'How local bytes are cut into messages [default: lines with -t, raw with -b]' -r -f -a "lines\t'One line per message (the default in text mode)'
 nul\t'NUL-terminated messages'
 webfs\t'9front webfs: `t`/`b`, a space, the length in 20 decimal digits, the payload'
@@ -84,6 +91,7 @@ complete -c wsbridge -s q -l quiet -d 'Only print errors'
 complete -c wsbridge -s v -l verbose -d 'More log output (-v: info, -vv: debug, -vvv: trace). RUST_LOG overrides'
 complete -c wsbridge -l console -d 'Serve the built-in browser console page at \'/\' (off by default). Any web site can link a visitor there; the page sends nothing until the visitor clicks Connect and Send'
 complete -c wsbridge -l no-console -d 'The console page is off unless --console is given; accepted for compatibility'
+complete -c wsbridge -l pty -d 'Run exec:/sh-c: children on a pseudo-terminal (stdin and stdout), so that programs which buffer a pipe (C stdio, Python) write each line at once. Raw, no echo, TERM=dumb'
 complete -c wsbridge -s 0 -l null-terminated -d 'NUL-terminated messages (--framing nul)'
 complete -c wsbridge -l base64 -d 'For lines/nul: write incoming binary messages as base64; outgoing lines that carry the --binary-prefix are base64-decoded'
 complete -c wsbridge -l split-long -d 'Split an outgoing line longer than --max-message-size into several messages instead of refusing it'

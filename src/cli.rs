@@ -27,6 +27,7 @@ EXAMPLES:
   wsbridge ws-listen:127.0.0.1:8080 mirror:           # echo server
   wsbridge -b ws-listen:0.0.0.0:6080 tcp:127.0.0.1:5900   # websockify-style VNC gateway
   wsbridge ws-listen:127.0.0.1:8080 exec:./count.sh   # websocketd-style
+  wsbridge --pty ws-listen:127.0.0.1:8080 --exec-dir ./bin   # /chat runs ./bin/chat
   wsbridge ws-listen:127.0.0.1:12345 broadcast:       # chat room per URL path
   wsbridge --framing webfs unix-listen:/run/ws.sock wss://host/feed   # exact messages
 

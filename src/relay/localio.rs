@@ -100,7 +100,7 @@ impl Stream for LocalReader {
                 Ok(Some(m)) => return Poll::Ready(Some(Ok(m))),
                 Ok(None) if this.eof => {
                     this.done = true;
-                    return Poll::Ready(None);
+                    continue;
                 }
                 Ok(None) => {}
                 Err(e) => {

@@ -124,10 +124,16 @@ async fn unix_listen_client_that_half_closes_gets_every_reply() {
 #[tokio::test]
 async fn exec_child_that_closed_its_output_still_gets_every_reply() {
     // The child writes 200 lines, closes its stdout and then reads the replies (to stderr,
-    // which it shares with wsbridge).
+    // which it shares with wsbridge: --exec-stderr inherit).
     let script = "seq 1 200; exec >&-; head -n 200 | sed 's/^/reply /' >&2";
     for (name, server) in echo_servers().await {
-        let f = run_cmd(command(&[&server.url, &format!("sh-c:{script}")]), b"").await;
+        let args = [
+            &server.url,
+            "--exec-stderr",
+            "inherit",
+            &format!("sh-c:{script}"),
+        ];
+        let f = run_cmd(command(&args), b"").await;
         let replies: Vec<&str> = f
             .stderr
             .lines()

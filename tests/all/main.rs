@@ -9,6 +9,7 @@ mod broadcast_redis;
 mod client_tls;
 mod deflate;
 mod errors;
+mod exec_programs;
 mod faults;
 mod framing_props;
 mod framing_python;
