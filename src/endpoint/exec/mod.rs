@@ -67,50 +67,12 @@ pub(crate) fn spawn(
     drop(cmd);
     let (reader, writer) = io_halves(&mut child, pty_master).map_err(spawn_error)?;
     let side = child_stderr(&mut child, opts, &label, tasks);
-    let pid = child.id();
     let (status_tx, status_rx) = watch::channel::<Option<ExitStatus>>(None);
     let (kill_tx, kill_rx) = oneshot::channel::<()>();
-    let task_label = label.clone();
     // The child's task belongs to the session that started it (its lines carry the session).
-    tasks.spawn(tracing::Instrument::in_current_span(async move {
-        let mut kill_rx = kill_rx;
-        tokio::select! {
-            status = child.wait() => {
-                if let Ok(s) = status {
-                    tracing::debug!("{task_label} (pid {pid:?}) exited: {s}");
-                    let _ = status_tx.send(Some(s));
-                }
-                // Whatever it started in its process group goes when the connection does.
-                let _ = kill_rx.await;
-            }
-            _ = &mut kill_rx => {}
-        }
-        if let Some(pid) = pid {
-            end_group(pid as libc::pid_t, &mut child, &task_label).await;
-        }
-    }));
-    let close = Box::pin(async move {
-        let mut rx = status_rx;
-        let status = tokio::time::timeout(EXIT_WAIT, rx.wait_for(Option::is_some))
-            .await
-            .ok()
-            .and_then(|r| r.ok().and_then(|s| *s));
-        let close = match status {
-            Some(s) if !s.success() => CloseFrame {
-                code: CloseCode::Error,
-                reason: format!("program {s}").into(),
-            },
-            _ => CloseFrame {
-                code: CloseCode::Normal,
-                reason: "".into(),
-            },
-        };
-        // A program that has exited reads no replies: the Close need not wait for them.
-        EofNote {
-            close,
-            still_reading: status.is_none(),
-        }
-    });
+    let reaper = reap(child, status_tx, kill_rx, label.clone());
+    tasks.spawn(tracing::Instrument::in_current_span(reaper));
+    let close = Box::pin(eof_note(status_rx));
     Ok(ByteConn {
         reader,
         writer,
@@ -119,6 +81,55 @@ pub(crate) fn spawn(
         guard: Some(Box::new(kill_tx)),
         side,
     })
+}
+
+/// Wait for the child (its status goes to `status_tx`), then, once the connection is over
+/// (`kill_rx`), end what is left of its process group.
+async fn reap(
+    mut child: Child,
+    status_tx: watch::Sender<Option<ExitStatus>>,
+    mut kill_rx: oneshot::Receiver<()>,
+    label: String,
+) {
+    let pid = child.id();
+    tokio::select! {
+        status = child.wait() => {
+            if let Ok(s) = status {
+                tracing::debug!("{label} (pid {pid:?}) exited: {s}");
+                let _ = status_tx.send(Some(s));
+            }
+            // Whatever it started in its process group goes when the connection does.
+            let _ = kill_rx.await;
+        }
+        _ = &mut kill_rx => {}
+    }
+    if let Some(pid) = pid {
+        end_group(pid as libc::pid_t, &mut child, &label).await;
+    }
+}
+
+/// When the child's output has ended: the Close its exit status calls for (waiting up to
+/// `EXIT_WAIT` for it).
+async fn eof_note(mut status_rx: watch::Receiver<Option<ExitStatus>>) -> EofNote {
+    let status = tokio::time::timeout(EXIT_WAIT, status_rx.wait_for(Option::is_some))
+        .await
+        .ok()
+        .and_then(|r| r.ok().and_then(|s| *s));
+    let close = match status {
+        Some(s) if !s.success() => CloseFrame {
+            code: CloseCode::Error,
+            reason: format!("program {s}").into(),
+        },
+        _ => CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        },
+    };
+    // A program that has exited reads no replies: the Close need not wait for them.
+    EofNote {
+        close,
+        still_reading: status.is_none(),
+    }
 }
 
 /// The child's stdin and stdout: pipes, or the slave of a new pty (whose master is returned);
