@@ -168,6 +168,40 @@ async fn the_end_of_the_clients_input_reaches_a_child_on_a_pty() {
     );
 }
 
+#[tokio::test]
+async fn a_pty_is_raw_in_binary_mode_and_has_the_size_asked_for() {
+    // Every byte value through `cat` on the terminal and back, unchanged and not echoed.
+    let (_b, url) = start(&["-b", "--pty", "ws-listen:127.0.0.1:0", "exec:cat"]).await;
+    let tcp = TcpStream::connect(harness::host_port(&url)).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(&url, tcp)
+        .await
+        .expect("handshake");
+    let sent: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+    futures_util::SinkExt::send(&mut ws, Message::binary(sent.clone()))
+        .await
+        .unwrap();
+    let mut back = Vec::new();
+    while back.len() < sent.len() {
+        match tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("in time")
+        {
+            Some(Ok(Message::Binary(b))) => back.extend_from_slice(&b),
+            other => panic!("after {} bytes: {other:?}", back.len()),
+        }
+    }
+    assert!(back == sent, "{} bytes came back changed", back.len());
+    let args = [
+        "--pty",
+        "--pty-size",
+        "100x30",
+        "ws-listen:127.0.0.1:0",
+        "sh-c:stty size",
+    ];
+    let (_b, url) = start(&args).await;
+    assert_eq!(messages(&url).await, ["30 100"]);
+}
+
 /// tests/peers/ticker.c built with the machine's `cc` into `dir`.
 fn build_c_ticker(dir: &Path) -> PathBuf {
     let exe = dir.join("ticker");
