@@ -72,11 +72,16 @@ fn assert_each_on_time(msgs: &[(f64, String)], n: usize) {
     }
 }
 
-fn python_ticker() -> [String; 2] {
-    [
-        format!("exec:{}", peers::python().to_string_lossy()),
-        peers::script("ticker.py").to_string_lossy().into_owned(),
-    ]
+/// A listener running `ticker.py ARGS…` (on a pty with `pty`) for each client.
+async fn python_ticker(pty: bool, ticker_args: &[&str]) -> (Bridge, String) {
+    let exec = format!("exec:{}", peers::python().to_string_lossy());
+    let script = peers::script("ticker.py").to_string_lossy().into_owned();
+    let mut args = vec!["ws-listen:127.0.0.1:0", &exec, "--exec-args", &script];
+    if pty {
+        args.insert(0, "--pty");
+    }
+    args.extend(ticker_args);
+    start(&args).await
 }
 
 /// `close_client.py URL MESSAGE…`: sends, closes at once, prints what still arrives.
@@ -105,17 +110,7 @@ async fn close_client(url: &str, messages: &[&str]) -> Vec<String> {
 
 #[tokio::test]
 async fn python_child_on_a_pty_gets_each_line_to_the_client_as_printed() {
-    let [exec, script] = python_ticker();
-    let args = [
-        "--pty",
-        "ws-listen:127.0.0.1:0",
-        &exec,
-        "--exec-args",
-        &script,
-        "3",
-        "1",
-    ];
-    let (_b, url) = start(&args).await;
+    let (_b, url) = python_ticker(true, &["3", "1"]).await;
     assert_each_on_time(&timed(&url, 3).await, 3);
 }
 
@@ -123,17 +118,7 @@ async fn python_child_on_a_pty_gets_each_line_to_the_client_as_printed() {
 async fn python_child_on_a_pipe_holds_its_lines_until_it_exits() {
     // The trap --pty avoids: print() to a pipe is block-buffered, so nothing arrives before the
     // child exits.
-    let [exec, script] = python_ticker();
-    let args = [
-        "ws-listen:127.0.0.1:0",
-        &exec,
-        "--exec-args",
-        &script,
-        "3",
-        "0.3",
-        "noinput",
-    ];
-    let (_b, url) = start(&args).await;
+    let (_b, url) = python_ticker(false, &["3", "0.3", "noinput"]).await;
     let got = timed(&url, 4).await;
     let t = ticks(&got);
     let last_printed = t.last().expect("ticks").1;
@@ -143,17 +128,7 @@ async fn python_child_on_a_pipe_holds_its_lines_until_it_exits() {
 
 #[tokio::test]
 async fn the_end_of_the_clients_input_reaches_a_child_on_a_pty() {
-    let [exec, script] = python_ticker();
-    let args = [
-        "--pty",
-        "ws-listen:127.0.0.1:0",
-        &exec,
-        "--exec-args",
-        &script,
-        "1",
-        "0",
-    ];
-    let (_b, url) = start(&args).await;
+    let (_b, url) = python_ticker(true, &["1", "0"]).await;
     // Raw terminal: input comes back once (no echo), bytes unchanged (no \r\n).
     let got = close_client(&url, &["hello", "wide \u{e9}t\u{e9}"]).await;
     assert_eq!(
