@@ -318,6 +318,21 @@ async fn byte_to_byte_passes_half_close_through() {
 }
 
 #[tokio::test]
+async fn a_tcp_clients_half_close_reaches_an_exec_child_on_a_pipe_or_a_pty() {
+    // `sort` answers only at the end of its input.
+    for pty in [false, true] {
+        let mut args = vec!["tcp-listen:127.0.0.1:0", "exec:sort"];
+        if pty {
+            args.insert(0, "--pty");
+        }
+        let mut b = Bridge::spawn(&args);
+        let addr = b.listening().await;
+        let got = exchange(TcpStream::connect(&addr).await.unwrap(), "b\nc\na\n").await;
+        assert_eq!(got, "a\nb\nc\n", "pty: {pty}");
+    }
+}
+
+#[tokio::test]
 async fn messages_to_mirror_keep_their_types() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let server = servers::serve(move |mut ws: Ws| {
