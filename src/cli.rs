@@ -371,7 +371,8 @@ pub struct Cli {
     pub exec_dir: Option<PathBuf>,
 
     /// Run exec:/sh-c: children on a pseudo-terminal (stdin and stdout), so that programs
-    /// which buffer a pipe (C stdio, Python) write each line at once. Raw, no echo, TERM=dumb
+    /// which buffer a pipe (C stdio, Python) write each line at once. No echo, TERM=dumb; input
+    /// in line mode (lines up to 4095 bytes, end of input as ^D) or raw with -b
     #[arg(long, help_heading = "Programs")]
     pub pty: bool,
 

@@ -15,6 +15,7 @@ mod rules;
 mod sections;
 
 pub use crate::endpoint::{ExecOptions, Header, ListenOptions, ServerOptions, WsClientOptions};
+use crate::relay::framing::Framing;
 use crate::relay::{RelayOptions, UptimeOptions};
 use sections::{
     client_options, exec_options, log_level, relay_options, server_options, uptime_options,
@@ -58,7 +59,8 @@ impl Config {
         rules::exec(&cli, &left, &right)?;
         let framing = framing::framing_options(&cli)?;
         rules::limits(&cli, &framing)?;
-        let exec = exec_options(&cli, &left, &right)?;
+        let mut exec = exec_options(&cli, &left, &right)?;
+        exec.pty_lines = matches!(framing.framing, Framing::Lines | Framing::Jsonl);
         let mut server = server_options(&cli)?;
         server.exec_dir = exec.dir.clone();
         Ok(Config {

@@ -239,6 +239,8 @@ pub(super) fn exec_options(cli: &Cli, left: &Address, right: &Address) -> Result
         argv: exec_argv(cli, left, right)?,
         dir,
         pty: cli.pty.then_some(cli.pty_size),
+        // Set from the framing (Config::from_cli).
+        pty_lines: false,
         stderr: cli.exec_stderr,
         stderr_prefix: cli.stderr_prefix.clone(),
         pass_env,

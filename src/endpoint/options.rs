@@ -119,6 +119,8 @@ pub struct ExecOptions {
     pub dir: Option<PathBuf>,
     /// `--pty`: stdin and stdout on a pseudo-terminal of this size (columns, rows).
     pub pty: Option<(u16, u16)>,
+    /// The pty's input in line mode (line framings), else raw.
+    pub pty_lines: bool,
     pub stderr: ExecStderr,
     /// `--stderr-prefix`, for `--exec-stderr client`.
     pub stderr_prefix: String,

@@ -415,10 +415,7 @@ impl WsServer {
 /// or after following symlinks), nothing outside `root` after following symlinks, regular files
 /// only (a directory means its index.html).
 pub(crate) fn static_file(root: &Path, request_path: &str) -> Option<PathBuf> {
-    let decoded = percent_decode(request_path)?;
-    if decoded.contains('\0') || decoded.contains('\\') {
-        return None;
-    }
+    let decoded = decode_path(request_path)?;
     let rel = Path::new(decoded.trim_start_matches('/'));
     let plain = |p: &Path| {
         p.components()
@@ -435,6 +432,12 @@ pub(crate) fn static_file(root: &Path, request_path: &str) -> Option<PathBuf> {
     (plain(full.strip_prefix(&root).ok()?) && full.is_file()).then_some(full)
 }
 
+/// A request path as a file path: percent-decoded strictly, and None when it holds NUL or `\`
+/// (for `--static` and `exec-dir:`).
+pub(crate) fn decode_path(request_path: &str) -> Option<String> {
+    percent_decode(request_path).filter(|d| !d.contains(['\0', '\\']))
+}
+
 /// A hidden file or directory name (`.env`, `.git`), except `.well-known` (RFC 8615).
 fn is_hidden(name: &std::ffi::OsStr) -> bool {
     let b = name.as_encoded_bytes();
@@ -443,7 +446,7 @@ fn is_hidden(name: &std::ffi::OsStr) -> bool {
 
 /// A request path percent-decoded, strictly: None when a `%` starts no escape of two hex digits
 /// or the result is not UTF-8 (such a path names no file).
-pub(crate) fn percent_decode(s: &str) -> Option<String> {
+fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let escape = |i: usize| {
         b.get(i + 1..i + 3)

@@ -23,11 +23,16 @@ use crate::io::outq::{OutQueue, UNCOPIED_MIN};
 use crate::io::sizing::{self, ReadSize};
 /// A write buffer starts at this size (and is released when empty, if no larger).
 const WRITE_MIN: usize = 8 * 1024;
-/// `feed` writes out when this much is waiting (backpressure on the message source). Large
-/// payloads wait here uncopied (slices of the read buffer), so this is a count of bytes already
-/// in memory; at 64 KiB every 64 KiB message was a `writev` of its own, at 256 KiB a read's worth
-/// goes out in one (bulk reverse +13 %, docs/performance.md).
+/// `feed` writes out when this much is waiting (backpressure on the message source). Payloads
+/// of `UNCOPIED_MIN` or more wait here uncopied (slices of the read buffer, memory held anyway);
+/// at 64 KiB every 64 KiB message was a `writev` of its own, at 256 KiB a read's worth goes out
+/// in one (bulk reverse +13 %, docs/performance.md).
 const WRITE_HIGH: usize = 256 * 1024;
+/// The same for output copied into the write buffer (lines, small messages): that memory is
+/// the writer's own.
+const COPIED_HIGH: usize = 64 * 1024;
+/// How long a side channel may stay open after the input ended (`LocalReader::poll_side_end`).
+const SIDE_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Local bytes in, messages out (a `Stream`, like `FramedRead`).
 pub struct LocalReader {
@@ -39,6 +44,8 @@ pub struct LocalReader {
     done: bool,
     /// Messages from elsewhere, passed on as they come (`ByteConn::side`).
     side: Option<mpsc::Receiver<Message>>,
+    /// Once the input has ended: how long the side channel may still take to end.
+    side_grace: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl LocalReader {
@@ -51,6 +58,7 @@ impl LocalReader {
             eof: false,
             done: false,
             side: None,
+            side_grace: None,
         }
     }
 
@@ -58,6 +66,21 @@ impl LocalReader {
     pub fn with_side(mut self, side: Option<mpsc::Receiver<Message>>) -> Self {
         self.side = side;
         self
+    }
+
+    /// After the input ended: the side channel's last messages (a child's last stderr lines)
+    /// still go, but a side channel held open (by a child's background job) is let go after
+    /// `SIDE_GRACE`.
+    fn poll_side_end<T>(&mut self, cx: &mut Context<'_>, pending: bool) -> Poll<Option<T>> {
+        if !pending {
+            return Poll::Ready(None);
+        }
+        let grace = self
+            .side_grace
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(SIDE_GRACE)));
+        ready!(std::future::Future::poll(grace.as_mut(), cx));
+        self.side = None;
+        Poll::Ready(None)
     }
 
     /// A message from the side channel, if one is ready; Ready(None) once it has ended.
@@ -88,8 +111,7 @@ impl Stream for LocalReader {
         }
         loop {
             if this.done {
-                // The side channel's last messages (a child's last stderr lines) still go.
-                return side.map(|_| None);
+                return this.poll_side_end(cx, side.is_pending());
             }
             let decoded = if this.eof {
                 this.decoder.decode_eof(&mut this.buf)
@@ -182,8 +204,8 @@ impl Sink<LocalEvent> for LocalWriter {
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.out.len() >= WRITE_HIGH {
-            ready!(this.poll_write_down(cx, WRITE_HIGH / 2))?;
+        if this.out.len() >= WRITE_HIGH || this.out.buf.len() >= COPIED_HIGH {
+            ready!(this.poll_write_down(cx, COPIED_HIGH / 2))?;
         }
         Poll::Ready(Ok(()))
     }

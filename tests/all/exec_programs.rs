@@ -177,6 +177,88 @@ async fn a_pty_is_raw_in_binary_mode_and_has_the_size_asked_for() {
     assert_eq!(messages(&url).await, ["30 100"]);
 }
 
+/// Send `messages` (binary with `binary`) and a Close at once; every data byte that still
+/// arrives, and the Close code.
+async fn send_and_close(url: &str, messages: &[&[u8]], binary: bool) -> (Vec<u8>, Option<u16>) {
+    use futures_util::SinkExt;
+    let tcp = TcpStream::connect(harness::host_port(url)).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tcp)
+        .await
+        .expect("handshake");
+    for m in messages {
+        let m = match binary {
+            true => Message::binary(m.to_vec()),
+            false => Message::text(String::from_utf8(m.to_vec()).unwrap()),
+        };
+        ws.send(m).await.unwrap();
+    }
+    ws.close(None).await.unwrap();
+    let mut got = Vec::new();
+    loop {
+        match tokio::time::timeout(LIMIT, ws.next())
+            .await
+            .expect("in time")
+        {
+            Some(Ok(Message::Binary(b))) => got.extend_from_slice(&b),
+            Some(Ok(Message::Text(t))) => got.extend_from_slice(t.as_bytes()),
+            Some(Ok(Message::Close(f))) => return (got, f.map(|f| u16::from(f.code))),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return (got, None),
+        }
+    }
+}
+
+#[tokio::test]
+async fn line_mode_pty_tells_a_waiting_child_the_end_and_passes_control_bytes() {
+    // `wc -c` is already waiting in read() when the input ends; a ^D byte inside a line is data.
+    let (_b, url) = start(&["--pty", "ws-listen:127.0.0.1:0", "exec:wc -c"]).await;
+    let (got, code) = send_and_close(&url, &[b"abc", b"x\x04y\x03z"], false).await;
+    assert_eq!(String::from_utf8_lossy(&got).trim(), "10");
+    // The answer to the client's Close carries its code (none here).
+    assert_eq!(code, None);
+}
+
+#[tokio::test]
+async fn line_mode_pty_refuses_a_line_the_terminal_cannot_hold() {
+    let (mut b, url) = start(&["--pty", "ws-listen:127.0.0.1:0", "exec:wc -c"]).await;
+    let long = vec![b'x'; 5000];
+    let (got, _) = send_and_close(&url, &[&long], false).await;
+    assert!(got.is_empty(), "{got:?}");
+    b.stderr_contains("a line longer than 4095 bytes cannot pass --pty in line mode")
+        .await;
+}
+
+#[tokio::test]
+async fn raw_pty_ends_the_input_of_a_child_that_reads_after_the_end() {
+    // -b: the terminal is raw; the end of input reaches the child's next read (here it starts
+    // reading after the client's Close), with an unfinished line delivered first.
+    let args = [
+        "-b",
+        "--pty",
+        "ws-listen:127.0.0.1:0",
+        "sh-c:sleep 0.3; wc -c",
+    ];
+    let (_b, url) = start(&args).await;
+    let (got, code) = send_and_close(&url, &[b"ab\x00c"], true).await;
+    assert_eq!(String::from_utf8_lossy(&got).trim(), "4");
+    assert_eq!(code, None);
+}
+
+#[tokio::test]
+async fn a_background_job_holding_stderr_does_not_hold_the_session() {
+    // `sleep` keeps the stderr pipe open for 30 s after the program itself has exited.
+    let child = "sh-c:sleep 30 >/dev/null & echo ok";
+    let args = ["ws-listen:127.0.0.1:0", "--exec-stderr", "client", child];
+    let (_b, url) = start(&args).await;
+    let began = std::time::Instant::now();
+    assert_eq!(messages(&url).await, ["ok"]);
+    let took = began.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "the Close took {took:?}"
+    );
+}
+
 /// tests/peers/ticker.c built with the machine's `cc` into `dir`.
 fn build_c_ticker(dir: &Path) -> PathBuf {
     let exe = dir.join("ticker");

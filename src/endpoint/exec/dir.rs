@@ -10,10 +10,7 @@ use crate::conn::Script;
 
 /// The program `request_path` (the URL path, without the query) names under `root`, if any.
 pub(crate) fn resolve(root: &Path, request_path: &str) -> Option<Script> {
-    let decoded = crate::endpoint::ws_server::percent_decode(request_path)?;
-    if decoded.contains(['\0', '\\']) {
-        return None;
-    }
+    let decoded = crate::endpoint::ws_server::decode_path(request_path)?;
     let parts: Vec<&str> = decoded.strip_prefix('/')?.split('/').collect();
     let root = root.canonicalize().ok()?;
     let mut at = root.clone();

@@ -38,15 +38,15 @@ pub(crate) fn spawn(
     info: &SessionInfo,
     tasks: &TaskTracker,
 ) -> Result<ByteConn> {
-    let argv = match (&opts.dir, &info.script) {
-        (Some(_), Some(s)) => vec![s.program.to_string_lossy().into_owned()],
+    let (program, args): (&std::ffi::OsStr, &[String]) = match (&opts.dir, &info.script) {
+        (Some(_), Some(s)) => (s.program.as_os_str(), &[]),
         (Some(_), None) => return Err(Error::Internal("exec-dir: no program chosen".into())),
-        (None, _) => opts.argv.clone(),
+        (None, _) => match opts.argv.split_first() {
+            Some((p, args)) => (p.as_ref(), args),
+            None => return Err(Error::Internal("exec: empty command".into())),
+        },
     };
-    let (program, args) = argv
-        .split_first()
-        .ok_or_else(|| Error::Internal("exec: empty command".into()))?;
-    let label = format!("exec:{program}");
+    let label = format!("exec:{}", program.to_string_lossy());
     let spawn_error = |source| Error::Spawn {
         target: label.clone(),
         source,
@@ -54,7 +54,7 @@ pub(crate) fn spawn(
     let mut cmd = Command::new(program);
     cmd.args(args);
     env::set(&mut cmd, opts, info);
-    let pty_master = stdio(&mut cmd, opts).map_err(spawn_error)?;
+    let pty = stdio(&mut cmd, opts).map_err(spawn_error)?;
     if let Some(soft) = crate::fdlimit::original_soft() {
         // SAFETY: the hook runs in the forked child before exec and only makes two system
         // calls (getrlimit, setrlimit), which are async-signal-safe; it allocates nothing.
@@ -65,7 +65,11 @@ pub(crate) fn spawn(
     let mut child = cmd.spawn().map_err(spawn_error)?;
     // Our copies of the pty's slave end go with `cmd`: the child's exit is then seen as EOF.
     drop(cmd);
-    let (reader, writer) = io_halves(&mut child, pty_master).map_err(spawn_error)?;
+    let (reader, writer) = pty.unwrap_or_else(|| {
+        let out: BoxReader = Box::new(child.stdout.take().expect("stdout piped"));
+        let input: BoxWriter = Box::new(child.stdin.take().expect("stdin piped"));
+        (out, input)
+    });
     let side = child_stderr(&mut child, opts, &label, tasks);
     let (status_tx, status_rx) = watch::channel::<Option<ExitStatus>>(None);
     let (kill_tx, kill_rx) = oneshot::channel::<()>();
@@ -132,11 +136,12 @@ async fn eof_note(mut status_rx: watch::Receiver<Option<ExitStatus>>) -> EofNote
     }
 }
 
-/// The child's stdin and stdout: pipes, or the slave of a new pty (whose master is returned);
-/// its stderr as `--exec-stderr` says. A child on a pty leads a session of its own with the
-/// pty as its controlling terminal; otherwise it gets a process group of its own. Either way
-/// ending the connection ends everything it started (a `sh -c` pipeline, background jobs).
-fn stdio(cmd: &mut Command, opts: &ExecOptions) -> std::io::Result<Option<std::os::fd::OwnedFd>> {
+/// The child's stdin and stdout: pipes, or the slave of a new pty (whose master's halves are
+/// returned, ready before the child runs); its stderr as `--exec-stderr` says. A child on a pty
+/// leads a session of its own with the pty as its controlling terminal; otherwise it gets a
+/// process group of its own. Either way ending the connection ends everything it started (a
+/// `sh -c` pipeline, background jobs).
+fn stdio(cmd: &mut Command, opts: &ExecOptions) -> std::io::Result<Option<(BoxReader, BoxWriter)>> {
     cmd.stderr(match opts.stderr {
         ExecStderr::Inherit => Stdio::inherit(),
         ExecStderr::Log | ExecStderr::Client => Stdio::piped(),
@@ -147,9 +152,9 @@ fn stdio(cmd: &mut Command, opts: &ExecOptions) -> std::io::Result<Option<std::o
             .stdout(Stdio::piped());
         return Ok(None);
     };
-    let p = pty::Pty::open(size)?;
-    cmd.stdin(Stdio::from(p.slave.try_clone()?))
-        .stdout(Stdio::from(p.slave));
+    let (reader, writer, slave) = pty::Pty::open(size, opts.pty_lines)?.split()?;
+    cmd.stdin(Stdio::from(slave.try_clone()?))
+        .stdout(Stdio::from(slave));
     // SAFETY: runs in the forked child before exec; setsid(2) and ioctl(2) are
     // async-signal-safe, and rustix makes them without allocating.
     unsafe {
@@ -159,24 +164,7 @@ fn stdio(cmd: &mut Command, opts: &ExecOptions) -> std::io::Result<Option<std::o
             Ok(())
         });
     }
-    Ok(Some(p.master))
-}
-
-/// The connection's halves: the pty master's, or the pipes'.
-fn io_halves(
-    child: &mut Child,
-    pty_master: Option<std::os::fd::OwnedFd>,
-) -> std::io::Result<(BoxReader, BoxWriter)> {
-    Ok(match pty_master {
-        Some(master) => {
-            let (r, w) = pty::halves(master)?;
-            (Box::new(r), Box::new(w))
-        }
-        None => (
-            Box::new(child.stdout.take().expect("stdout piped")),
-            Box::new(child.stdin.take().expect("stdin piped")),
-        ),
-    })
+    Ok(Some((Box::new(reader), Box::new(writer))))
 }
 
 /// Start passing the child's stderr on (log or client); the client's messages when it goes there.
