@@ -3,9 +3,10 @@
 //! no echo and no signal, erase or flow-control character. Input has two modes:
 //! - **line mode**, for line framings (text, jsonl): the kernel's canonical input, so that the
 //!   end of input can be told as a terminal does, with the EOF character (^D), which a child
-//!   waiting in `read` sees (in raw mode it would take the ^D and keep waiting). ^D means EOF
-//!   only once input has ended, so it may occur in data. A line holds at most `LINE_MAX` bytes:
-//!   a longer one is an error, not cut short silently by the kernel;
+//!   waiting in `read` sees (in raw mode it would take the ^D and keep waiting). A ^D or ^V in
+//!   the data is written after ^V (the terminal's literal-next character), so it stays data; the
+//!   modes never change while data flows. A line holds at most `LINE_MAX` bytes: a longer one is
+//!   an error, not cut short silently by the kernel;
 //! - **raw**, for every other framing (`-b`): bytes pass unchanged. The end of input switches to
 //!   line mode and writes ^D, which a child sees at its next `read`, not in one it is waiting in
 //!   (docs/server.md).
@@ -29,6 +30,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 const EOF_CHAR: u8 = 0x04;
 /// The longest line the kernel's line mode holds (its buffer is 4 KiB, newline included).
 const LINE_MAX: usize = 4095;
+/// Line mode's literal-next character (^V): the byte after it is data.
+const LNEXT_CHAR: u8 = 0x16;
+/// At most this much input is taken at once when it needs escaping.
+const ESCAPE_CHUNK: usize = 4096;
 
 /// A pseudo-terminal: the master (ours, async) and the slave (the child's, until spawned).
 pub(super) struct Pty {
@@ -50,7 +55,7 @@ impl Pty {
         let mut t = termios::tcgetattr(&slave)?;
         t.make_raw();
         if lines {
-            line_mode(&mut t, false);
+            line_mode(&mut t);
         }
         termios::tcsetattr(&slave, OptionalActions::Now, &t)?;
         let size = Winsize {
@@ -77,6 +82,7 @@ impl Pty {
             fd: fd.clone(),
             lines: self.lines,
             line_len: 0,
+            escaped: Vec::new(),
             end: End::Writing,
         };
         Ok((PtyReader(fd), writer, self.slave))
@@ -91,6 +97,8 @@ pub(super) struct PtyWriter {
     lines: bool,
     /// Bytes written since the last newline (a line left open needs a second EOF character).
     line_len: usize,
+    /// Line mode: input taken with its ^D and ^V escaped, not yet written.
+    escaped: Vec<u8>,
     end: End,
 }
 
@@ -138,25 +146,32 @@ impl AsyncWrite for PtyWriter {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if self.lines && self.line_len + line_part(data) > LINE_MAX {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "a line longer than {LINE_MAX} bytes cannot pass --pty in line mode (use -b)"
-                ),
-            )));
+        if self.lines && longest_line(self.line_len, data) > LINE_MAX {
+            let why = format!("a line longer than {LINE_MAX} bytes cannot pass --pty in line mode");
+            // Said here: after a client's Close, the relay's write errors are only debug lines.
+            tracing::warn!("{why}; the session ends (-b passes lines of any length)");
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidInput, why)));
         }
-        let n = ready!(write_master(&self.fd, cx, data))?;
-        let written = &data[..n];
-        self.line_len = match memchr::memrchr(b'\n', written) {
+        ready!(self.poll_escaped(cx))?;
+        let n = if self.lines && memchr::memchr2(EOF_CHAR, LNEXT_CHAR, data).is_some() {
+            let n = data.len().min(ESCAPE_CHUNK);
+            escape(&data[..n], &mut self.escaped);
+            // Written when it can be (here, or by the next write or flush).
+            let _ = self.poll_escaped(cx)?;
+            n
+        } else {
+            ready!(write_master(&self.fd, cx, data))?
+        };
+        let taken = &data[..n];
+        self.line_len = match memchr::memrchr(b'\n', taken) {
             Some(i) => n - i - 1,
             None => self.line_len + n,
         };
         Poll::Ready(Ok(n))
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_escaped(cx)
     }
 
     /// End of input: line mode (with ^D as its EOF character), then ^D (twice after an
@@ -166,7 +181,13 @@ impl AsyncWrite for PtyWriter {
         loop {
             match &mut this.end {
                 End::Writing => {
-                    this.end = match canonical(this.fd.get_ref()) {
+                    ready!(this.poll_escaped(cx))?;
+                    // Line mode already is; raw input switches to it now.
+                    let moded = match this.lines {
+                        true => Ok(()),
+                        false => canonical(this.fd.get_ref()),
+                    };
+                    this.end = match moded {
                         Ok(()) if this.line_len == 0 => End::Eof(&[EOF_CHAR]),
                         Ok(()) => End::Eof(&[EOF_CHAR, EOF_CHAR]),
                         Err(e) => {
@@ -189,6 +210,28 @@ impl AsyncWrite for PtyWriter {
     }
 }
 
+impl PtyWriter {
+    /// Write out what was taken escaped.
+    fn poll_escaped(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.escaped.is_empty() {
+            let n = ready!(write_master(&self.fd, cx, &self.escaped))?;
+            self.escaped.drain(..n);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// `data` with ^V before each ^D and ^V, appended to `out`.
+fn escape(data: &[u8], out: &mut Vec<u8>) {
+    out.reserve(data.len() + 16);
+    for &b in data {
+        if b == EOF_CHAR || b == LNEXT_CHAR {
+            out.push(LNEXT_CHAR);
+        }
+        out.push(b);
+    }
+}
+
 /// One write to the master, when it can take it.
 fn write_master(
     fd: &AsyncFd<OwnedFd>,
@@ -205,34 +248,65 @@ fn write_master(
     }
 }
 
-/// What of `data` counts towards the line being written: up to its first newline.
-fn line_part(data: &[u8]) -> usize {
-    memchr::memchr(b'\n', data).unwrap_or(data.len())
+/// The longest line in `data` (without its newline), the first one continuing a line of
+/// `open` bytes already written.
+fn longest_line(open: usize, data: &[u8]) -> usize {
+    let mut longest = 0;
+    let mut start = 0;
+    let mut carried = open;
+    for nl in memchr::memchr_iter(b'\n', data) {
+        longest = longest.max(carried + nl - start);
+        start = nl + 1;
+        carried = 0;
+    }
+    longest.max(carried + data.len() - start)
 }
 
-/// Canonical input with nothing special but, when `eof`, the EOF character: no echo, erase,
-/// kill, signals or flow control (raw otherwise).
-fn line_mode(t: &mut termios::Termios, eof: bool) {
-    t.local_modes |= LocalModes::ICANON;
-    t.local_modes -= LocalModes::ECHO | LocalModes::ISIG | LocalModes::IEXTEN;
+/// Line mode: canonical input whose only special characters are newline, ^D (EOF) and ^V
+/// (literal next): no echo, erase, kill, signals or flow control (raw otherwise).
+fn line_mode(t: &mut termios::Termios) {
+    t.local_modes |= LocalModes::ICANON | LocalModes::IEXTEN;
+    t.local_modes -= LocalModes::ECHO | LocalModes::ISIG;
     for i in [
         SpecialCodeIndex::VERASE,
         SpecialCodeIndex::VKILL,
         SpecialCodeIndex::VEOL,
         SpecialCodeIndex::VEOL2,
-        SpecialCodeIndex::VEOF,
+        SpecialCodeIndex::VWERASE,
+        SpecialCodeIndex::VREPRINT,
+        SpecialCodeIndex::VDISCARD,
     ] {
         t.special_codes[i] = 0;
     }
-    if eof {
-        t.special_codes[SpecialCodeIndex::VEOF] = EOF_CHAR;
-    }
+    t.special_codes[SpecialCodeIndex::VEOF] = EOF_CHAR;
+    t.special_codes[SpecialCodeIndex::VLNEXT] = LNEXT_CHAR;
 }
 
-/// Line mode with ^D as the EOF character, for the end of input.
+/// Raw input switched to line mode, for the end of input.
 fn canonical(fd: impl AsFd) -> io::Result<()> {
     let mut t = termios::tcgetattr(&fd)?;
-    line_mode(&mut t, true);
+    line_mode(&mut t);
     termios::tcsetattr(&fd, OptionalActions::Now, &t)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::longest_line;
+
+    #[test]
+    fn every_line_of_a_write_is_measured() {
+        assert_eq!(longest_line(0, b""), 0);
+        assert_eq!(longest_line(3, b"ab"), 5);
+        assert_eq!(longest_line(3, b"ab\ncdefg\nh"), 5);
+        assert_eq!(longest_line(0, b"a\nbcdefgh\nij\n"), 7);
+        assert_eq!(longest_line(10, b"\n"), 10);
+    }
+
+    #[test]
+    fn eof_and_literal_next_bytes_are_escaped() {
+        let mut out = Vec::new();
+        super::escape(b"a\x04b\x16c\x03", &mut out);
+        assert_eq!(out, b"a\x16\x04b\x16\x16c\x03");
+    }
 }
