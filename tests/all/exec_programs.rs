@@ -23,18 +23,22 @@ async fn start(args: &[&str]) -> (Bridge, String) {
     (b, url)
 }
 
-/// `timed_client.py URL N` (Python websockets): each message with its arrival time.
-async fn timed(url: &str, n: usize) -> Vec<(f64, String)> {
+/// Run the Python peer `script ARGS…` to its end, bounded.
+async fn python_client(script: &str, args: &[&str]) -> std::process::Output {
     let mut cmd = tokio::process::Command::new(peers::python());
-    cmd.arg(peers::script("timed_client.py"))
-        .arg(url)
-        .arg(n.to_string())
+    cmd.arg(peers::script(script))
+        .args(args)
         .stdin(Stdio::null())
         .kill_on_drop(true);
-    let out = tokio::time::timeout(LIMIT, cmd.output())
+    tokio::time::timeout(LIMIT, cmd.output())
         .await
-        .expect("timed_client.py in time")
-        .expect("run timed_client.py");
+        .unwrap_or_else(|_| panic!("{script} in time"))
+        .unwrap_or_else(|e| panic!("run {script}: {e}"))
+}
+
+/// `timed_client.py URL N` (Python websockets): each message with its arrival time.
+async fn timed(url: &str, n: usize) -> Vec<(f64, String)> {
+    let out = python_client("timed_client.py", &[url, &n.to_string()]).await;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -86,16 +90,9 @@ async fn python_ticker(pty: bool, ticker_args: &[&str]) -> (Bridge, String) {
 
 /// `close_client.py URL MESSAGE…`: sends, closes at once, prints what still arrives.
 async fn close_client(url: &str, messages: &[&str]) -> Vec<String> {
-    let mut cmd = tokio::process::Command::new(peers::python());
-    cmd.arg(peers::script("close_client.py"))
-        .arg(url)
-        .args(messages)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(LIMIT, cmd.output())
-        .await
-        .expect("close_client.py in time")
-        .expect("run close_client.py");
+    let mut args = vec![url];
+    args.extend(messages);
+    let out = python_client("close_client.py", &args).await;
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {
@@ -147,10 +144,7 @@ async fn the_end_of_the_clients_input_reaches_a_child_on_a_pty() {
 async fn a_pty_is_raw_in_binary_mode_and_has_the_size_asked_for() {
     // Every byte value through `cat` on the terminal and back, unchanged and not echoed.
     let (_b, url) = start(&["-b", "--pty", "ws-listen:127.0.0.1:0", "exec:cat"]).await;
-    let tcp = TcpStream::connect(harness::host_port(&url)).await.unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async(&url, tcp)
-        .await
-        .expect("handshake");
+    let mut ws = ws_connect(&url).await;
     let sent: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
     futures_util::SinkExt::send(&mut ws, Message::binary(sent.clone()))
         .await
@@ -181,10 +175,7 @@ async fn a_pty_is_raw_in_binary_mode_and_has_the_size_asked_for() {
 /// arrives, and the Close code.
 async fn send_and_close(url: &str, messages: &[&[u8]], binary: bool) -> (Vec<u8>, Option<u16>) {
     use futures_util::SinkExt;
-    let tcp = TcpStream::connect(harness::host_port(url)).await.unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async(url, tcp)
-        .await
-        .expect("handshake");
+    let mut ws = ws_connect(url).await;
     for m in messages {
         let m = match binary {
             true => Message::binary(m.to_vec()),
@@ -435,12 +426,22 @@ async fn exec_dir_and_static_files_share_a_listener() {
     assert_eq!(got[0].1, "chat /chat||");
 }
 
+type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
+
+/// A tokio-tungstenite client connected to `url`.
+async fn ws_connect(url: &str) -> Ws {
+    let tcp = TcpStream::connect(harness::host_port(url)).await.unwrap();
+    let handshake = tokio_tungstenite::client_async(url, tcp);
+    let (ws, _) = tokio::time::timeout(LIMIT, handshake)
+        .await
+        .expect("handshake in time")
+        .expect("handshake");
+    ws
+}
+
 /// One tokio-tungstenite client session: every text message until the server's Close.
 async fn messages(url: &str) -> Vec<String> {
-    let tcp = TcpStream::connect(harness::host_port(url)).await.unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async(url, tcp)
-        .await
-        .expect("handshake");
+    let mut ws = ws_connect(url).await;
     let mut got = Vec::new();
     while let Some(m) = tokio::time::timeout(LIMIT, ws.next())
         .await
